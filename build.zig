@@ -1,0 +1,103 @@
+//! zev's build. Steps:
+//!   zig build            the libraries for this machine (Linux x86_64: glibc and musl)
+//!   zig build cross      the libraries for every other platform (compile-only here)
+//!   zig build test       the reactor's tests, for x86_64-linux-gnu and x86_64-linux-musl
+//!   zig build tools      bench/load (load generator) and bench/floor (the Zig floor server)
+//! Option -Dlistener-mode=edge-single builds Janet 1.32's listener bug back in, only to
+//! prove that the burst tests fail against it.
+
+const std = @import("std");
+const builtin = @import("builtin");
+
+/// The one pinned Zig version lives in build.zig.zon; any other is refused.
+const pinned_zig = @import("build.zig.zon").minimum_zig_version;
+
+const Platform = struct {
+    query: []const u8,
+    /// File name stem: lib<name>.so / .dylib
+    name: []const u8,
+    /// glibc, macOS and FreeBSD are linked dynamically; musl links no libc at all, so the
+    /// library cannot bring a second C library into the process that loads it.
+    link_libc: bool,
+};
+
+const native_platforms = [_]Platform{
+    .{ .query = "x86_64-linux-gnu", .name = "zev-linux-x86_64-gnu", .link_libc = true },
+    .{ .query = "x86_64-linux-musl", .name = "zev-linux-x86_64-musl", .link_libc = false },
+};
+
+const cross_platforms = [_]Platform{
+    .{ .query = "aarch64-linux-gnu", .name = "zev-linux-aarch64-gnu", .link_libc = true },
+    .{ .query = "aarch64-linux-musl", .name = "zev-linux-aarch64-musl", .link_libc = false },
+    .{ .query = "x86_64-macos", .name = "zev-macos-x86_64", .link_libc = true },
+    .{ .query = "aarch64-macos", .name = "zev-macos-aarch64", .link_libc = true },
+    .{ .query = "x86_64-freebsd", .name = "zev-freebsd-x86_64", .link_libc = true },
+};
+
+pub fn build(b: *std.Build) void {
+    const pinned = std.SemanticVersion.parse(pinned_zig) catch unreachable;
+    if (builtin.zig_version.order(pinned) != .eq) {
+        std.debug.panic("zev builds with Zig {s} exactly (build.zig.zon); this is Zig {f}. Run `make setup`.", .{ pinned_zig, builtin.zig_version });
+    }
+
+    const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode (default ReleaseSafe)") orelse .ReleaseSafe;
+    const listener_mode = b.option([]const u8, "listener-mode", "level-batch (default) or edge-single (Janet 1.32's bug)") orelse "level-batch";
+    if (!std.mem.eql(u8, listener_mode, "level-batch") and !std.mem.eql(u8, listener_mode, "edge-single")) {
+        std.debug.panic("-Dlistener-mode must be level-batch or edge-single, not '{s}'", .{listener_mode});
+    }
+    const options = b.addOptions();
+    options.addOption([]const u8, "listener_mode", listener_mode);
+
+    // Libraries.
+    for (native_platforms) |p| b.getInstallStep().dependOn(&installLibrary(b, p, optimize, options).step);
+    const cross = b.step("cross", "Build the libraries for every other platform");
+    for (cross_platforms) |p| cross.dependOn(&installLibrary(b, p, optimize, options).step);
+
+    // The reactor's tests, on both libcs of this machine.
+    const test_step = b.step("test", "Run the reactor's tests (glibc and musl)");
+    for (native_platforms) |p| {
+        const t = b.addTest(.{
+            .name = b.fmt("test-{s}", .{p.name}),
+            .root_module = reactorModule(b, p, .Debug, options, "zig/tests.zig"),
+        });
+        const run = b.addRunArtifact(t);
+        run.has_side_effects = true;
+        test_step.dependOn(&run.step);
+    }
+
+    // Benchmark and load tools (Linux, no libc).
+    const tools = b.step("tools", "Build bench/load and bench/floor");
+    const musl = b.resolveTargetQuery(std.Target.Query.parse(.{ .arch_os_abi = "x86_64-linux-musl" }) catch unreachable);
+    for ([_][]const u8{ "load", "floor" }) |name| {
+        const exe = b.addExecutable(.{
+            .name = b.fmt("zev-{s}", .{name}),
+            .root_module = b.createModule(.{
+                .root_source_file = b.path(b.fmt("bench/{s}.zig", .{name})),
+                .target = musl,
+                .optimize = .ReleaseFast,
+            }),
+        });
+        tools.dependOn(&b.addInstallArtifact(exe, .{}).step);
+    }
+}
+
+fn reactorModule(b: *std.Build, p: Platform, optimize: std.builtin.OptimizeMode, options: *std.Build.Step.Options, root: []const u8) *std.Build.Module {
+    const query = std.Target.Query.parse(.{ .arch_os_abi = p.query }) catch unreachable;
+    const mod = b.createModule(.{
+        .root_source_file = b.path(root),
+        .target = b.resolveTargetQuery(query),
+        .optimize = optimize,
+        .link_libc = p.link_libc,
+    });
+    mod.addOptions("build_options", options);
+    return mod;
+}
+
+fn installLibrary(b: *std.Build, p: Platform, optimize: std.builtin.OptimizeMode, options: *std.Build.Step.Options) *std.Build.Step.InstallArtifact {
+    const lib = b.addLibrary(.{
+        .name = p.name,
+        .linkage = .dynamic,
+        .root_module = reactorModule(b, p, optimize, options, "zig/abi.zig"),
+    });
+    return b.addInstallArtifact(lib, .{ .dest_dir = .{ .override = .lib } });
+}

@@ -1,0 +1,259 @@
+//! The C ABI: every function zev exports, and nothing else.
+//!
+//! Plain integers in and out; buffers are owned by the caller and only borrowed for the
+//! duration of a call. Results are `i32`: zero or more is success, negative is an error
+//! code from errors.zig. Loops and handles are generation-checked integers, so a stale,
+//! forged or already-closed one gets `BadLoop` / `BadHandle` rather than a crash.
+//! The declarations for C callers are in zev.h; the JS symbol table is ffi/symbols.ts.
+//!
+//! Threads: a loop belongs to the thread that opened it. Only `zev_park` and `zev_wake`
+//! may be called from another thread, and that is what they are for.
+
+const std = @import("std");
+const limits = @import("limits.zig");
+const errors = @import("errors.zig");
+const sys = @import("sys.zig");
+const address = @import("address.zig");
+const Loop = @import("loop.zig").Loop;
+const listener_edge_single = @import("loop.zig").listener_edge_single;
+
+pub const abi_version: u32 = 1;
+
+/// Allocator for loops, handle tables and write queues (tests swap in a checking one).
+pub var allocator: std.mem.Allocator = std.heap.page_allocator;
+
+// ---- the loop registry -------------------------------------------------------------
+
+const loop_index_bits = 6;
+comptime {
+    std.debug.assert(limits.max_loops == 1 << loop_index_bits);
+}
+
+var registry_lock: std.Thread.Mutex = .{};
+var loops: [limits.max_loops]?*Loop = .{null} ** limits.max_loops;
+var loop_gens: [limits.max_loops]u16 = .{1} ** limits.max_loops;
+
+fn lookup(id: u32) ?*Loop {
+    const i = id & (limits.max_loops - 1);
+    const gen = id >> loop_index_bits;
+    if (gen == 0 or gen != loop_gens[i]) return null;
+    return @atomicLoad(?*Loop, &loops[i], .acquire);
+}
+
+fn result(r: anytype) i32 {
+    const n = r catch |err| return errors.code(err);
+    return @intCast(n);
+}
+
+fn fail(err: errors.Error) i32 {
+    return errors.code(err);
+}
+
+/// Borrows a caller's buffer; a null pointer is only valid with length 0.
+fn bytes(ptr: ?[*]const u8, len: u32) ?[]const u8 {
+    const p = ptr orelse return if (len == 0) &.{} else null;
+    return p[0..len];
+}
+
+fn bytesMut(ptr: ?[*]u8, len: u32) ?[]u8 {
+    const p = ptr orelse return if (len == 0) &.{} else null;
+    return p[0..@min(len, std.math.maxInt(i32))];
+}
+
+// ---- exports -------------------------------------------------------------------------
+
+export fn zev_abi_version() u32 {
+    return abi_version;
+}
+
+/// 0 for the normal build; 1 for the `edge-single` regression build.
+export fn zev_listener_mode() u32 {
+    return @intFromBool(listener_edge_single);
+}
+
+/// The bounds in limits.zig, so that callers document and size by the real values.
+export fn zev_limit(which: u32) i32 {
+    const v: u32 = switch (which) {
+        0 => limits.max_events_per_poll,
+        1 => limits.accept_batch,
+        2 => limits.default_max_handles,
+        3 => limits.max_handles,
+        4 => limits.default_write_queue_bytes,
+        5 => limits.max_write_queue_bytes,
+        6 => limits.listen_backlog,
+        7 => limits.accept_backoff_max_ms,
+        8 => limits.max_loops,
+        else => return fail(error.InvalidArgument),
+    };
+    return @intCast(v);
+}
+
+/// Opens a loop able to hold `max_handles` handles (0: the default). Returns its id.
+export fn zev_loop_open(max_handles: u32) i32 {
+    const cap = if (max_handles == 0) limits.default_max_handles else max_handles;
+    if (cap > limits.max_handles) return fail(error.InvalidArgument);
+    registry_lock.lock();
+    defer registry_lock.unlock();
+    for (&loops, 0..) |*slot, i| {
+        if (slot.* != null) continue;
+        const loop = Loop.create(allocator, cap) catch |err| return fail(err);
+        @atomicStore(?*Loop, slot, loop, .release);
+        return @intCast((@as(u32, loop_gens[i]) << loop_index_bits) | @as(u32, @intCast(i)));
+    }
+    return fail(error.Limit);
+}
+
+/// Closes every handle of the loop, then the loop. The id becomes stale.
+export fn zev_loop_close(id: u32) i32 {
+    registry_lock.lock();
+    defer registry_lock.unlock();
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const i = id & (limits.max_loops - 1);
+    @atomicStore(?*Loop, &loops[i], null, .release);
+    loop_gens[i] = if (loop_gens[i] == std.math.maxInt(u16) >> loop_index_bits) 1 else loop_gens[i] + 1;
+    loop.destroy();
+    return 0;
+}
+
+/// Takes up to `cap` events, waiting up to `timeout_ms` (0: not at all; -1: forever),
+/// as (handle, flags) pairs of u32 in `out`. Returns the number of pairs.
+export fn zev_poll(id: u32, out: ?[*]u32, cap: u32, timeout_ms: i32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const p = out orelse return fail(error.InvalidArgument);
+    return result(loop.poll(p[0 .. @as(usize, cap) * 2], timeout_ms));
+}
+
+/// Called from a thread other than the loop's: blocks until the loop has events, or
+/// `timeout_ms` passes, or `zev_wake`. Takes no events. Returns 1 if events are ready.
+export fn zev_park(id: u32, timeout_ms: i32) i32 {
+    var fd: sys.fd_t = undefined;
+    var timeout: i32 = undefined;
+    {
+        // Held only while reading the loop, so that a concurrent close cannot free it
+        // under us; the wait itself runs unlocked on the descriptor.
+        registry_lock.lock();
+        defer registry_lock.unlock();
+        const loop = lookup(id) orelse return fail(error.BadLoop);
+        fd = loop.poller.parkFd();
+        timeout = loop.parkTimeout(timeout_ms);
+    }
+    const ready = sys.pollReadable(fd, timeout) catch |err| return fail(err);
+    return @intFromBool(ready);
+}
+
+/// Ends a `zev_park` under way on another thread. Safe from any thread.
+export fn zev_wake(id: u32) i32 {
+    registry_lock.lock();
+    defer registry_lock.unlock();
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    loop.wake();
+    return 0;
+}
+
+/// Listens on an IP literal and port (0: any free port). Returns the listener handle.
+export fn zev_listen(id: u32, host: ?[*]const u8, host_len: u32, port: u32, backlog: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const h = bytes(host, host_len) orelse return fail(error.InvalidArgument);
+    return result(loop.listen(h, port, backlog));
+}
+
+/// Accepts up to `max` pending connections into `out`. Returns how many (at least 1), or
+/// WouldBlock, after which an ACCEPT event says when to call again.
+export fn zev_accept(id: u32, listener: u32, out: ?[*]u32, max: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const p = out orelse return fail(error.InvalidArgument);
+    return result(loop.accept(listener, p[0..max]));
+}
+
+/// Starts connecting to an IP literal and port. Returns the stream handle at once;
+/// `zev_status` tells when the connection is established.
+export fn zev_connect(id: u32, host: ?[*]const u8, host_len: u32, port: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const h = bytes(host, host_len) orelse return fail(error.InvalidArgument);
+    return result(loop.connect(h, port));
+}
+
+/// 0 when connected and healthy; WouldBlock while connecting (a WRITE event follows);
+/// otherwise the error that ended the connection.
+export fn zev_status(id: u32, h: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    loop.status(h) catch |err| return fail(err);
+    return 0;
+}
+
+/// Reads into `buf`: bytes read, 0 at end of stream, or WouldBlock (a READ event follows).
+export fn zev_read(id: u32, h: u32, buf: ?[*]u8, len: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const b = bytesMut(buf, len) orelse return fail(error.InvalidArgument);
+    return result(loop.read(h, b));
+}
+
+/// Writes `buf`: returns the bytes taken (sent or queued within the stream's limit). Fewer
+/// than `len` means the queue is full: wait for a WRITE event and offer the rest.
+export fn zev_write(id: u32, h: u32, buf: ?[*]const u8, len: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const b = bytes(buf, @min(len, std.math.maxInt(i32))) orelse return fail(error.InvalidArgument);
+    return result(loop.write(h, b));
+}
+
+/// Bytes still queued; when not 0, a WRITE event follows once they are sent.
+export fn zev_flush(id: u32, h: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    return result(loop.flush(h));
+}
+
+/// Shuts the write side down (after the queued bytes are sent).
+export fn zev_shutdown(id: u32, h: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    loop.shutdown(h) catch |err| return fail(err);
+    return 0;
+}
+
+/// Closes a listener or stream now, dropping queued bytes; `reset` != 0 sends RST.
+export fn zev_close(id: u32, h: u32, reset: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    loop.close(h, reset != 0) catch |err| return fail(err);
+    return 0;
+}
+
+/// Writes the local (`peer` = 0) or remote address of a handle into 20 bytes at `out`.
+export fn zev_address(id: u32, h: u32, peer: u32, out: ?[*]u8) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const p = out orelse return fail(error.InvalidArgument);
+    loop.addressOf(h, peer != 0, p[0..address.abi_len]) catch |err| return fail(err);
+    return 0;
+}
+
+/// Sets a stream's write queue limit in bytes.
+export fn zev_set_queue_limit(id: u32, h: u32, bytes_limit: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    loop.setQueueLimit(h, bytes_limit) catch |err| return fail(err);
+    return 0;
+}
+
+/// Writes up to `n` counters (loop.zig `Stats`, in order) as f64. Returns how many.
+export fn zev_stats(id: u32, out: ?[*]f64, n: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const p = out orelse return fail(error.InvalidArgument);
+    const st = loop.snapshot();
+    const fields = @typeInfo(@TypeOf(st)).@"struct".fields;
+    var written: u32 = 0;
+    inline for (fields) |f| {
+        if (written < n) {
+            p[written] = @floatFromInt(@field(st, f.name));
+            written += 1;
+        }
+    }
+    return @intCast(written);
+}
+
+/// Raises this process's soft descriptor limit toward `want`; returns the new limit.
+export fn zev_raise_fd_limit(want: u32) i32 {
+    const got = sys.raiseFdLimit(want) catch |err| return fail(err);
+    return @intCast(@min(got, std.math.maxInt(i32)));
+}
+
+/// The errno behind the last `Unexpected` (-99) result, for diagnostics.
+export fn zev_last_errno() i32 {
+    return errors.last_unexpected_errno.load(.monotonic);
+}

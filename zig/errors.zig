@@ -1,0 +1,107 @@
+//! Errors of the reactor and their C ABI codes.
+//!
+//! Every ABI function returns an `i32`: zero or more is success, a negative value is one
+//! of the codes below. The codes are zev's own, not errno values, so they mean the same
+//! on Linux, macOS and FreeBSD, where errno numbers differ. `ffi/errors.ts` mirrors them.
+
+const std = @import("std");
+const posix = std.posix;
+
+pub const Error = error{
+    WouldBlock,
+    BadHandle,
+    BadLoop,
+    WrongKind,
+    Closed,
+    InvalidArgument,
+    Limit,
+    AddressInUse,
+    AddressNotAvailable,
+    ConnectionRefused,
+    ConnectionReset,
+    BrokenPipe,
+    TimedOut,
+    TooManyOpenFiles,
+    PermissionDenied,
+    Unreachable,
+    NotConnected,
+    NoMemory,
+    InProgress,
+    Interrupted,
+    Unexpected,
+};
+
+/// The ABI code of each error, in one table so that the mapping is total and reviewable.
+pub fn code(err: Error) i32 {
+    return switch (err) {
+        error.WouldBlock => -1,
+        error.BadHandle => -2,
+        error.BadLoop => -3,
+        error.WrongKind => -4,
+        error.Closed => -5,
+        error.InvalidArgument => -6,
+        error.Limit => -7,
+        error.AddressInUse => -8,
+        error.AddressNotAvailable => -9,
+        error.ConnectionRefused => -10,
+        error.ConnectionReset => -11,
+        error.BrokenPipe => -12,
+        error.TimedOut => -13,
+        error.TooManyOpenFiles => -14,
+        error.PermissionDenied => -15,
+        error.Unreachable => -16,
+        error.NotConnected => -17,
+        error.NoMemory => -18,
+        error.InProgress => -19,
+        error.Interrupted => -20,
+        error.Unexpected => -99,
+    };
+}
+
+/// The last errno that had no mapping, for diagnostics (`zev_last_errno`).
+pub var last_unexpected_errno = std.atomic.Value(i32).init(0);
+
+/// Classifies an errno. Unknown values become `Unexpected` and are remembered.
+pub fn fromErrno(e: posix.E) Error {
+    return switch (e) {
+        .AGAIN => error.WouldBlock,
+        .INTR => error.Interrupted,
+        .INPROGRESS => error.InProgress,
+        .BADF, .NOTSOCK => error.BadHandle,
+        .INVAL, .AFNOSUPPORT, .PROTONOSUPPORT, .FAULT => error.InvalidArgument,
+        .ADDRINUSE => error.AddressInUse,
+        .ADDRNOTAVAIL => error.AddressNotAvailable,
+        .CONNREFUSED => error.ConnectionRefused,
+        .CONNRESET, .CONNABORTED => error.ConnectionReset,
+        .PIPE => error.BrokenPipe,
+        .TIMEDOUT => error.TimedOut,
+        .MFILE, .NFILE => error.TooManyOpenFiles,
+        .ACCES, .PERM => error.PermissionDenied,
+        .NETUNREACH, .HOSTUNREACH, .NETDOWN => error.Unreachable,
+        .NOTCONN => error.NotConnected,
+        .NOMEM, .NOBUFS => error.NoMemory,
+        else => blk: {
+            last_unexpected_errno.store(@intCast(@intFromEnum(e)), .monotonic);
+            break :blk error.Unexpected;
+        },
+    };
+}
+
+test "errors: every error has a distinct negative code" {
+    const info = @typeInfo(Error).error_set.?;
+    var seen: [info.len]i32 = undefined;
+    inline for (info, 0..) |field, i| {
+        const c = code(@field(Error, field.name));
+        try std.testing.expect(c < 0);
+        for (seen[0..i]) |other| try std.testing.expect(other != c);
+        seen[i] = c;
+    }
+}
+
+test "errors: errno classification" {
+    try std.testing.expectEqual(error.WouldBlock, fromErrno(.AGAIN));
+    try std.testing.expectEqual(error.ConnectionReset, fromErrno(.CONNRESET));
+    try std.testing.expectEqual(error.TooManyOpenFiles, fromErrno(.MFILE));
+    try std.testing.expectEqual(error.Unexpected, fromErrno(.NOEXEC));
+    try std.testing.expect(last_unexpected_errno.load(.monotonic) == @intFromEnum(posix.E.NOEXEC));
+}

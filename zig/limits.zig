@@ -1,0 +1,37 @@
+//! Every bound of the reactor, in one place. Nothing in zev grows without one of these.
+//! README.md ("Limits") documents them for users; keep the two in step.
+
+/// Kernel events taken by one `zev_poll` call. A busy loop polls again at once, so this
+/// bounds the latency one poll adds to the JS thread, not the throughput.
+pub const max_events_per_poll: u32 = 256;
+
+/// Connections accepted by one `zev_accept` call. The listener is level-triggered, so
+/// whatever the batch leaves in the backlog is reported again by the next poll: a burst
+/// cannot be lost, and it cannot starve the connections already open either.
+pub const accept_batch: u32 = 64;
+
+/// Handles (listeners and streams) one loop can hold, by default and at most. The most is
+/// set by the handle encoding (see handles.zig).
+pub const default_max_handles: u32 = 65536;
+pub const max_handles: u32 = 1 << 18;
+
+/// Loops one process can open (one per JS thread that uses zev).
+pub const max_loops: u32 = 64;
+
+/// Bytes a stream may hold in its write queue, once the kernel's send buffer is full.
+/// `zev_write` accepts no more than this; the caller waits for the queue to drain.
+pub const default_write_queue_bytes: u32 = 256 * 1024;
+pub const max_write_queue_bytes: u32 = 64 * 1024 * 1024;
+
+/// Listen backlog asked of the kernel (which caps it at net.core.somaxconn).
+pub const listen_backlog: u32 = 4096;
+
+/// When accept fails for lack of descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM), the
+/// level-triggered listener would report the same pending connection forever: it is
+/// paused, and retried after a backoff that doubles from the first to the last value,
+/// or at once when the loop closes a descriptor.
+pub const accept_backoff_first_ms: u32 = 1;
+pub const accept_backoff_max_ms: u32 = 100;
+
+/// Listeners one loop can hold paused (for EMFILE) at the same time.
+pub const max_paused_listeners: u32 = 256;

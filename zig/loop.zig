@@ -1,0 +1,541 @@
+//! The reactor: sockets behind generation-checked handles, readiness kept per socket,
+//! bounded accept batches, drained reads and writes, and a bounded write queue.
+//!
+//! The loop never calls into JS. It reports, through `poll`, only what its caller asked
+//! to hear about: a stream whose read returned EAGAIN (`want_read`) gets a READ event on
+//! its next readiness; a stream whose write was not fully taken (`want_write`) gets a
+//! WRITE event once its queue has drained; a listener whose accept ran dry gets an ACCEPT
+//! event. Everything else the kernel reports is folded into the socket's state, so a
+//! readiness edge that arrives while nobody is reading is not lost: the next read sees
+//! the `readable` flag and reads at once, without waiting for an edge that already passed.
+//!
+//! All functions but `park` and `wake` belong to the thread that owns the loop.
+
+const std = @import("std");
+const assert = std.debug.assert;
+const build_options = @import("build_options");
+const sys = @import("sys.zig");
+const limits = @import("limits.zig");
+const handles = @import("handles.zig");
+const address = @import("address.zig");
+const backend = @import("backend.zig");
+const errors = @import("errors.zig");
+const Error = errors.Error;
+const WriteQueue = @import("write_queue.zig").WriteQueue;
+
+/// Janet 1.32's listener behaviour (edge-triggered, one accept per event), compiled in
+/// only to prove that the burst tests catch it. Never set it in a real build.
+pub const listener_edge_single = std.mem.eql(u8, build_options.listener_mode, "edge-single");
+
+/// Event flags written by `poll` (the ABI mirrors them in ffi/symbols.ts).
+pub const Flag = struct {
+    /// A stream that wanted to read can read now (data, end of stream or an error).
+    pub const read: u32 = 1;
+    /// A stream that wanted to write can go on: its queue drained, its connect finished,
+    /// or it failed (the next call returns the error).
+    pub const write: u32 = 2;
+    /// A listener that wanted connections has some pending.
+    pub const accept: u32 = 4;
+};
+
+const no_deadline: i64 = std.math.maxInt(i64);
+
+const Socket = struct {
+    fd: sys.fd_t,
+    kind: enum(u8) { listener, stream },
+
+    // Streams.
+    connecting: bool = false,
+    readable: bool = false,
+    writable: bool = false,
+    /// The peer closed its side, or the socket has an error pending: reads no longer block.
+    hup: bool = false,
+    want_read: bool = false,
+    want_write: bool = false,
+    /// closeWrite was asked while bytes were queued: shut down once they are sent.
+    shut_pending: bool = false,
+    shut_done: bool = false,
+    /// The error that ended the write side (a failed send), returned by later writes.
+    failed: ?Error = null,
+    queue: WriteQueue = .{},
+    queue_limit: u32 = limits.default_write_queue_bytes,
+
+    // Listeners.
+    want_accept: bool = false,
+    /// Registered with interest (not paused by the loop).
+    armed: bool = true,
+    /// edge-single only: an edge arrived and has not been consumed by an accept.
+    acceptable: bool = false,
+    paused: bool = false,
+    resume_at_ns: i64 = 0,
+    backoff_ms: u32 = 0,
+};
+
+/// Counters for the application and the tests (`zev_stats`); order is ABI.
+pub const Stats = struct {
+    accepted: u64 = 0,
+    /// Connections that failed between the kernel's handshake and accept (ECONNABORTED,
+    /// EPROTO, EPERM, ECONNRESET...): skipped, as the design requires.
+    accept_skipped: u64 = 0,
+    /// Times a listener was paused because descriptors or memory ran out.
+    accept_paused: u64 = 0,
+    /// Connections accepted and closed at once because the handle table was full.
+    accept_rejected: u64 = 0,
+    polls: u64 = 0,
+    events: u64 = 0,
+    live_handles: u64 = 0,
+    queued_bytes: u64 = 0,
+};
+
+pub const Loop = struct {
+    allocator: std.mem.Allocator,
+    poller: backend.Poller,
+    sockets: handles.Table(Socket),
+    events: [limits.max_events_per_poll]backend.Event = undefined,
+    stats: Stats = .{},
+    /// Paused listeners, found without scanning the table.
+    paused: [limits.max_paused_listeners]u32 = undefined,
+    paused_len: u32 = 0,
+    /// Earliest resume time of a paused listener; read by `park` on another thread.
+    resume_due_ns: std.atomic.Value(i64) = .init(no_deadline),
+
+    pub fn create(allocator: std.mem.Allocator, max_handles: u32) Error!*Loop {
+        const self = allocator.create(Loop) catch return error.NoMemory;
+        errdefer allocator.destroy(self);
+        var sockets = try handles.Table(Socket).init(allocator, max_handles);
+        errdefer sockets.deinit(allocator);
+        self.* = .{ .allocator = allocator, .poller = try backend.Poller.init(), .sockets = sockets };
+        return self;
+    }
+
+    /// Closes every handle still open, then the loop.
+    pub fn destroy(self: *Loop) void {
+        var i: u32 = 0;
+        while (i < self.sockets.capacity()) : (i += 1) {
+            if (self.sockets.liveHandle(i)) |h| self.close(h, false) catch unreachable;
+        }
+        self.poller.deinit();
+        self.sockets.deinit(self.allocator);
+        const allocator = self.allocator;
+        allocator.destroy(self);
+    }
+
+    fn get(self: *Loop, h: u32, kind: @FieldType(Socket, "kind")) Error!*Socket {
+        const s = self.sockets.get(h) orelse return error.BadHandle;
+        if (s.kind != kind) return error.WrongKind;
+        return s;
+    }
+
+    // ---- listeners ---------------------------------------------------------------
+
+    pub fn listen(self: *Loop, host: []const u8, port: u32, backlog: u32) Error!u32 {
+        const addr = try address.parse(host, port);
+        const fd = try sys.socket(address.family(&addr));
+        errdefer sys.close(fd);
+        const posix = std.posix;
+        try sys.setInt(fd, posix.SOL.SOCKET, posix.SO.REUSEADDR, 1);
+        // Accepted sockets inherit TCP_NODELAY from the listener: one call, not one per accept.
+        try sys.setInt(fd, posix.IPPROTO.TCP, sys.tcp_nodelay, 1);
+        try sys.bind(fd, &addr.any, addr.getOsSockLen());
+        try sys.listen(fd, if (backlog == 0) limits.listen_backlog else @min(backlog, limits.listen_backlog));
+        const h = try self.sockets.insert(.{ .fd = fd, .kind = .listener });
+        errdefer self.sockets.remove(h);
+        try self.poller.addListener(fd, h, listener_edge_single);
+        return h;
+    }
+
+    /// Accepts up to `out.len` (at most `accept_batch`) connections and writes their
+    /// handles to `out`. Returns how many; `WouldBlock` when none is pending, after which
+    /// an ACCEPT event tells when to call again.
+    pub fn accept(self: *Loop, lh: u32, out: []u32) Error!usize {
+        const l = try self.get(lh, .listener);
+        if (out.len == 0) return error.InvalidArgument;
+        if (l.paused) {
+            l.want_accept = true;
+            return error.WouldBlock;
+        }
+        var max: usize = @min(out.len, limits.accept_batch);
+        if (listener_edge_single) {
+            // Janet 1.32: one accept per readiness edge, then wait for the next edge.
+            if (!l.acceptable) {
+                l.want_accept = true;
+                return error.WouldBlock;
+            }
+            l.acceptable = false;
+            max = 1;
+        }
+        var count: usize = 0;
+        var attempts: usize = 0;
+        while (attempts < max) : (attempts += 1) {
+            const fd = sys.accept(l.fd) catch |err| switch (err) {
+                error.WouldBlock => {
+                    l.want_accept = true;
+                    break;
+                },
+                // The connection died between the handshake and accept: skip it.
+                error.ConnectionReset, error.PermissionDenied, error.Unreachable => {
+                    self.stats.accept_skipped += 1;
+                    continue;
+                },
+                error.TooManyOpenFiles, error.NoMemory => {
+                    try self.pause(lh, l);
+                    if (count == 0) return err;
+                    break;
+                },
+                else => {
+                    if (count == 0) return err;
+                    break;
+                },
+            };
+            const h = self.sockets.insert(.{ .fd = fd, .kind = .stream, .readable = true, .writable = true }) catch {
+                // The table is full: the connection cannot be served, so close it rather
+                // than leave it in the backlog, and back off like for EMFILE.
+                sys.close(fd);
+                self.stats.accept_rejected += 1;
+                try self.pause(lh, l);
+                break;
+            };
+            self.poller.addStream(fd, h) catch {
+                self.sockets.remove(h);
+                sys.close(fd);
+                self.stats.accept_skipped += 1;
+                continue;
+            };
+            out[count] = h;
+            count += 1;
+        }
+        self.stats.accepted += count;
+        if (count > 0) l.backoff_ms = 0;
+        if (!l.armed and !l.paused) {
+            try self.poller.armListener(l.fd, lh, listener_edge_single, true);
+            l.armed = true;
+        }
+        if (count == 0) return error.WouldBlock;
+        return count;
+    }
+
+    /// Stops polling a listener that cannot accept (no descriptors), so that level
+    /// triggering does not spin, and schedules a retry with a doubling backoff.
+    fn pause(self: *Loop, lh: u32, l: *Socket) Error!void {
+        l.want_accept = true;
+        self.stats.accept_paused += 1;
+        if (l.paused) return;
+        if (self.paused_len == self.paused.len) return error.Limit;
+        l.backoff_ms = if (l.backoff_ms == 0) limits.accept_backoff_first_ms else @min(l.backoff_ms * 2, limits.accept_backoff_max_ms);
+        l.resume_at_ns = sys.monotonicNs() + @as(i64, l.backoff_ms) * std.time.ns_per_ms;
+        if (l.armed) try self.poller.armListener(l.fd, lh, listener_edge_single, false);
+        l.armed = false;
+        l.paused = true;
+        self.paused[self.paused_len] = lh;
+        self.paused_len += 1;
+        self.updateResumeDue();
+    }
+
+    /// Resumes paused listeners that are due (all of them when `now` is maxInt).
+    fn resumeDue(self: *Loop, now: i64) void {
+        var i: u32 = 0;
+        while (i < self.paused_len) {
+            const lh = self.paused[i];
+            const l = self.sockets.get(lh) orelse {
+                self.dropPaused(i);
+                continue;
+            };
+            if (l.resume_at_ns > now) {
+                i += 1;
+                continue;
+            }
+            self.dropPaused(i);
+            l.paused = false;
+            // If re-arming fails the listener stays quiet; its next accept() call re-arms it.
+            self.poller.armListener(l.fd, lh, listener_edge_single, true) catch continue;
+            l.armed = true;
+        }
+        self.updateResumeDue();
+    }
+
+    fn dropPaused(self: *Loop, i: u32) void {
+        self.paused_len -= 1;
+        self.paused[i] = self.paused[self.paused_len];
+    }
+
+    fn updateResumeDue(self: *Loop) void {
+        var due: i64 = no_deadline;
+        for (self.paused[0..self.paused_len]) |lh| {
+            if (self.sockets.get(lh)) |l| due = @min(due, l.resume_at_ns);
+        }
+        self.resume_due_ns.store(due, .release);
+    }
+
+    // ---- streams -----------------------------------------------------------------
+
+    /// Starts a nonblocking connect. The handle is usable at once; `status` tells whether
+    /// the connect has finished (0), is under way (`WouldBlock`, and a WRITE event will
+    /// follow) or failed.
+    pub fn connect(self: *Loop, host: []const u8, port: u32) Error!u32 {
+        const addr = try address.parse(host, port);
+        if (port == 0) return error.InvalidArgument;
+        const fd = try sys.socket(address.family(&addr));
+        errdefer sys.close(fd);
+        const posix = std.posix;
+        try sys.setInt(fd, posix.IPPROTO.TCP, sys.tcp_nodelay, 1);
+        var connecting = false;
+        sys.connect(fd, &addr.any, addr.getOsSockLen()) catch |err| switch (err) {
+            error.InProgress, error.WouldBlock => connecting = true,
+            else => return err,
+        };
+        const h = try self.sockets.insert(.{ .fd = fd, .kind = .stream, .connecting = connecting, .writable = !connecting });
+        errdefer self.sockets.remove(h);
+        try self.poller.addStream(fd, h);
+        return h;
+    }
+
+    pub fn status(self: *Loop, h: u32) Error!void {
+        const s = try self.get(h, .stream);
+        if (s.connecting) {
+            s.want_write = true;
+            return error.WouldBlock;
+        }
+        if (s.failed) |err| return err;
+    }
+
+    /// Reads into `buf`. Returns the byte count, 0 at end of stream, or `WouldBlock`
+    /// (and then a READ event follows when the stream is readable again).
+    pub fn read(self: *Loop, h: u32, buf: []u8) Error!usize {
+        const s = try self.get(h, .stream);
+        if (buf.len == 0) return error.InvalidArgument;
+        if (s.connecting or (!s.readable and !s.hup)) {
+            s.want_read = true;
+            return error.WouldBlock;
+        }
+        const n = sys.read(s.fd, buf) catch |err| {
+            if (err == error.WouldBlock) {
+                s.readable = false;
+                s.want_read = true;
+            }
+            return err;
+        };
+        // A short read took everything the socket held at that instant; data arriving
+        // later raises a new edge. This saves the EAGAIN read per message that a strict
+        // drain would cost. After a hangup, keep reading: the end of stream is pending.
+        if (n < buf.len and !s.hup) s.readable = false;
+        return n;
+    }
+
+    /// Sends `data`, queueing what the kernel does not take, up to the queue limit.
+    /// Returns the bytes taken (sent or queued). When that is less than `data.len`, the
+    /// caller waits for a WRITE event (the queue drained) and offers the rest.
+    pub fn write(self: *Loop, h: u32, data: []const u8) Error!usize {
+        const s = try self.get(h, .stream);
+        if (s.shut_pending or s.shut_done) return error.Closed;
+        if (s.failed) |err| return err;
+        if (s.connecting) return error.NotConnected;
+        var done: usize = 0;
+        if (s.queue.isEmpty() and s.writable) {
+            while (done < data.len) {
+                const n = sys.send(s.fd, data[done..]) catch |err| switch (err) {
+                    error.WouldBlock => {
+                        s.writable = false;
+                        break;
+                    },
+                    else => {
+                        s.failed = err;
+                        return err;
+                    },
+                };
+                done += n;
+                // A short send means the send buffer is full: do not ask again for EAGAIN.
+                if (done < data.len) {
+                    s.writable = false;
+                    break;
+                }
+            }
+        }
+        if (done < data.len) {
+            const took = try s.queue.push(self.allocator, s.queue_limit, data[done..]);
+            self.stats.queued_bytes += took;
+            done += took;
+        }
+        if (done < data.len) s.want_write = true;
+        return done;
+    }
+
+    /// Bytes still queued. When there are any, a WRITE event follows once they are sent.
+    pub fn flush(self: *Loop, h: u32) Error!u32 {
+        const s = try self.get(h, .stream);
+        if (s.writable and !s.queue.isEmpty()) self.drainQueue(s);
+        if (s.failed) |err| return err;
+        const left = s.queue.len();
+        if (left > 0) s.want_write = true;
+        return left;
+    }
+
+    pub fn setQueueLimit(self: *Loop, h: u32, bytes: u32) Error!void {
+        const s = try self.get(h, .stream);
+        if (bytes == 0 or bytes > limits.max_write_queue_bytes) return error.InvalidArgument;
+        s.queue_limit = bytes;
+    }
+
+    /// Shuts down the write side once everything queued has been sent.
+    pub fn shutdown(self: *Loop, h: u32) Error!void {
+        const s = try self.get(h, .stream);
+        if (s.shut_done or s.shut_pending) return;
+        if (s.connecting) return error.NotConnected;
+        if (s.queue.isEmpty()) {
+            s.shut_done = true;
+            try sys.shutdownWrite(s.fd);
+        } else {
+            s.shut_pending = true;
+        }
+    }
+
+    /// Closes a handle at once. Queued bytes are dropped: a caller that wants them sent
+    /// waits for `flush` to reach 0 first (mod.ts does). `reset` sends RST instead of FIN.
+    pub fn close(self: *Loop, h: u32, reset: bool) Error!void {
+        const s = self.sockets.get(h) orelse return error.BadHandle;
+        self.stats.queued_bytes -= s.queue.len();
+        s.queue.deinit(self.allocator);
+        if (reset and s.kind == .stream) sys.setLingerZero(s.fd) catch {};
+        sys.close(s.fd);
+        self.sockets.remove(h);
+        // A descriptor came free: a listener paused for EMFILE can accept again now.
+        if (self.paused_len > 0) self.resumeDue(std.math.maxInt(i64));
+    }
+
+    pub fn addressOf(self: *Loop, h: u32, peer: bool, out: *[address.abi_len]u8) Error!void {
+        const s = self.sockets.get(h) orelse return error.BadHandle;
+        if (peer and s.kind != .stream) return error.WrongKind;
+        var storage: std.posix.sockaddr.storage = undefined;
+        try sys.sockName(s.fd, &storage, peer);
+        try address.write(&storage, out);
+    }
+
+    /// Sends what the queue holds until it is empty or the kernel pushes back.
+    fn drainQueue(self: *Loop, s: *Socket) void {
+        while (!s.queue.isEmpty()) {
+            const pending = s.queue.pending();
+            const n = sys.send(s.fd, pending) catch |err| {
+                if (err == error.WouldBlock) {
+                    s.writable = false;
+                } else {
+                    // Undeliverable: drop the queue, remember why for the writer.
+                    s.failed = err;
+                    self.stats.queued_bytes -= s.queue.len();
+                    s.queue.consume(s.queue.len());
+                }
+                return;
+            };
+            s.queue.consume(@intCast(n));
+            self.stats.queued_bytes -= n;
+            if (n < pending.len) {
+                s.writable = false;
+                return;
+            }
+        }
+        if (s.shut_pending) {
+            s.shut_pending = false;
+            s.shut_done = true;
+            sys.shutdownWrite(s.fd) catch |err| {
+                s.failed = err;
+            };
+        }
+    }
+
+    // ---- the poll ----------------------------------------------------------------
+
+    /// Waits up to `timeout_ms` (0: not at all) and writes (handle, flags) pairs into
+    /// `out`, at most `out.len / 2` of them. Returns the number of pairs.
+    pub fn poll(self: *Loop, out: []u32, timeout_ms: i32) Error!usize {
+        self.stats.polls += 1;
+        if (self.paused_len > 0) self.resumeDue(sys.monotonicNs());
+        const cap = @min(out.len / 2, self.events.len);
+        if (cap == 0) return error.InvalidArgument;
+        const n = try self.poller.wait(self.events[0..cap], clampTimeout(timeout_ms, self.resume_due_ns.load(.acquire)));
+        self.stats.events += n;
+        var count: usize = 0;
+        for (self.events[0..n]) |ev| {
+            const s = self.sockets.get(ev.token) orelse continue;
+            const flags = switch (s.kind) {
+                .listener => self.onListener(ev.token, s),
+                .stream => self.onStream(s, ev),
+            };
+            if (flags == 0) continue;
+            out[2 * count] = ev.token;
+            out[2 * count + 1] = flags;
+            count += 1;
+        }
+        return count;
+    }
+
+    fn onListener(self: *Loop, lh: u32, l: *Socket) u32 {
+        if (listener_edge_single) l.acceptable = true;
+        if (l.want_accept) {
+            l.want_accept = false;
+            return Flag.accept;
+        }
+        // Nobody is accepting: stop a level-triggered listener from waking every poll.
+        // The next accept() re-arms it; the kernel's backlog holds the connections.
+        if (!listener_edge_single and l.armed) {
+            self.poller.armListener(l.fd, lh, false, false) catch return 0;
+            l.armed = false;
+        }
+        return 0;
+    }
+
+    fn onStream(self: *Loop, s: *Socket, ev: backend.Event) u32 {
+        if (ev.readable) s.readable = true;
+        if (ev.writable) s.writable = true;
+        if (ev.hup or ev.err) {
+            // Reads and writes will no longer block: they return data, 0 or the error.
+            s.hup = true;
+            s.writable = true;
+        }
+        if (s.connecting and (ev.writable or ev.err or ev.hup)) {
+            s.connecting = false;
+            const posix = std.posix;
+            if (sys.getInt(s.fd, posix.SOL.SOCKET, posix.SO.ERROR)) |so_error| {
+                if (so_error != 0) s.failed = errors.fromErrno(@enumFromInt(so_error));
+            } else |err| s.failed = err;
+        }
+        if (s.writable and !s.queue.isEmpty()) self.drainQueue(s);
+        var flags: u32 = 0;
+        if (s.want_read and (s.readable or s.hup)) {
+            s.want_read = false;
+            flags |= Flag.read;
+        }
+        if (s.want_write and !s.connecting and (s.queue.isEmpty() or s.failed != null)) {
+            s.want_write = false;
+            flags |= Flag.write;
+        }
+        return flags;
+    }
+
+    /// Blocks the calling thread (never the JS thread) until the loop has events, the
+    /// timeout passes, a paused listener is due, or `wake` is called. It takes no events:
+    /// the owner's next `poll` does.
+    pub fn park(self: *const Loop, timeout_ms: i32) Error!bool {
+        return sys.pollReadable(self.poller.parkFd(), self.parkTimeout(timeout_ms));
+    }
+
+    /// `timeout_ms`, shortened so that a park ends when a paused listener is due.
+    pub fn parkTimeout(self: *const Loop, timeout_ms: i32) i32 {
+        return clampTimeout(timeout_ms, self.resume_due_ns.load(.acquire));
+    }
+
+    pub fn wake(self: *const Loop) void {
+        self.poller.wake();
+    }
+
+    pub fn snapshot(self: *Loop) Stats {
+        var st = self.stats;
+        st.live_handles = self.sockets.live;
+        return st;
+    }
+};
+
+/// Shortens a timeout so that the wait ends when a paused listener is due.
+fn clampTimeout(timeout_ms: i32, due_ns: i64) i32 {
+    if (due_ns == no_deadline) return timeout_ms;
+    const left_ns = due_ns - sys.monotonicNs();
+    const left_ms: i32 = if (left_ns <= 0) 0 else @intCast(@min(@divTrunc(left_ns + std.time.ns_per_ms - 1, std.time.ns_per_ms), std.math.maxInt(i32)));
+    return if (timeout_ms < 0) left_ms else @min(timeout_ms, left_ms);
+}

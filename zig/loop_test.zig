@@ -1,0 +1,312 @@
+//! The reactor's behaviour on real sockets over loopback: accept batches under a burst,
+//! drained reads and writes, the bounded write queue, half-close, resets, descriptor
+//! exhaustion, stale handles, and parking. Each test bounds its waits and fails rather
+//! than hangs.
+
+const std = @import("std");
+const testing = std.testing;
+const Loop = @import("loop.zig").Loop;
+const Flag = @import("loop.zig").Flag;
+const limits = @import("limits.zig");
+const sys = @import("sys.zig");
+
+const Events = struct {
+    buf: [2 * 256]u32 = undefined,
+    n: usize = 0,
+
+    fn poll(e: *Events, loop: *Loop, timeout_ms: i32) !void {
+        e.n = try loop.poll(&e.buf, timeout_ms);
+    }
+
+    fn has(e: *const Events, h: u32, flag: u32) bool {
+        for (0..e.n) |i| {
+            if (e.buf[2 * i] == h and e.buf[2 * i + 1] & flag != 0) return true;
+        }
+        return false;
+    }
+};
+
+fn open(max_handles: u32) !*Loop {
+    return Loop.create(testing.allocator, max_handles);
+}
+
+fn portOf(loop: *Loop, h: u32) !u32 {
+    var out: [20]u8 = undefined;
+    try loop.addressOf(h, false, &out);
+    return std.mem.readInt(u16, out[2..4], .little);
+}
+
+/// Polls until `h` gets `flag`, at most `ms` milliseconds.
+fn waitFor(loop: *Loop, h: u32, flag: u32, ms: i64) !void {
+    var e: Events = .{};
+    const deadline = std.time.milliTimestamp() + ms;
+    while (std.time.milliTimestamp() < deadline) {
+        try e.poll(loop, 10);
+        if (e.has(h, flag)) return;
+    }
+    return error.TestTimedOut;
+}
+
+/// Connects and polls until the connection is established.
+fn connectNow(loop: *Loop, port: u32) !u32 {
+    const h = try loop.connect("127.0.0.1", port);
+    loop.status(h) catch |err| switch (err) {
+        error.WouldBlock => try waitFor(loop, h, Flag.write, 2000),
+        else => return err,
+    };
+    try loop.status(h);
+    return h;
+}
+
+/// Accepts one connection, polling for it if needed.
+fn acceptOne(loop: *Loop, l: u32) !u32 {
+    var out: [1]u32 = undefined;
+    const deadline = std.time.milliTimestamp() + 2000;
+    while (std.time.milliTimestamp() < deadline) {
+        if (loop.accept(l, &out)) |_| return out[0] else |err| switch (err) {
+            error.WouldBlock => try waitFor(loop, l, Flag.accept, 2000),
+            else => return err,
+        }
+    }
+    return error.TestTimedOut;
+}
+
+/// Reads exactly `buf.len` bytes, polling between reads.
+fn readFull(loop: *Loop, h: u32, buf: []u8) !void {
+    var got: usize = 0;
+    while (got < buf.len) {
+        const n = loop.read(h, buf[got..]) catch |err| switch (err) {
+            error.WouldBlock => {
+                try waitFor(loop, h, Flag.read, 2000);
+                continue;
+            },
+            else => return err,
+        };
+        if (n == 0) return error.EndOfStream;
+        got += n;
+    }
+}
+
+test "loop: listen, connect, accept, echo, close" {
+    const loop = try open(64);
+    defer loop.destroy();
+    const l = try loop.listen("127.0.0.1", 0, 0);
+    const port = try portOf(loop, l);
+    try testing.expect(port != 0);
+    const c = try connectNow(loop, port);
+    const s = try acceptOne(loop, l);
+    try testing.expectEqual(@as(usize, 5), try loop.write(c, "hello"));
+    var buf: [5]u8 = undefined;
+    try readFull(loop, s, &buf);
+    try testing.expectEqualStrings("hello", &buf);
+    try testing.expectEqual(@as(usize, 5), try loop.write(s, &buf));
+    try readFull(loop, c, &buf);
+    try testing.expectEqualStrings("hello", &buf);
+    try loop.close(c, false);
+    // The server sees the end of stream.
+    var one: [1]u8 = undefined;
+    const n = loop.read(s, &one) catch |err| switch (err) {
+        error.WouldBlock => blk: {
+            try waitFor(loop, s, Flag.read, 2000);
+            break :blk try loop.read(s, &one);
+        },
+        else => return err,
+    };
+    try testing.expectEqual(@as(usize, 0), n);
+    try loop.close(s, false);
+    try loop.close(l, false);
+    try testing.expectEqual(@as(u64, 0), loop.snapshot().live_handles);
+}
+
+test "loop: a burst of 1000 connections is accepted in bounded batches, none left behind" {
+    const loop = try open(4096);
+    defer loop.destroy();
+    const l = try loop.listen("127.0.0.1", 0, 0);
+    const port = try portOf(loop, l);
+    const total = 1000;
+    var clients: [total]u32 = undefined;
+    for (&clients) |*c| c.* = try loop.connect("127.0.0.1", port);
+
+    var accepted: usize = 0;
+    var out: [limits.accept_batch + 8]u32 = undefined;
+    var e: Events = .{};
+    const deadline = std.time.milliTimestamp() + 10_000;
+    while (accepted < total and std.time.milliTimestamp() < deadline) {
+        if (loop.accept(l, &out)) |n| {
+            try testing.expect(n <= limits.accept_batch);
+            accepted += n;
+        } else |err| switch (err) {
+            // Wait for readiness exactly like a caller would: only on an ACCEPT event.
+            error.WouldBlock => try e.poll(loop, 100),
+            else => return err,
+        }
+    }
+    try testing.expectEqual(@as(usize, total), accepted);
+}
+
+test "loop: stale, forged and wrong-kind handles are errors, not crashes" {
+    const loop = try open(16);
+    defer loop.destroy();
+    const l = try loop.listen("127.0.0.1", 0, 0);
+    var buf: [8]u8 = undefined;
+    try testing.expectError(error.WrongKind, loop.read(l, &buf));
+    try testing.expectError(error.WrongKind, loop.write(l, "x"));
+    var out: [4]u32 = undefined;
+    const port = try portOf(loop, l);
+    const c = try connectNow(loop, port);
+    try testing.expectError(error.WrongKind, loop.accept(c, &out));
+    try loop.close(c, false);
+    try testing.expectError(error.BadHandle, loop.read(c, &buf));
+    try testing.expectError(error.BadHandle, loop.write(c, "x"));
+    try testing.expectError(error.BadHandle, loop.close(c, false));
+    try testing.expectError(error.BadHandle, loop.read(0, &buf));
+    try testing.expectError(error.BadHandle, loop.read(0x7fff_ffff, &buf));
+    try testing.expectError(error.InvalidArgument, loop.listen("not an ip", 1, 0));
+    try testing.expectError(error.InvalidArgument, loop.listen("127.0.0.1", 70000, 0));
+    try testing.expectError(error.InvalidArgument, loop.connect("127.0.0.1", 0));
+}
+
+test "loop: the write queue is bounded and every byte arrives in order once the peer reads" {
+    const loop = try open(16);
+    defer loop.destroy();
+    const l = try loop.listen("127.0.0.1", 0, 0);
+    const c = try connectNow(loop, try portOf(loop, l));
+    const s = try acceptOne(loop, l);
+    const limit = 64 * 1024;
+    try loop.setQueueLimit(c, limit);
+
+    // Write a counting pattern until the kernel buffers and the queue are full.
+    var chunk: [16 * 1024]u8 = undefined;
+    var sent: usize = 0;
+    while (true) {
+        for (&chunk, 0..) |*b, i| b.* = @truncate(sent + i);
+        const n = try loop.write(c, &chunk);
+        sent += n;
+        try testing.expect(loop.snapshot().queued_bytes <= limit);
+        if (n < chunk.len) break;
+        try testing.expect(sent < 64 * 1024 * 1024);
+    }
+    // Whatever the stream took, the peer receives, byte for byte.
+    var got: usize = 0;
+    var buf: [32 * 1024]u8 = undefined;
+    var e: Events = .{};
+    const deadline = std.time.milliTimestamp() + 10_000;
+    while (got < sent and std.time.milliTimestamp() < deadline) {
+        const n = loop.read(s, &buf) catch |err| switch (err) {
+            error.WouldBlock => {
+                try e.poll(loop, 10);
+                continue;
+            },
+            else => return err,
+        };
+        for (buf[0..n], 0..) |b, i| try testing.expectEqual(@as(u8, @truncate(got + i)), b);
+        got += n;
+    }
+    try testing.expectEqual(sent, got);
+    try testing.expectEqual(@as(u32, 0), try loop.flush(c));
+}
+
+test "loop: half-close sends queued bytes first, then the end of stream" {
+    const loop = try open(16);
+    defer loop.destroy();
+    const l = try loop.listen("127.0.0.1", 0, 0);
+    const c = try connectNow(loop, try portOf(loop, l));
+    const s = try acceptOne(loop, l);
+    _ = try loop.write(c, "request");
+    try loop.shutdown(c);
+    try testing.expectError(error.Closed, loop.write(c, "more"));
+    var buf: [7]u8 = undefined;
+    try readFull(loop, s, &buf);
+    try testing.expectEqualStrings("request", &buf);
+    try testing.expectError(error.EndOfStream, readFull(loop, s, buf[0..1]));
+    // The server can still answer on its open write side.
+    _ = try loop.write(s, "reply");
+    var reply: [5]u8 = undefined;
+    try readFull(loop, c, &reply);
+    try testing.expectEqualStrings("reply", &reply);
+}
+
+test "loop: a refused connect and a reset peer are reported as errors" {
+    const loop = try open(16);
+    defer loop.destroy();
+    // A port that was just free: nothing listens there.
+    const l = try loop.listen("127.0.0.1", 0, 0);
+    const port = try portOf(loop, l);
+    try loop.close(l, false);
+    try testing.expectError(error.ConnectionRefused, connectNow(loop, port));
+
+    const l2 = try loop.listen("127.0.0.1", 0, 0);
+    const c = try connectNow(loop, try portOf(loop, l2));
+    const s = try acceptOne(loop, l2);
+    try loop.close(c, true); // RST
+    var buf: [8]u8 = undefined;
+    try testing.expectError(error.ConnectionReset, readFull(loop, s, &buf));
+}
+
+test "loop: descriptor exhaustion pauses the listener without spinning, and it recovers" {
+    const loop = try open(64);
+    defer loop.destroy();
+    const l = try loop.listen("127.0.0.1", 0, 0);
+    const port = try portOf(loop, l);
+    const c1 = try connectNow(loop, port);
+    const c2 = try connectNow(loop, port);
+    _ = c2;
+
+    // Lower the soft limit to the highest descriptor in use and fill the holes below
+    // it, so that accept fails with EMFILE.
+    const posix = std.posix;
+    const saved = try posix.getrlimit(.NOFILE);
+    defer posix.setrlimit(.NOFILE, saved) catch {};
+    var max_fd: u64 = 0;
+    {
+        var dir = try std.fs.openDirAbsolute("/proc/self/fd", .{ .iterate = true });
+        defer dir.close();
+        var it = dir.iterate();
+        while (try it.next()) |entry| max_fd = @max(max_fd, try std.fmt.parseInt(u64, entry.name, 10));
+    }
+    try posix.setrlimit(.NOFILE, .{ .cur = max_fd + 1, .max = saved.max });
+    var fillers: [256]sys.fd_t = undefined;
+    var fillers_len: usize = 0;
+    defer for (fillers[0..fillers_len]) |fd| sys.close(fd);
+    while (fillers_len < fillers.len) : (fillers_len += 1) {
+        fillers[fillers_len] = sys.socket(posix.AF.INET) catch break;
+    }
+
+    var out: [4]u32 = undefined;
+    try testing.expectError(error.TooManyOpenFiles, loop.accept(l, &out));
+    try testing.expectEqual(@as(u64, 1), loop.snapshot().accept_paused);
+    // Paused: polls report nothing for the listener (no spin) while no descriptor is free.
+    var e: Events = .{};
+    for (0..20) |_| {
+        try e.poll(loop, 0);
+        try testing.expect(!e.has(l, Flag.accept));
+    }
+    // Free a descriptor: the listener resumes at once and both pending connections come in
+    // as descriptors allow.
+    try loop.close(c1, false);
+    try testing.expect(try acceptOne(loop, l) > 0);
+    try posix.setrlimit(.NOFILE, saved);
+    try testing.expect(try acceptOne(loop, l) > 0);
+}
+
+test "loop: park returns when the loop has events, and wake ends it" {
+    const loop = try open(16);
+    defer loop.destroy();
+    // Nothing pending: a short park times out.
+    try testing.expect(!try loop.park(10));
+    // Woken from another thread.
+    const waker = try std.Thread.spawn(.{}, Loop.wake, .{loop});
+    try testing.expect(try loop.park(5000));
+    waker.join();
+    var e: Events = .{};
+    try e.poll(loop, 0); // takes the wake
+    try testing.expect(!try loop.park(0));
+    // A connection arriving wakes the parked thread too, and leaves the event to poll.
+    const l = try loop.listen("127.0.0.1", 0, 0);
+    var out: [1]u32 = undefined;
+    try testing.expectError(error.WouldBlock, loop.accept(l, &out));
+    const c = try loop.connect("127.0.0.1", try portOf(loop, l));
+    _ = c;
+    try testing.expect(try loop.park(5000));
+    try waitFor(loop, l, Flag.accept, 2000);
+}

@@ -1,0 +1,10 @@
+//! Root of `zig build test`: every module's inline tests, and the reactor's socket tests.
+
+test {
+    _ = @import("errors.zig");
+    _ = @import("handles.zig");
+    _ = @import("write_queue.zig");
+    _ = @import("address.zig");
+    _ = @import("loop_test.zig");
+    _ = @import("abi.zig");
+}
