@@ -1,0 +1,29 @@
+/**
+ * A TCP echo server on `acceptLoop` + `go`.
+ *
+ *   deno run --allow-ffi --allow-read --allow-env examples/echo.ts [--host 127.0.0.1] [--port 0]
+ *   bun examples/echo.ts [--host 127.0.0.1] [--port 0]
+ *
+ * Prints `listening on HOST:PORT` once ready; exits 0 on SIGINT or SIGTERM.
+ */
+
+import process from "node:process";
+import { acceptLoop, listen, type Stream } from "../mod.ts";
+import { parseFlags } from "./flags.ts";
+
+const { host, port } = parseFlags(process.argv.slice(2));
+const listener = listen({ hostname: host, port });
+
+async function echo(stream: Stream): Promise<void> {
+  const buf = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = await stream.read(buf);
+    if (n === null) return;
+    await stream.write(buf.subarray(0, n));
+  }
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => listener.close());
+console.log(`listening on ${listener.addr.hostname}:${listener.addr.port}`);
+await acceptLoop(listener, echo);
+process.exit(0);

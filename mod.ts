@@ -1,0 +1,31 @@
+/**
+ * zev: a networking event loop for Deno and Bun, on a Zig epoll/kqueue reactor.
+ *
+ * Janet's `ev` and `net` in TypeScript: `go`, `call` and `acceptLoop` run supervised
+ * tasks; `listen` and `connect` give streams with backpressure; deadlines, cancellation
+ * and channels work across all of them.
+ *
+ * @example
+ * ```ts
+ * import { acceptLoop, listen } from "./mod.ts";
+ *
+ * const listener = listen({ hostname: "127.0.0.1", port: 8080 });
+ * await acceptLoop(listener, async (stream) => {
+ *   const buf = new Uint8Array(16 * 1024);
+ *   for (let n; (n = await stream.read(buf)) !== null;) await stream.write(buf.subarray(0, n));
+ * });
+ * ```
+ *
+ * @module
+ */
+
+export { listen, connect, type ConnectOptions, type ListenOptions } from "./src/net.ts";
+export { Listener, type AcceptOptions } from "./src/listener.ts";
+export { Stream, type CloseOptions, type ReadOptions, type WriteOptions } from "./src/stream.ts";
+export type { Addr } from "./src/addr.ts";
+export { acceptLoop, type AcceptLoopOptions } from "./src/accept_loop.ts";
+export { call, currentTask, go, setDefaultSupervisor, supervise, type Supervisor, Task } from "./src/task.ts";
+export { sleep, type SleepOptions, withDeadline } from "./src/deadline.ts";
+export { Channel, select } from "./src/channel.ts";
+export { Cancelled, Closed, TimedOut, ZevError } from "./src/errors.ts";
+export { configure, limits, raiseFileLimit, stats, type Limits, type Stats } from "./src/runtime.ts";

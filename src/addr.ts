@@ -1,0 +1,74 @@
+/**
+ * Socket addresses: reading them from the native layout (zig/address.zig) and
+ * resolving the host names that the native layer does not (it takes IP literals only).
+ *
+ * @module
+ */
+
+import { lookup } from "node:dns/promises";
+import { abiError } from "./errors.ts";
+import { reactor } from "./reactor.ts";
+
+/** A TCP address. */
+export interface Addr {
+  hostname: string;
+  port: number;
+  /** 4 or 6. */
+  family: 4 | 6;
+}
+
+const addrBuf = new Uint8Array(20);
+
+/** The local (or, with `peer`, remote) address of a handle. */
+export function readAddr(handle: number, peer: boolean, what: string): Addr {
+  const r = reactor.native.sym.zev_address(reactor.loop, handle, peer ? 1 : 0, addrBuf);
+  if (r < 0) throw abiError(r, what);
+  const port = addrBuf[2] | (addrBuf[3] << 8);
+  if (addrBuf[0] === 4) return { hostname: addrBuf.subarray(4, 8).join("."), port, family: 4 };
+  const groups: string[] = [];
+  for (let i = 4; i < 20; i += 2) groups.push(((addrBuf[i] << 8) | addrBuf[i + 1]).toString(16));
+  return { hostname: compressIPv6(groups), port, family: 6 };
+}
+
+/** RFC 5952 form: the longest run of two or more zero groups becomes "::". */
+function compressIPv6(groups: string[]): string {
+  let best = -1, bestLen = 1;
+  for (let i = 0; i < 8;) {
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  if (best < 0) return groups.join(":");
+  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
+}
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** Whether `host` is an IP literal the native layer parses itself. */
+export function isIpLiteral(host: string): boolean {
+  return IPV4.test(host) || host.includes(":");
+}
+
+/** Validates a port: an integer in 0..65535 (0 only where `allowZero`). */
+export function checkPort(port: unknown, what: string, allowZero: boolean): number {
+  if (typeof port !== "number" || !Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > 65535) {
+    throw new RangeError(`${what}: invalid port ${JSON.stringify(port)}: expected an integer from ${allowZero ? 0 : 1} to 65535`);
+  }
+  return port;
+}
+
+/** Turns a host name into an IP literal: literals pass, "localhost" is loopback, others go to DNS. */
+export async function resolveHost(hostname: string, what: string): Promise<string> {
+  if (typeof hostname !== "string" || hostname.length === 0) {
+    throw new TypeError(`${what}: invalid hostname ${JSON.stringify(hostname)}`);
+  }
+  const host = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
+  if (isIpLiteral(host)) return host;
+  if (host === "localhost") return "127.0.0.1";
+  try {
+    return (await lookup(host)).address;
+  } catch (error) {
+    throw new TypeError(`${what}: cannot resolve hostname ${JSON.stringify(hostname)}`, { cause: error });
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Supervised tasks, after Janet's `ev/go` and `ev/call`.
+ *
+ * A task runs an async function. Its result is `task.done`; an error it throws is never
+ * lost: it goes to the task's supervisor (inherited from the task that started it; the
+ * default one reports on stderr), and `done` rejects with it too, without ever becoming
+ * an unhandled rejection. `task.cancel(reason)` rejects the task's current zev wait
+ * (`read`, `write`, `accept`, `sleep`, a channel's `give`/`take`...) with `Cancelled`, or
+ * its next one if it is not waiting in zev at that moment: the cancel is delivered where
+ * the task suspends, as in Janet. `task.signal` aborts at the same time, for APIs
+ * outside zev.
+ *
+ * @module
+ */
+
+import { AsyncLocalStorage } from "node:async_hooks";
+import { Cancelled } from "./errors.ts";
+
+/** Receives the errors of the tasks it supervises. */
+export type Supervisor = (error: unknown, task: Task<unknown>) => void;
+
+let defaultSupervisor: Supervisor = (error, task) => {
+  console.error(`zev: task ${task.name} failed:`, error);
+};
+
+/** Sets the supervisor of tasks that have no other (the default logs to stderr). */
+export function setDefaultSupervisor(supervisor: Supervisor): void {
+  defaultSupervisor = supervisor;
+}
+
+/** The task whose code is running, across awaits. */
+const current = new AsyncLocalStorage<Task<unknown>>();
+
+/** A pending wait's way to be cancelled. */
+type CancelWait = (error: Cancelled) => void;
+
+/** A running async function, its result, and a handle to cancel it. */
+export class Task<T> {
+  /** Settles with the function's result or error. Awaiting it is optional. */
+  readonly done: Promise<T>;
+  readonly name: string;
+  readonly supervisor: Supervisor;
+  #controller = new AbortController();
+  #waits = new Set<CancelWait>();
+  #pendingCancel: Cancelled | undefined;
+  #settled = false;
+  #resolve!: (value: T) => void;
+  #reject!: (error: unknown) => void;
+
+  constructor(name: string, supervisor: Supervisor | undefined) {
+    this.name = name || "anonymous";
+    this.supervisor = supervisor ?? current.getStore()?.supervisor ?? defaultSupervisor;
+    this.done = new Promise<T>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    // The error goes to the supervisor; an unobserved `done` must not crash the process.
+    this.done.catch(() => {});
+  }
+
+  /** Aborts when the task is cancelled. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Whether the function has returned or thrown. */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /**
+   * Cancels the task: its current zev wait (or its next) rejects with `Cancelled`
+   * carrying `reason`, and `signal` aborts. Does nothing once the task has settled.
+   */
+  cancel(reason?: unknown): void {
+    if (this.#settled) return;
+    const error = new Cancelled(reason ?? `task ${this.name} was cancelled`);
+    if (!this.#controller.signal.aborted) this.#controller.abort(error);
+    if (this.#waits.size === 0) {
+      this.#pendingCancel = error;
+      return;
+    }
+    const waits = [...this.#waits];
+    this.#waits.clear();
+    for (const cancel of waits) cancel(error);
+  }
+
+  /** @internal Runs `fn` as this task. */
+  run<A extends unknown[]>(fn: (...args: A) => T | PromiseLike<T>, args: A): void {
+    let result: T | PromiseLike<T>;
+    try {
+      result = current.run(this as Task<unknown>, fn, ...args);
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
+    Promise.resolve(result).then(
+      (value) => {
+        this.#settled = true;
+        this.#resolve(value);
+      },
+      (error) => this.#fail(error),
+    );
+  }
+
+  #fail(error: unknown): void {
+    this.#settled = true;
+    this.#reject(error);
+    if (error instanceof Cancelled) return;
+    try {
+      this.supervisor(error, this as Task<unknown>);
+    } catch (inner) {
+      console.error(`zev: the supervisor of task ${this.name} threw:`, inner);
+    }
+  }
+
+  /** @internal Registers a wait of this task; returns false if a cancel was pending. */
+  addWait(cancel: CancelWait): boolean {
+    const pending = this.#pendingCancel;
+    if (pending) {
+      this.#pendingCancel = undefined;
+      cancel(pending);
+      return false;
+    }
+    this.#waits.add(cancel);
+    return true;
+  }
+
+  /** @internal */
+  removeWait(cancel: CancelWait): void {
+    this.#waits.delete(cancel);
+  }
+}
+
+/** The running task, if the caller runs inside one. */
+export function currentTask(): Task<unknown> | undefined {
+  return current.getStore();
+}
+
+/**
+ * Ties a pending wait to the current task's cancellation and to `signal`: `cancel` is
+ * called with a `Cancelled` error if either fires first. Returns the function that
+ * unties it, to call when the wait ends; or null when `cancel` was called at once.
+ */
+export function guardWait(cancel: CancelWait, signal?: AbortSignal): (() => void) | null {
+  const task = current.getStore();
+  if (signal?.aborted) {
+    cancel(new Cancelled(signal.reason));
+    return null;
+  }
+  if (task && !task.addWait(cancel)) return null;
+  if (!signal) return task ? () => task.removeWait(cancel) : noop;
+  const onAbort = () => {
+    task?.removeWait(cancel);
+    cancel(new Cancelled(signal.reason));
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  return () => {
+    task?.removeWait(cancel);
+    signal.removeEventListener("abort", onAbort);
+  };
+}
+
+function noop(): void {}
+
+// Tasks started by `go` wait for the loop's next turn, all in one macrotask.
+let runQueue: { task: Task<unknown>; fn: (...args: never[]) => unknown; args: unknown[] }[] = [];
+
+function flushRunQueue(): void {
+  const queue = runQueue;
+  runQueue = [];
+  for (const { task, fn, args } of queue) task.run(fn as (...args: unknown[]) => unknown, args);
+}
+
+/**
+ * Starts `fn(...args)` as a supervised task on the loop's next turn (Janet's `ev/go`).
+ *
+ * @example
+ * ```ts
+ * const task = go(async (ms: number) => { await sleep(ms); return "done"; }, 10);
+ * console.log(await task.done);
+ * ```
+ */
+export function go<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>, ...args: A): Task<T> {
+  const task = new Task<T>(fn.name, undefined);
+  runQueue.push({ task: task as Task<unknown>, fn: fn as (...args: never[]) => unknown, args });
+  if (runQueue.length === 1) setImmediate(flushRunQueue);
+  return task;
+}
+
+/**
+ * Runs `fn(...args)` as a supervised task that starts at once, in the caller's turn
+ * (Janet's `ev/call`): its code up to its first await has run when `call` returns.
+ *
+ * @example
+ * ```ts
+ * const task = call(async () => { throw new Error("boom"); }); // reported to the supervisor
+ * await task.done.catch((e) => console.log(e.message));
+ * ```
+ */
+export function call<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>, ...args: A): Task<T> {
+  const task = new Task<T>(fn.name, undefined);
+  task.run(fn, args);
+  return task;
+}
+
+/**
+ * Like `call`, but the task, and every task it starts, report their errors to
+ * `supervisor` instead of the inherited one.
+ *
+ * @example
+ * ```ts
+ * const errors: unknown[] = [];
+ * supervise((e) => errors.push(e), async () => { go(async () => { throw new Error("x"); }); });
+ * ```
+ */
+export function supervise<A extends unknown[], T>(
+  supervisor: Supervisor,
+  fn: (...args: A) => T | PromiseLike<T>,
+  ...args: A
+): Task<T> {
+  const task = new Task<T>(fn.name, supervisor);
+  task.run(fn, args);
+  return task;
+}
