@@ -14,6 +14,8 @@ export const symbols = {
   zev_loop_close: { parameters: ["u32"], result: "i32" },
   zev_poll: { parameters: ["u32", "buffer", "u32", "i32"], result: "i32" },
   zev_park: { parameters: ["u32", "i32"], result: "i32" },
+  zev_park_fd: { parameters: ["u32"], result: "i32" },
+  zev_park_timeout: { parameters: ["u32", "i32"], result: "i32" },
   zev_wake: { parameters: ["u32"], result: "i32" },
   zev_listen: { parameters: ["u32", "buffer", "u32", "u32", "u32"], result: "i32" },
   zev_accept: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
@@ -64,6 +66,8 @@ export interface Symbols {
   zev_loop_close(loop: number): number;
   zev_poll(loop: number, out: Buf, cap: number, timeoutMs: number): number;
   zev_park(loop: number, timeoutMs: number): number;
+  zev_park_fd(loop: number): number;
+  zev_park_timeout(loop: number, timeoutMs: number): number;
   zev_wake(loop: number): number;
   zev_listen(loop: number, host: Buf, hostLen: number, port: number, backlog: number): number;
   zev_accept(loop: number, listener: number, out: Buf, max: number): number;

@@ -141,6 +141,21 @@ export fn zev_park(id: u32, timeout_ms: i32) i32 {
     return @intFromBool(ready);
 }
 
+/// The descriptor `zev_park` waits on (readable while the loop has events), for a
+/// caller that waits with its own poll(2): a runtime that may unload this library at exit
+/// must not have a thread blocked inside it.
+export fn zev_park_fd(id: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    return loop.poller.parkFd();
+}
+
+/// `timeout_ms` (-1: none), shortened to when a paused listener is due: the timeout to
+/// give poll(2) on `zev_park_fd`.
+export fn zev_park_timeout(id: u32, timeout_ms: i32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    return loop.parkTimeout(timeout_ms);
+}
+
 /// Ends a `zev_park` under way on another thread. Safe from any thread.
 export fn zev_wake(id: u32) i32 {
     registry_lock.lock();

@@ -150,17 +150,14 @@ pub const Loop = struct {
     pub fn accept(self: *Loop, lh: u32, out: []u32) Error!usize {
         const l = try self.get(lh, .listener);
         if (out.len == 0) return error.InvalidArgument;
-        if (l.paused) {
-            l.want_accept = true;
-            return error.WouldBlock;
-        }
+        // The caller accepts: report the next readiness. (A listener whose ACCEPT event
+        // goes unanswered is disarmed by the next poll instead; see onListener.)
+        l.want_accept = true;
+        if (l.paused) return error.WouldBlock;
         var max: usize = @min(out.len, limits.accept_batch);
         if (listener_edge_single) {
             // Janet 1.32: one accept per readiness edge, then wait for the next edge.
-            if (!l.acceptable) {
-                l.want_accept = true;
-                return error.WouldBlock;
-            }
+            if (!l.acceptable) return error.WouldBlock;
             l.acceptable = false;
             max = 1;
         }
@@ -168,10 +165,7 @@ pub const Loop = struct {
         var attempts: usize = 0;
         while (attempts < max) : (attempts += 1) {
             const fd = sys.accept(l.fd) catch |err| switch (err) {
-                error.WouldBlock => {
-                    l.want_accept = true;
-                    break;
-                },
+                error.WouldBlock => break,
                 // The connection died between the handshake and accept: skip it.
                 error.ConnectionReset, error.PermissionDenied, error.Unreachable => {
                     self.stats.accept_skipped += 1;
@@ -217,7 +211,6 @@ pub const Loop = struct {
     /// Stops polling a listener that cannot accept (no descriptors), so that level
     /// triggering does not spin, and schedules a retry with a doubling backoff.
     fn pause(self: *Loop, lh: u32, l: *Socket) Error!void {
-        l.want_accept = true;
         self.stats.accept_paused += 1;
         if (l.paused) return;
         if (self.paused_len == self.paused.len) return error.Limit;

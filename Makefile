@@ -1,0 +1,137 @@
+# zev — every command a newcomer needs. Each target installs what it uses:
+#   make demo    the seed scenario, told as a table (installs everything it needs)
+#   make test    every test: Zig reactor, C in a musl process, TypeScript under Deno and Bun,
+#                against the glibc and the musl library, and the proof that the burst tests
+#                fail against Janet 1.32's listener behaviour
+#   make bench   the performance comparison (writes bench/RESULTS.md)
+#   make lib     the libraries for this machine, into zig-out/lib/
+#   make lib-edge  the `edge-single` regression libraries, into zig-out-edge/lib/
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+.DELETE_ON_ERROR:
+
+# The one pinned Zig version is in build.zig.zon.
+ZIG_VERSION := $(shell sed -n 's/.*minimum_zig_version = "\([^"]*\)".*/\1/p' build.zig.zon)
+VENV := .tools/venv
+ZIG := $(VENV)/bin/python -m ziglang
+DENO := node_modules/.bin/deno
+BUN := node_modules/.bin/bun
+BUN_MUSL := .tools/bun-musl/bin/bun
+
+LIB_GNU := zig-out/lib/libzev-linux-x86_64-gnu.so
+LIB_MUSL := zig-out/lib/libzev-linux-x86_64-musl.so
+EDGE_GNU := zig-out-edge/lib/libzev-linux-x86_64-gnu.so
+EDGE_MUSL := zig-out-edge/lib/libzev-linux-x86_64-musl.so
+ZIG_SOURCES := build.zig build.zig.zon $(wildcard zig/*.zig)
+
+DENO_TEST := $(DENO) test --quiet --allow-ffi --allow-read --allow-env --allow-net --allow-run --allow-sys
+BUN_TEST = $(1) test --timeout 120000
+TS_TESTS := $(sort $(wildcard tests/*.test.ts))
+BURST_TESTS := tests/burst.test.ts
+
+.PHONY: setup lib lib-edge cross tools test test-zig test-musl-c test-ts test-edge test-bun-musl demo bench clean
+
+# ---- setup: the tools, installed into the project (Debian packages system-wide) ----------
+
+setup: $(VENV)/.zig-$(ZIG_VERSION) node_modules/.installed .tools/debs-test
+
+$(VENV)/.zig-$(ZIG_VERSION): build.zig.zon
+	rm -rf $(VENV)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check ziglang==$(ZIG_VERSION)
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	test -x $(DENO) && test -x $(BUN)
+	touch $@
+
+.tools/debs-test: tools/install-debs.sh
+	tools/install-debs.sh musl-gcc:musl-tools
+	mkdir -p .tools && touch $@
+
+.tools/debs-bench: tools/install-debs.sh
+	tools/install-debs.sh wrk:wrk
+	mkdir -p .tools && touch $@
+
+$(BUN_MUSL): tools/install-bun-musl.sh package.json
+	tools/install-bun-musl.sh .tools/bun-musl
+
+# ---- builds -------------------------------------------------------------------------------
+
+lib: $(LIB_GNU) $(LIB_MUSL)
+$(LIB_GNU) $(LIB_MUSL) &: $(ZIG_SOURCES) | $(VENV)/.zig-$(ZIG_VERSION)
+	$(ZIG) build
+	touch $(LIB_GNU) $(LIB_MUSL)
+
+lib-edge: $(EDGE_GNU) $(EDGE_MUSL)
+$(EDGE_GNU) $(EDGE_MUSL) &: $(ZIG_SOURCES) | $(VENV)/.zig-$(ZIG_VERSION)
+	$(ZIG) build -Dlistener-mode=edge-single --prefix zig-out-edge
+	touch $(EDGE_GNU) $(EDGE_MUSL)
+
+cross: | $(VENV)/.zig-$(ZIG_VERSION)
+	$(ZIG) build cross
+
+tools: | $(VENV)/.zig-$(ZIG_VERSION)
+	$(ZIG) build tools
+
+tests/out/burst-musl: tests/musl/burst.c zig/zev.h | .tools/debs-test
+	mkdir -p tests/out
+	musl-gcc -O2 -Wall -Werror -o $@ tests/musl/burst.c
+
+# ---- tests --------------------------------------------------------------------------------
+
+test: setup
+	$(MAKE) --no-print-directory test-zig cross test-musl-c test-ts test-edge test-bun-musl
+	@echo "make test: all passed"
+
+test-zig: | $(VENV)/.zig-$(ZIG_VERSION)
+	$(ZIG) build test --summary all
+
+# The musl library must be static: no NEEDED entry at all; the glibc one links libc.so.6.
+test-musl-c: lib lib-edge tests/out/burst-musl
+	! readelf -d $(LIB_MUSL) | grep -q NEEDED
+	readelf -d $(LIB_GNU) | grep -q 'NEEDED.*libc.so.6'
+	tests/out/burst-musl $(LIB_MUSL) 1000
+	@echo "-- the same musl program against the edge-single musl library must stall:"
+	tests/out/burst-musl $(EDGE_MUSL) 1000 | tee tests/out/burst-musl-edge.log; test $${PIPESTATUS[0]} -eq 1
+	grep -q '^stall:' tests/out/burst-musl-edge.log
+
+test-ts: lib node_modules/.installed
+	@for lib in $(LIB_GNU) $(LIB_MUSL); do \
+	  echo "== deno, $$lib"; ZEV_LIB=$$lib $(DENO_TEST) $(TS_TESTS); \
+	  echo "== bun, $$lib"; ZEV_LIB=$$lib $(call BUN_TEST,$(BUN)) $(TS_TESTS); \
+	done
+
+# The proof that the burst tests test something: against Janet 1.32's listener
+# behaviour they must fail, and fail by stalling.
+test-edge: lib-edge node_modules/.installed
+	@mkdir -p tests/out
+	@for lib in $(EDGE_GNU) $(EDGE_MUSL); do \
+	  for rt in deno bun; do \
+	    echo "== $$rt, $$lib: the burst tests must stall"; \
+	    if [ $$rt = deno ]; then cmd="$(DENO_TEST)"; else cmd="$(call BUN_TEST,$(BUN))"; fi; \
+	    if ZEV_LIB=$$lib $$cmd $(BURST_TESTS) > tests/out/edge.log 2>&1; then \
+	      cat tests/out/edge.log; echo "FAIL: the burst tests passed against $$lib"; exit 1; fi; \
+	    stalls=$$(grep -c 'stall:' tests/out/edge.log || true); \
+	    if [ "$$stalls" -lt 4 ]; then cat tests/out/edge.log; echo "FAIL: expected 4 stalls, saw $$stalls"; exit 1; fi; \
+	    echo "   ok: $$stalls stalled tests, as Janet 1.32 would"; \
+	  done; \
+	done
+
+# Bun's own musl build, in a real musl process, with the musl library found on its own.
+test-bun-musl: lib $(BUN_MUSL)
+	$(call BUN_TEST,$(BUN_MUSL)) $(TS_TESTS)
+
+# ---- demo and benchmarks ------------------------------------------------------------------
+
+demo: setup lib lib-edge tools
+	$(BUN) bench/demo.ts
+
+bench: setup lib tools .tools/debs-bench
+	$(BUN) bench/run.ts
+
+clean:
+	rm -rf zig-out zig-out-edge .zig-cache tests/out bench/out

@@ -1,0 +1,274 @@
+//! floor — the "C floor": the simplest correct single-threaded epoll TCP echo
+//! server, written the way one would in C. It is the baseline zev's numbers are
+//! compared against, so it does as little as a correct server can: one shared
+//! read buffer, a connection table indexed by fd, and no allocation per event
+//! (a connection gets a backlog buffer only the first time a write blocks).
+//!
+//! Usage: floor [--host 127.0.0.1] [--port 0]
+//! Prints `listening on HOST:PORT` once ready; exits 0 on SIGINT/SIGTERM.
+//!
+//! Build: zig build-exe -O ReleaseFast -target x86_64-linux-musl bench/floor.zig -femit-bin=OUT
+
+const std = @import("std");
+const linux = std.os.linux;
+
+const buf_size = 64 * 1024;
+
+const Conn = struct {
+    /// Echo bytes the kernel would not take yet. While non-empty we stop
+    /// reading, so the backlog never exceeds one read (buf_size).
+    pending: ?[]u8 = null,
+    start: usize = 0,
+    end: usize = 0,
+
+    fn hasPending(c: *const Conn) bool {
+        return c.end > c.start;
+    }
+};
+
+const Server = struct {
+    epfd: i32,
+    lfd: i32,
+    sfd: i32,
+    /// Indexed by fd: fds are dense and below RLIMIT_NOFILE, so no lookup.
+    conns: []Conn,
+    rbuf: []u8,
+    gpa: std.mem.Allocator,
+
+    fn acceptAll(s: *Server) void {
+        while (true) {
+            const rc = linux.accept4(s.lfd, null, null, linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC);
+            switch (linux.E.init(rc)) {
+                .SUCCESS => {},
+                .INTR, .CONNABORTED => continue,
+                // AGAIN: drained. MFILE/NFILE/NOBUFS/NOMEM: out of resources;
+                // the level-triggered listener retries on the next wait.
+                else => return,
+            }
+            const fd: i32 = @intCast(rc);
+            if (@as(usize, @intCast(fd)) >= s.conns.len) {
+                _ = linux.close(fd);
+                continue;
+            }
+            // Small echoes must not wait on Nagle + delayed ACK.
+            setInt(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
+            var ev = linux.epoll_event{
+                .events = linux.EPOLL.IN | linux.EPOLL.OUT | linux.EPOLL.RDHUP | linux.EPOLL.ET,
+                .data = .{ .fd = fd },
+            };
+            if (linux.E.init(linux.epoll_ctl(s.epfd, linux.EPOLL.CTL_ADD, fd, &ev)) != .SUCCESS) {
+                _ = linux.close(fd);
+                continue;
+            }
+            s.conns[@intCast(fd)] = .{};
+        }
+    }
+
+    fn closeConn(s: *Server, fd: i32) void {
+        const c = &s.conns[@intCast(fd)];
+        if (c.pending) |p| s.gpa.free(p);
+        c.* = .{};
+        // close() also removes the fd from the epoll set (it is never dup'ed).
+        _ = linux.close(fd);
+    }
+
+    fn onConn(s: *Server, fd: i32, events: u32) void {
+        if (events & linux.EPOLL.ERR != 0) return s.closeConn(fd);
+        const c = &s.conns[@intCast(fd)];
+        if (c.hasPending()) {
+            // Only writability (or HUP, which makes the write fail) can help.
+            if (events & (linux.EPOLL.OUT | linux.EPOLL.HUP) == 0) return;
+            switch (sendAll(fd, c.pending.?[c.start..c.end])) {
+                .failed => return s.closeConn(fd),
+                .sent => |n| {
+                    c.start += n;
+                    if (c.hasPending()) return;
+                    c.start = 0;
+                    c.end = 0;
+                },
+            }
+            // Backlog drained: read even without EPOLLIN, because input that
+            // arrived while reading was paused will not raise another edge.
+        } else if (events & (linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.HUP) == 0) {
+            return; // writability alone, nothing to flush
+        }
+        // Edge-triggered: read until EAGAIN.
+        while (true) {
+            const n = switch (recv(fd, s.rbuf)) {
+                .again => return,
+                .eof, .failed => return s.closeConn(fd),
+                .data => |n| n,
+            };
+            switch (sendAll(fd, s.rbuf[0..n])) {
+                .failed => return s.closeConn(fd),
+                .sent => |sent| if (sent < n) {
+                    if (c.pending == null) {
+                        c.pending = s.gpa.alloc(u8, buf_size) catch return s.closeConn(fd);
+                    }
+                    @memcpy(c.pending.?[0 .. n - sent], s.rbuf[sent..n]);
+                    c.start = 0;
+                    c.end = n - sent;
+                    return; // resume on EPOLLOUT
+                },
+            }
+        }
+    }
+};
+
+const RecvResult = union(enum) { data: usize, again, eof, failed };
+
+fn recv(fd: i32, buf: []u8) RecvResult {
+    while (true) {
+        const rc = linux.read(fd, buf.ptr, buf.len);
+        switch (linux.E.init(rc)) {
+            .SUCCESS => return if (rc == 0) .eof else .{ .data = rc },
+            .INTR => continue,
+            .AGAIN => return .again,
+            else => return .failed,
+        }
+    }
+}
+
+const SendResult = union(enum) { sent: usize, failed };
+
+/// Writes as much as the socket accepts. MSG_NOSIGNAL: a peer that went away
+/// must give EPIPE, not kill the server with SIGPIPE.
+fn sendAll(fd: i32, bytes: []const u8) SendResult {
+    var off: usize = 0;
+    while (off < bytes.len) {
+        const rc = linux.sendto(fd, bytes[off..].ptr, bytes.len - off, linux.MSG.NOSIGNAL, null, 0);
+        switch (linux.E.init(rc)) {
+            .SUCCESS => off += rc,
+            .INTR => continue,
+            .AGAIN => break,
+            else => return .failed,
+        }
+    }
+    return .{ .sent = off };
+}
+
+fn setInt(fd: i32, level: i32, opt: u32, value: c_int) void {
+    _ = linux.setsockopt(fd, level, opt, std.mem.asBytes(&value), @sizeOf(c_int));
+}
+
+fn fatal(comptime fmt: []const u8, args: anytype) noreturn {
+    std.debug.print("floor: " ++ fmt ++ "\n", args);
+    std.process.exit(1);
+}
+
+fn usage(comptime fmt: []const u8, args: anytype) noreturn {
+    std.debug.print("floor: " ++ fmt ++ "\nusage: floor [--host 127.0.0.1] [--port 0]\n", args);
+    std.process.exit(2);
+}
+
+/// Raises the soft fd limit to the hard one and returns it (capped, as it
+/// sizes the connection table).
+fn raiseNofile() usize {
+    var lim: linux.rlimit = undefined;
+    if (linux.E.init(linux.getrlimit(.NOFILE, &lim)) != .SUCCESS) return 1024;
+    lim.cur = lim.max;
+    _ = linux.setrlimit(.NOFILE, &lim);
+    _ = linux.getrlimit(.NOFILE, &lim);
+    return @intCast(@min(lim.cur, 1 << 20));
+}
+
+pub fn main() !void {
+    var host: []const u8 = "127.0.0.1";
+    var port: u16 = 0;
+    var args = std.process.args();
+    _ = args.skip();
+    while (args.next()) |arg| {
+        if (std.mem.eql(u8, arg, "-h") or std.mem.eql(u8, arg, "--help")) {
+            std.debug.print("usage: floor [--host 127.0.0.1] [--port 0]\n", .{});
+            std.process.exit(0);
+        }
+        // Accept both `--flag value` and `--flag=value`.
+        var name: []const u8 = arg;
+        var inline_value: ?[]const u8 = null;
+        if (std.mem.indexOfScalar(u8, arg, '=')) |eq| {
+            name = arg[0..eq];
+            inline_value = arg[eq + 1 ..];
+        }
+        const is_host = std.mem.eql(u8, name, "--host");
+        if (!is_host and !std.mem.eql(u8, name, "--port")) usage("unknown flag '{s}'", .{arg});
+        const value = inline_value orelse args.next() orelse usage("missing value for {s}", .{name});
+        if (is_host) {
+            host = value;
+        } else {
+            port = std.fmt.parseInt(u16, value, 10) catch usage("invalid --port '{s}'", .{value});
+        }
+    }
+    const addr = std.net.Address.parseIp(host, port) catch usage("invalid --host '{s}' (numeric IPv4/IPv6 only)", .{host});
+
+    const gpa = std.heap.page_allocator;
+    const max_fds = raiseNofile();
+
+    // Signals arrive through the event loop, so shutdown needs no global flag.
+    var mask = linux.sigemptyset();
+    linux.sigaddset(&mask, linux.SIG.INT);
+    linux.sigaddset(&mask, linux.SIG.TERM);
+    _ = linux.sigprocmask(linux.SIG.BLOCK, &mask, null);
+    const sfd_rc = linux.signalfd(-1, &mask, linux.SFD.NONBLOCK | linux.SFD.CLOEXEC);
+    if (linux.E.init(sfd_rc) != .SUCCESS) fatal("signalfd: {t}", .{linux.E.init(sfd_rc)});
+    const sfd: i32 = @intCast(sfd_rc);
+
+    const lrc = linux.socket(addr.any.family, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0);
+    if (linux.E.init(lrc) != .SUCCESS) fatal("socket: {t}", .{linux.E.init(lrc)});
+    const lfd: i32 = @intCast(lrc);
+    setInt(lfd, linux.SOL.SOCKET, linux.SO.REUSEADDR, 1);
+    var rc = linux.bind(lfd, &addr.any, addr.getOsSockLen());
+    if (linux.E.init(rc) != .SUCCESS) fatal("bind {f}: {t}", .{ addr, linux.E.init(rc) });
+    // The kernel clamps the backlog to net.core.somaxconn.
+    rc = linux.listen(lfd, 65535);
+    if (linux.E.init(rc) != .SUCCESS) fatal("listen: {t}", .{linux.E.init(rc)});
+
+    const eprc = linux.epoll_create1(linux.EPOLL.CLOEXEC);
+    if (linux.E.init(eprc) != .SUCCESS) fatal("epoll_create1: {t}", .{linux.E.init(eprc)});
+    const epfd: i32 = @intCast(eprc);
+    // Listener is level-triggered: if accept stops early (EMFILE) we get
+    // woken again instead of losing the pending connections.
+    var lev = linux.epoll_event{ .events = linux.EPOLL.IN, .data = .{ .fd = lfd } };
+    var sev = linux.epoll_event{ .events = linux.EPOLL.IN, .data = .{ .fd = sfd } };
+    if (linux.E.init(linux.epoll_ctl(epfd, linux.EPOLL.CTL_ADD, lfd, &lev)) != .SUCCESS or
+        linux.E.init(linux.epoll_ctl(epfd, linux.EPOLL.CTL_ADD, sfd, &sev)) != .SUCCESS)
+        fatal("epoll_ctl failed", .{});
+
+    var s = Server{
+        .epfd = epfd,
+        .lfd = lfd,
+        .sfd = sfd,
+        .conns = try gpa.alloc(Conn, max_fds),
+        .rbuf = try gpa.alloc(u8, buf_size),
+        .gpa = gpa,
+    };
+    @memset(s.conns, .{});
+
+    var bound: linux.sockaddr.storage = undefined;
+    var bound_len: linux.socklen_t = @sizeOf(linux.sockaddr.storage);
+    rc = linux.getsockname(lfd, @ptrCast(&bound), &bound_len);
+    if (linux.E.init(rc) != .SUCCESS) fatal("getsockname: {t}", .{linux.E.init(rc)});
+    var out_buf: [128]u8 = undefined;
+    var out = std.fs.File.stdout().writerStreaming(&out_buf);
+    out.interface.print("listening on {f}\n", .{std.net.Address.initPosix(@ptrCast(&bound))}) catch {};
+    out.interface.flush() catch {};
+
+    var events: [256]linux.epoll_event = undefined;
+    while (true) {
+        const n = linux.epoll_wait(epfd, &events, events.len, -1);
+        switch (linux.E.init(n)) {
+            .SUCCESS => {},
+            .INTR => continue,
+            else => |e| fatal("epoll_wait: {t}", .{e}),
+        }
+        for (events[0..n]) |ev| {
+            const fd = ev.data.fd;
+            if (fd == lfd) {
+                s.acceptAll();
+            } else if (fd == sfd) {
+                std.process.exit(0);
+            } else {
+                s.onConn(fd, ev.events);
+            }
+        }
+    }
+}

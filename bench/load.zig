@@ -1,0 +1,1009 @@
+//! load — zev's TCP load generator. Single-threaded epoll client, no libc.
+//!
+//!   load echo   --port P [--host H] [--connections N] [--size B] [--pipeline D]
+//!               [--duration S] [--warmup S] [--json]
+//!   load accept --port P [--host H] [--connections N] [--duration S] [--json]
+//!   load rounds --port P [--host H] [--clients C] [--rounds R] [--deadline-ms MS]
+//!               [--size B] [--json]
+//!   load burst  --port P [--host H] [--connections N] [--deadline-ms MS] [--json]
+//!
+//! Exit codes: 0 ok, 1 fatal error or (burst) not every connection served,
+//! 2 usage error. Against a 127.x address, client sockets bind to source
+//! addresses 127.0.0.2-17 in turn (see Dialer).
+//!
+//! Build: zig build-exe -O ReleaseFast -target x86_64-linux-musl bench/load.zig -femit-bin=OUT
+
+const std = @import("std");
+const linux = std.os.linux;
+
+const usage_text =
+    \\usage:
+    \\  load echo   --port P [--host 127.0.0.1] [--connections 1] [--size 64]
+    \\              [--pipeline 1] [--duration 5] [--warmup 0] [--json]
+    \\      closed loop: each connection keeps PIPELINE messages of SIZE bytes in flight
+    \\  load accept --port P [--host 127.0.0.1] [--connections 1] [--duration 5] [--json]
+    \\      each slot loops connect, send 64 B, read echo, close
+    \\  load rounds --port P [--host 127.0.0.1] [--clients 20] [--rounds 100]
+    \\              [--deadline-ms 2000] [--size 64] [--json]
+    \\      per round CLIENTS connect at once, send SIZE bytes, read echo, close;
+    \\      a round not done within the deadline counts as a stall
+    \\  load burst  --port P [--host 127.0.0.1] [--connections 1000]
+    \\              [--deadline-ms 10000] [--json]
+    \\      open all connections, then send 64 B on each; exit 1 unless all are served
+    \\
+    \\Flags take `--flag value` or `--flag=value`. Durations are seconds (fractions ok).
+    \\Against 127.x, sockets bind to sources 127.0.0.2-17 in turn (TIME_WAIT spread).
+    \\Exit codes: 0 ok, 1 fatal error or burst stall, 2 usage error.
+    \\
+;
+
+// ---------------------------------------------------------------- options
+
+const Mode = enum { echo, accept, rounds, burst };
+
+const Flag = enum { host, port, connections, size, pipeline, duration, warmup, clients, rounds, deadline_ms, json };
+
+const flag_names = [_]struct { []const u8, Flag }{
+    .{ "--host", .host },               .{ "--port", .port },
+    .{ "--connections", .connections }, .{ "--size", .size },
+    .{ "--pipeline", .pipeline },       .{ "--duration", .duration },
+    .{ "--warmup", .warmup },           .{ "--clients", .clients },
+    .{ "--rounds", .rounds },           .{ "--deadline-ms", .deadline_ms },
+    .{ "--json", .json },
+};
+
+fn flagAllowed(mode: Mode, flag: Flag) bool {
+    return switch (flag) {
+        .host, .port, .json => true,
+        .connections => mode != .rounds,
+        .size => mode == .echo or mode == .rounds,
+        .pipeline, .warmup => mode == .echo,
+        .duration => mode == .echo or mode == .accept,
+        .clients, .rounds => mode == .rounds,
+        .deadline_ms => mode == .rounds or mode == .burst,
+    };
+}
+
+const Opts = struct {
+    mode: Mode,
+    host: []const u8 = "127.0.0.1",
+    port: u16 = 0,
+    connections: u32 = 1,
+    size: u32 = 64,
+    pipeline: u32 = 1,
+    duration: f64 = 5,
+    warmup: f64 = 0,
+    clients: u32 = 20,
+    rounds: u32 = 100,
+    deadline_ms: u32 = 2000,
+    json: bool = false,
+};
+
+/// Payload size of accept and burst requests.
+const small_msg = 64;
+/// Upper bound on --size, so a typo cannot ask for gigabytes of buffer.
+const max_size = 16 << 20;
+
+fn usage(comptime fmt: []const u8, args: anytype) noreturn {
+    std.debug.print("load: " ++ fmt ++ "\n" ++ usage_text, args);
+    std.process.exit(2);
+}
+
+fn fatal(comptime fmt: []const u8, args: anytype) noreturn {
+    std.debug.print("load: " ++ fmt ++ "\n", args);
+    std.process.exit(1);
+}
+
+fn parseArgs() Opts {
+    var args = std.process.args();
+    _ = args.skip();
+    const mode_arg = args.next() orelse usage("missing mode", .{});
+    if (std.mem.eql(u8, mode_arg, "-h") or std.mem.eql(u8, mode_arg, "--help")) {
+        std.fs.File.stdout().writeAll(usage_text) catch {};
+        std.process.exit(0);
+    }
+    const mode = std.meta.stringToEnum(Mode, mode_arg) orelse usage("unknown mode '{s}'", .{mode_arg});
+    var o = Opts{ .mode = mode };
+    if (mode == .burst) {
+        o.connections = 1000;
+        o.deadline_ms = 10000;
+    }
+    var have_port = false;
+    while (args.next()) |arg| {
+        if (std.mem.eql(u8, arg, "-h") or std.mem.eql(u8, arg, "--help")) {
+            std.fs.File.stdout().writeAll(usage_text) catch {};
+            std.process.exit(0);
+        }
+        var name: []const u8 = arg;
+        var inline_value: ?[]const u8 = null;
+        if (std.mem.indexOfScalar(u8, arg, '=')) |eq| {
+            name = arg[0..eq];
+            inline_value = arg[eq + 1 ..];
+        }
+        const flag = for (flag_names) |f| {
+            if (std.mem.eql(u8, f[0], name)) break f[1];
+        } else usage("unknown flag '{s}'", .{arg});
+        if (!flagAllowed(mode, flag)) usage("flag {s} does not apply to mode {t}", .{ name, mode });
+        if (flag == .json) {
+            if (inline_value != null) usage("--json takes no value", .{});
+            o.json = true;
+            continue;
+        }
+        const v = inline_value orelse args.next() orelse usage("missing value for {s}", .{name});
+        switch (flag) {
+            .host => o.host = v,
+            .port => {
+                o.port = parseUint(u16, name, v, 1);
+                have_port = true;
+            },
+            .connections => o.connections = parseUint(u32, name, v, 1),
+            .size => o.size = parseUint(u32, name, v, 1),
+            .pipeline => o.pipeline = parseUint(u32, name, v, 1),
+            .clients => o.clients = parseUint(u32, name, v, 1),
+            .rounds => o.rounds = parseUint(u32, name, v, 1),
+            .deadline_ms => o.deadline_ms = parseUint(u32, name, v, 1),
+            .duration => o.duration = parseSeconds(name, v, false),
+            .warmup => o.warmup = parseSeconds(name, v, true),
+            .json => unreachable,
+        }
+    }
+    if (!have_port) usage("--port is required", .{});
+    if (o.size > max_size) usage("--size must be at most {d}", .{max_size});
+    return o;
+}
+
+fn parseUint(comptime T: type, name: []const u8, v: []const u8, min: T) T {
+    const n = std.fmt.parseInt(T, v, 10) catch usage("invalid value '{s}' for {s}", .{ v, name });
+    if (n < min) usage("{s} must be at least {d}", .{ name, min });
+    return n;
+}
+
+fn parseSeconds(name: []const u8, v: []const u8, allow_zero: bool) f64 {
+    const s = std.fmt.parseFloat(f64, v) catch usage("invalid value '{s}' for {s}", .{ v, name });
+    if (!std.math.isFinite(s) or s < 0 or (s == 0 and !allow_zero) or s > 1e6)
+        usage("{s} must be a {s} number of seconds", .{ name, if (allow_zero) "non-negative" else "positive" });
+    return s;
+}
+
+// ---------------------------------------------------------------- time
+
+fn now() u64 {
+    var ts: linux.timespec = undefined;
+    _ = linux.clock_gettime(.MONOTONIC, &ts);
+    return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
+}
+
+fn secondsToNs(s: f64) u64 {
+    return @intFromFloat(s * std.time.ns_per_s);
+}
+
+// ---------------------------------------------------------------- histogram
+
+/// Log-linear latency histogram in nanoseconds: exact below 128 ns, then 64
+/// linear buckets per power of two, so any reported value is within ~1.6%.
+/// Fixed size (30 KiB), so recording never allocates.
+const Histogram = struct {
+    const sub_bits = 6;
+    const sub = 1 << sub_bits;
+    const n_buckets = (64 - sub_bits) * sub + sub;
+
+    counts: [n_buckets]u64 = @splat(0),
+    total: u64 = 0,
+    max: u64 = 0,
+
+    fn index(v: u64) usize {
+        if (v < 2 * sub) return @intCast(v);
+        const shift: u6 = @intCast(63 - @clz(v) - sub_bits);
+        return @as(usize, shift) * sub + @as(usize, @intCast(v >> shift));
+    }
+
+    /// Midpoint of bucket i, i.e. the value reported for it.
+    fn value(i: usize) u64 {
+        if (i < 2 * sub) return i;
+        const shift: u6 = @intCast(i / sub - 1);
+        const lower = @as(u64, i % sub + sub) << shift;
+        return lower + ((@as(u64, 1) << shift) - 1) / 2;
+    }
+
+    fn record(h: *Histogram, ns: u64) void {
+        h.counts[index(ns)] += 1;
+        h.total += 1;
+        h.max = @max(h.max, ns);
+    }
+
+    /// q in (0,1]; returns microseconds, 0 when empty.
+    fn quantileUs(h: *const Histogram, q: f64) f64 {
+        if (h.total == 0) return 0;
+        const rank: u64 = @max(1, @as(u64, @intFromFloat(@ceil(q * @as(f64, @floatFromInt(h.total))))));
+        var seen: u64 = 0;
+        for (h.counts, 0..) |c, i| {
+            seen += c;
+            if (seen >= rank) return nsToUs(@min(value(i), h.max));
+        }
+        return nsToUs(h.max);
+    }
+
+    fn maxUs(h: *const Histogram) f64 {
+        return nsToUs(h.max);
+    }
+};
+
+fn nsToUs(ns: u64) f64 {
+    return @as(f64, @floatFromInt(ns)) / 1000.0;
+}
+
+/// Events per second; 0 rather than NaN for an empty interval (keeps JSON valid).
+fn perSecond(count: u64, seconds: f64) f64 {
+    return if (seconds > 0) @as(f64, @floatFromInt(count)) / seconds else 0;
+}
+
+test "histogram buckets are contiguous and within 1.6%" {
+    var prev: usize = 0;
+    var v: u64 = 1;
+    while (v < 1 << 40) : (v += v / 7 + 1) {
+        const i = Histogram.index(v);
+        try std.testing.expect(i >= prev and i < Histogram.n_buckets);
+        const rep: f64 = @floatFromInt(Histogram.value(i));
+        try std.testing.expect(@abs(rep - @as(f64, @floatFromInt(v))) <= 0.016 * @as(f64, @floatFromInt(v)));
+        prev = i;
+    }
+    try std.testing.expectEqual(Histogram.n_buckets - 1, Histogram.index(std.math.maxInt(u64)));
+
+    var h = Histogram{};
+    for (1..1001) |us| h.record(us * 1000);
+    try std.testing.expectApproxEqRel(500.0, h.quantileUs(0.5), 0.016);
+    try std.testing.expectApproxEqRel(990.0, h.quantileUs(0.99), 0.016);
+    try std.testing.expectEqual(1000.0, h.maxUs());
+}
+
+// ---------------------------------------------------------------- payload
+
+/// Payload bytes are windows into one random pattern whose period is prime,
+/// so consecutive messages differ and echoed data can be checked with a
+/// single memcmp against the window the bytes were sent from.
+const pattern_period = 65521;
+/// Largest read or write done at once; the pattern extends this far past the
+/// period so every window is contiguous.
+const io_chunk = 64 * 1024;
+
+fn makePattern(gpa: std.mem.Allocator, max_window: usize) []u8 {
+    const p = gpa.alloc(u8, pattern_period + @max(max_window, io_chunk)) catch fatal("out of memory", .{});
+    var prng = std.Random.DefaultPrng.init(0x7a65_76);
+    prng.random().bytes(p[0..pattern_period]);
+    // The tail repeats the start, so pattern[i] == pattern[i % period] and a
+    // window gives the same bytes however the stream was split into reads.
+    for (p[pattern_period..], 0..) |*b, i| b.* = p[i % pattern_period];
+    return p;
+}
+
+// ---------------------------------------------------------------- sockets
+
+const IoResult = union(enum) { n: usize, again, eof, failed };
+
+fn recvSome(fd: i32, buf: []u8) IoResult {
+    while (true) {
+        const rc = linux.read(fd, buf.ptr, buf.len);
+        switch (linux.E.init(rc)) {
+            .SUCCESS => return if (rc == 0) .eof else .{ .n = rc },
+            .INTR => continue,
+            .AGAIN => return .again,
+            else => return .failed,
+        }
+    }
+}
+
+/// MSG_NOSIGNAL: a server that closes early must cost an error, not SIGPIPE.
+fn sendSome(fd: i32, bytes: []const u8) IoResult {
+    while (true) {
+        const rc = linux.sendto(fd, bytes.ptr, bytes.len, linux.MSG.NOSIGNAL, null, 0);
+        switch (linux.E.init(rc)) {
+            .SUCCESS => return .{ .n = rc },
+            .INTR => continue,
+            .AGAIN => return .again,
+            else => return .failed,
+        }
+    }
+}
+
+fn setInt(fd: i32, level: i32, opt: u32, v: c_int) void {
+    _ = linux.setsockopt(fd, level, opt, std.mem.asBytes(&v), @sizeOf(c_int));
+}
+
+/// Pending error of a nonblocking connect; 0 when it succeeded.
+fn soError(fd: i32) u32 {
+    var err: c_int = 0;
+    var len: linux.socklen_t = @sizeOf(c_int);
+    const rc = linux.getsockopt(fd, linux.SOL.SOCKET, linux.SO.ERROR, std.mem.asBytes(&err), &len);
+    if (linux.E.init(rc) != .SUCCESS) return 1;
+    return @intCast(err);
+}
+
+const Connect = union(enum) { connected: i32, in_progress: i32, failed };
+
+/// Opens client connections. For a loopback IPv4 target it rotates the source
+/// address over 127.0.0.2-17: a client that closes first keeps its side in
+/// TIME_WAIT, and the kernel will not reuse a port held by a TIME_WAIT younger
+/// than a second, so with a single source address connect() spends its time
+/// searching the ~28k ephemeral ports and caps the accept benchmark at the
+/// client (measured: ~14k/s versus ~35k/s spread, same server).
+const Dialer = struct {
+    addr: std.net.Address,
+    spread: bool,
+    next_source: u32 = 0,
+
+    const n_sources = 16;
+
+    fn init(addr: std.net.Address) Dialer {
+        const loopback = addr.any.family == linux.AF.INET and
+            std.mem.bigToNative(u32, addr.in.sa.addr) >> 24 == 127;
+        return .{ .addr = addr, .spread = loopback };
+    }
+
+    /// Starts a nonblocking connect and registers the socket with epoll
+    /// (edge-triggered, in and out, so the connect completion and every later
+    /// readiness change arrive as events).
+    fn connect(d: *Dialer, epfd: i32, data: u64) Connect {
+        const src = linux.socket(d.addr.any.family, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0);
+        if (linux.E.init(src) != .SUCCESS) return .failed;
+        const fd: i32 = @intCast(src);
+        setInt(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
+        if (d.spread) {
+            // NO_PORT defers the port choice to connect(), which only needs
+            // the full 4-tuple to be unique.
+            setInt(fd, linux.IPPROTO.IP, linux.IP.BIND_ADDRESS_NO_PORT, 1);
+            const ip: u32 = 0x7f00_0002 + d.next_source % n_sources;
+            d.next_source +%= 1;
+            const sa = linux.sockaddr.in{ .port = 0, .addr = std.mem.nativeToBig(u32, ip) };
+            if (linux.E.init(linux.bind(fd, @ptrCast(&sa), @sizeOf(linux.sockaddr.in))) != .SUCCESS) {
+                _ = linux.close(fd);
+                return .failed;
+            }
+        }
+        const in_progress = while (true) {
+            switch (linux.E.init(linux.connect(fd, &d.addr.any, d.addr.getOsSockLen()))) {
+                .SUCCESS => break false,
+                .INPROGRESS => break true,
+                .INTR => continue,
+                else => {
+                    _ = linux.close(fd);
+                    return .failed;
+                },
+            }
+        };
+        // Registered after connect(): an unconnected socket polls as HUP.
+        var ev = linux.epoll_event{
+            .events = linux.EPOLL.IN | linux.EPOLL.OUT | linux.EPOLL.RDHUP | linux.EPOLL.ET,
+            .data = .{ .u64 = data },
+        };
+        if (linux.E.init(linux.epoll_ctl(epfd, linux.EPOLL.CTL_ADD, fd, &ev)) != .SUCCESS) {
+            _ = linux.close(fd);
+            return .failed;
+        }
+        return if (in_progress) .{ .in_progress = fd } else .{ .connected = fd };
+    }
+};
+
+fn epollCreate() i32 {
+    const rc = linux.epoll_create1(linux.EPOLL.CLOEXEC);
+    if (linux.E.init(rc) != .SUCCESS) fatal("epoll_create1: {t}", .{linux.E.init(rc)});
+    return @intCast(rc);
+}
+
+/// Waits for events until `deadline` (monotonic ns), at most `cap_ms`.
+fn waitEvents(epfd: i32, events: []linux.epoll_event, deadline: u64, cap_ms: i32) []linux.epoll_event {
+    const t = now();
+    const left_ms: u64 = if (deadline > t) (deadline - t + std.time.ns_per_ms - 1) / std.time.ns_per_ms else 0;
+    const timeout: i32 = @intCast(@min(left_ms, @as(u64, @intCast(cap_ms))));
+    const rc = linux.epoll_wait(epfd, events.ptr, @intCast(events.len), timeout);
+    switch (linux.E.init(rc)) {
+        .SUCCESS => return events[0..rc],
+        .INTR => return events[0..0],
+        else => |e| fatal("epoll_wait: {t}", .{e}),
+    }
+}
+
+const ev_fail = linux.EPOLL.ERR | linux.EPOLL.HUP;
+
+/// Raises the soft fd limit to the hard limit; returns the resulting soft limit.
+fn raiseNofile() u64 {
+    var lim: linux.rlimit = undefined;
+    if (linux.E.init(linux.getrlimit(.NOFILE, &lim)) != .SUCCESS) return 1024;
+    lim.cur = lim.max;
+    _ = linux.setrlimit(.NOFILE, &lim);
+    _ = linux.getrlimit(.NOFILE, &lim);
+    return lim.cur;
+}
+
+// ---------------------------------------------------------------- echo mode
+
+/// One persistent pipelined connection. Its outgoing bytes form an endless
+/// stream: byte n is pattern[(base + n) % period], message k is bytes
+/// [k*size, (k+1)*size). tx/rx count stream bytes sent/verified, so the
+/// in-flight window is simply (rx/size + pipeline) * size - tx.
+const EchoConn = struct {
+    fd: i32 = -1,
+    state: enum { closed, connecting, running } = .closed,
+    base: usize = 0,
+    tx: u64 = 0,
+    rx: u64 = 0,
+    /// Enqueue time of message k lives in sent_at[k % pipeline].
+    sent_at: []u64 = &.{},
+};
+
+const Echo = struct {
+    epfd: i32,
+    dialer: Dialer,
+    size: u64,
+    pipeline: u64,
+    conns: []EchoConn,
+    pattern: []const u8,
+    rbuf: []u8,
+    hist: *Histogram,
+    recording: bool = false,
+    round_trips: u64 = 0,
+    errors: u64 = 0,
+    connecting: usize = 0,
+    live: usize = 0,
+
+    fn connectAll(e: *Echo) void {
+        for (e.conns, 0..) |*c, i| {
+            c.base = (i * 7919) % pattern_period;
+            switch (e.dialer.connect(e.epfd, i)) {
+                .failed => e.errors += 1,
+                .in_progress => |fd| {
+                    c.fd = fd;
+                    c.state = .connecting;
+                    e.connecting += 1;
+                    e.live += 1;
+                },
+                .connected => |fd| {
+                    c.fd = fd;
+                    e.live += 1;
+                    e.onConnected(c);
+                },
+            }
+        }
+    }
+
+    fn onConnected(e: *Echo, c: *EchoConn) void {
+        c.state = .running;
+        @memset(c.sent_at, now());
+        if (!e.flush(c)) e.fail(c);
+    }
+
+    fn fail(e: *Echo, c: *EchoConn) void {
+        if (c.state == .connecting) e.connecting -= 1;
+        e.errors += 1;
+        e.close(c);
+    }
+
+    fn close(e: *Echo, c: *EchoConn) void {
+        if (c.state == .closed) return;
+        _ = linux.close(c.fd);
+        c.state = .closed;
+        e.live -= 1;
+    }
+
+    fn onEvent(e: *Echo, c: *EchoConn, events: u32) void {
+        switch (c.state) {
+            .closed => {},
+            .connecting => {
+                if (events & (linux.EPOLL.OUT | ev_fail) == 0) return;
+                if (soError(c.fd) != 0) return e.fail(c);
+                e.connecting -= 1;
+                e.onConnected(c);
+            },
+            .running => {
+                if (events & linux.EPOLL.ERR != 0) return e.fail(c);
+                if (!e.drain(c) or !e.flush(c)) e.fail(c);
+            },
+        }
+    }
+
+    /// Reads until EAGAIN, verifying every byte and completing messages.
+    fn drain(e: *Echo, c: *EchoConn) bool {
+        while (true) {
+            const n = switch (recvSome(c.fd, e.rbuf)) {
+                .n => |n| n,
+                .again => return true,
+                .eof, .failed => return false,
+            };
+            if (c.rx + n > c.tx) return false; // echoed more than was sent
+            const off: usize = @intCast((c.base + c.rx) % pattern_period);
+            if (!std.mem.eql(u8, e.rbuf[0..n], e.pattern[off..][0..n])) return false;
+            const first = c.rx / e.size;
+            c.rx += n;
+            const last = c.rx / e.size;
+            if (last == first) continue;
+            const t = now();
+            var k = first;
+            while (k < last) : (k += 1) {
+                // Message k completed; its slot now times message k + pipeline,
+                // which becomes sendable right now (closed loop).
+                const slot = &c.sent_at[@intCast(k % e.pipeline)];
+                if (e.recording) {
+                    e.hist.record(t -| slot.*);
+                    e.round_trips += 1;
+                }
+                slot.* = t;
+            }
+        }
+    }
+
+    /// Writes the in-flight window until done or EAGAIN.
+    fn flush(e: *Echo, c: *EchoConn) bool {
+        const limit = (c.rx / e.size + e.pipeline) * e.size;
+        while (c.tx < limit) {
+            const off: usize = @intCast((c.base + c.tx) % pattern_period);
+            const len: usize = @intCast(@min(limit - c.tx, io_chunk));
+            switch (sendSome(c.fd, e.pattern[off..][0..len])) {
+                .n => |n| c.tx += n,
+                .again => return true,
+                .eof, .failed => return false,
+            }
+        }
+        return true;
+    }
+
+    /// Runs the loop until `deadline`, or earlier once `stop` says so.
+    fn run(e: *Echo, events: []linux.epoll_event, deadline: u64, comptime stop: fn (*Echo) bool) void {
+        while (now() < deadline and !stop(e)) {
+            for (waitEvents(e.epfd, events, deadline, std.math.maxInt(i32))) |ev| {
+                e.onEvent(&e.conns[@intCast(ev.data.u64)], ev.events);
+            }
+        }
+    }
+
+    fn connectsDone(e: *Echo) bool {
+        return e.connecting == 0;
+    }
+
+    fn allDead(e: *Echo) bool {
+        return e.live == 0;
+    }
+};
+
+const connect_timeout_ns = 10 * std.time.ns_per_s;
+
+fn runEcho(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.Io.Writer) !void {
+    const n: usize = o.connections;
+    const conns = try gpa.alloc(EchoConn, n);
+    const stamps = try gpa.alloc(u64, n * o.pipeline);
+    for (conns, 0..) |*c, i| c.* = .{ .sent_at = stamps[i * o.pipeline ..][0..o.pipeline] };
+    const hist = try gpa.create(Histogram);
+    hist.* = .{};
+    const events = try gpa.alloc(linux.epoll_event, 1024);
+
+    var e = Echo{
+        .epfd = epollCreate(),
+        .dialer = Dialer.init(addr),
+        .size = o.size,
+        .pipeline = o.pipeline,
+        .conns = conns,
+        .pattern = makePattern(gpa, 0),
+        .rbuf = try gpa.alloc(u8, io_chunk),
+        .hist = hist,
+    };
+
+    // Connections are established (and start sending) before warmup; the
+    // measured window starts only after warmup.
+    e.connectAll();
+    e.run(events, now() + connect_timeout_ns, Echo.connectsDone);
+    for (e.conns) |*c| if (c.state == .connecting) e.fail(c);
+
+    e.run(events, now() + secondsToNs(o.warmup), Echo.allDead);
+    e.recording = true;
+    const t0 = now();
+    e.run(events, t0 + secondsToNs(o.duration), Echo.allDead);
+    const elapsed_s = @as(f64, @floatFromInt(now() - t0)) / std.time.ns_per_s;
+    e.recording = false;
+    for (e.conns) |*c| e.close(c);
+
+    const rtps = perSecond(e.round_trips, elapsed_s);
+    const p50 = hist.quantileUs(0.50);
+    const p99 = hist.quantileUs(0.99);
+    if (o.json) {
+        try out.print(
+            "{{\"mode\":\"echo\",\"connections\":{d},\"size\":{d},\"pipeline\":{d},\"duration_s\":{d},\"warmup_s\":{d}," ++
+                "\"elapsed_s\":{d:.3},\"round_trips\":{d},\"rtps\":{d:.1},\"p50_us\":{d:.1},\"p99_us\":{d:.1},\"max_us\":{d:.1},\"errors\":{d}}}\n",
+            .{ o.connections, o.size, o.pipeline, o.duration, o.warmup, elapsed_s, e.round_trips, rtps, p50, p99, hist.maxUs(), e.errors },
+        );
+    } else {
+        try out.print(
+            "echo connections={d} size={d} pipeline={d} duration_s={d:.2} round_trips={d} rtps={d:.1} p50_us={d:.1} p99_us={d:.1} max_us={d:.1} errors={d}\n",
+            .{ o.connections, o.size, o.pipeline, elapsed_s, e.round_trips, rtps, p50, p99, hist.maxUs(), e.errors },
+        );
+    }
+}
+
+// ---------------------------------------------------------------- one-shot requests
+
+/// One connect → send → read echo → close request; used by accept, rounds
+/// and burst. Slots are reused, so epoll data carries a generation to drop
+/// events that belong to a slot's previous socket.
+const Shot = struct {
+    fd: i32 = -1,
+    gen: u32 = 0,
+    state: enum { idle, connecting, parked, active } = .idle,
+    /// Pattern offset of this request's payload.
+    off: usize = 0,
+    tx: usize = 0,
+    rx: usize = 0,
+    t_start: u64 = 0, // connect() issued
+    t_send: u64 = 0, // payload queued
+    t_done: u64 = 0, // full echo read
+    t_end: u64 = 0, // socket closed
+};
+
+const Outcome = enum { pending, done, failed };
+
+const Shots = struct {
+    epfd: i32,
+    dialer: Dialer,
+    size: usize,
+    pattern: []const u8,
+    rbuf: []u8,
+    slots: []Shot,
+    /// Burst mode: hold connections after connect until release() is called.
+    hold: bool = false,
+    seq: usize = 0,
+
+    fn init(gpa: std.mem.Allocator, addr: std.net.Address, n: usize, size: usize) !Shots {
+        const slots = try gpa.alloc(Shot, n);
+        @memset(slots, .{});
+        return .{
+            .epfd = epollCreate(),
+            .dialer = Dialer.init(addr),
+            .size = size,
+            .pattern = makePattern(gpa, size),
+            .rbuf = try gpa.alloc(u8, io_chunk),
+            .slots = slots,
+        };
+    }
+
+    fn start(s: *Shots, i: usize) Outcome {
+        const shot = &s.slots[i];
+        shot.t_start = now();
+        shot.gen +%= 1;
+        switch (s.dialer.connect(s.epfd, @as(u64, shot.gen) << 32 | i)) {
+            .failed => return .failed,
+            .in_progress => |fd| {
+                shot.fd = fd;
+                shot.state = .connecting;
+                return .pending;
+            },
+            .connected => |fd| {
+                shot.fd = fd;
+                return s.connected(i);
+            },
+        }
+    }
+
+    fn connected(s: *Shots, i: usize) Outcome {
+        if (s.hold) {
+            s.slots[i].state = .parked;
+            return .pending;
+        }
+        return s.release(i);
+    }
+
+    /// Sends the payload; for parked slots this ends the hold.
+    fn release(s: *Shots, i: usize) Outcome {
+        const shot = &s.slots[i];
+        shot.state = .active;
+        shot.off = (i *% 7919 +% s.seq *% 104729) % pattern_period;
+        s.seq +%= 1;
+        shot.tx = 0;
+        shot.rx = 0;
+        shot.t_send = now();
+        return s.pump(i);
+    }
+
+    /// Maps an epoll event to its slot, or null if it is stale.
+    fn slotOf(s: *Shots, data: u64) ?usize {
+        const i: usize = @intCast(data & 0xffff_ffff);
+        const shot = &s.slots[i];
+        if (shot.state == .idle or shot.gen != @as(u32, @intCast(data >> 32))) return null;
+        return i;
+    }
+
+    fn onEvent(s: *Shots, i: usize, events: u32) Outcome {
+        const shot = &s.slots[i];
+        switch (shot.state) {
+            .idle => return .pending,
+            .connecting => {
+                if (events & (linux.EPOLL.OUT | ev_fail) == 0) return .pending;
+                if (soError(shot.fd) != 0) return s.finish(i, .failed);
+                return s.connected(i);
+            },
+            .parked => return if (events & linux.EPOLL.ERR != 0) s.finish(i, .failed) else .pending,
+            .active => {
+                if (events & linux.EPOLL.ERR != 0) return s.finish(i, .failed);
+                return s.pump(i);
+            },
+        }
+    }
+
+    fn pump(s: *Shots, i: usize) Outcome {
+        const shot = &s.slots[i];
+        const payload = s.pattern[shot.off..][0..s.size];
+        while (shot.tx < s.size) {
+            switch (sendSome(shot.fd, payload[shot.tx..@min(s.size, shot.tx + io_chunk)])) {
+                .n => |n| shot.tx += n,
+                .again => break,
+                .eof, .failed => return s.finish(i, .failed),
+            }
+        }
+        while (true) {
+            const n = switch (recvSome(shot.fd, s.rbuf)) {
+                .n => |n| n,
+                .again => return .pending,
+                .eof, .failed => return s.finish(i, .failed),
+            };
+            if (shot.rx + n > shot.tx) return s.finish(i, .failed); // more than was sent
+            if (!std.mem.eql(u8, s.rbuf[0..n], payload[shot.rx..][0..n])) return s.finish(i, .failed);
+            shot.rx += n;
+            if (shot.rx == s.size) {
+                shot.t_done = now();
+                return s.finish(i, .done);
+            }
+        }
+    }
+
+    /// Closes every open slot without counting it.
+    fn abandonAll(s: *Shots) void {
+        for (0..s.slots.len) |i| _ = s.finish(i, .pending);
+    }
+
+    fn count(s: *const Shots, state: @FieldType(Shot, "state")) usize {
+        var n: usize = 0;
+        for (s.slots) |shot| n += @intFromBool(shot.state == state);
+        return n;
+    }
+
+    /// Closes the slot's socket (also dropping it from epoll).
+    fn finish(s: *Shots, i: usize, outcome: Outcome) Outcome {
+        const shot = &s.slots[i];
+        if (shot.state != .idle) _ = linux.close(shot.fd);
+        shot.state = .idle;
+        shot.fd = -1;
+        shot.t_end = now();
+        return outcome;
+    }
+};
+
+/// Counts finished shots and records their latency.
+const Tally = struct {
+    hist: *Histogram,
+    /// Which interval of a shot's life is its latency.
+    span: enum { cycle, request, echo },
+    done: u64 = 0,
+    errors: u64 = 0,
+
+    /// Returns whether the shot finished (its slot is idle again).
+    fn settle(t: *Tally, shot: *const Shot, outcome: Outcome) bool {
+        switch (outcome) {
+            .pending => return false,
+            .failed => t.errors += 1,
+            .done => {
+                t.done += 1;
+                t.hist.record(switch (t.span) {
+                    .cycle => shot.t_end - shot.t_start, // connect → echo → close
+                    .request => shot.t_done - shot.t_start, // connect → echo
+                    .echo => shot.t_done - shot.t_send, // send → echo
+                });
+            },
+        }
+        return true;
+    }
+};
+
+fn runAccept(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.Io.Writer) !void {
+    const n: usize = o.connections;
+    var s = try Shots.init(gpa, addr, n, small_msg);
+    const hist = try gpa.create(Histogram);
+    hist.* = .{};
+    var tally = Tally{ .hist = hist, .span = .cycle };
+    const events = try gpa.alloc(linux.epoll_event, 1024);
+    // Slots waiting to (re)start, compacted in place below.
+    const idle = try gpa.alloc(usize, n);
+    for (idle, 0..) |*x, i| x.* = i;
+    var n_idle = n;
+
+    const t0 = now();
+    const deadline = t0 + secondsToNs(o.duration);
+    while (true) {
+        // One attempt per idle slot per iteration: a slot whose connect fails
+        // synchronously stays idle until the next one, so a dead server
+        // cannot trap us here past the deadline.
+        const k = n_idle;
+        n_idle = 0;
+        for (idle[0..k]) |i| {
+            if (tally.settle(&s.slots[i], s.start(i))) {
+                idle[n_idle] = i;
+                n_idle += 1;
+            }
+        }
+        if (now() >= deadline) break;
+        // Back off 1 ms when attempts fail immediately instead of spinning.
+        const cap_ms: i32 = if (n_idle > 0) 1 else std.math.maxInt(i32);
+        for (waitEvents(s.epfd, events, deadline, cap_ms)) |ev| {
+            const i = s.slotOf(ev.data.u64) orelse continue;
+            if (tally.settle(&s.slots[i], s.onEvent(i, ev.events))) {
+                idle[n_idle] = i;
+                n_idle += 1;
+            }
+        }
+    }
+    const elapsed_s = @as(f64, @floatFromInt(now() - t0)) / std.time.ns_per_s;
+    s.abandonAll(); // cycles still in flight are not counted
+
+    const cps = perSecond(tally.done, elapsed_s);
+    const p50 = hist.quantileUs(0.50);
+    const p99 = hist.quantileUs(0.99);
+    if (o.json) {
+        try out.print(
+            "{{\"mode\":\"accept\",\"connections\":{d},\"duration_s\":{d},\"elapsed_s\":{d:.3},\"cycles\":{d}," ++
+                "\"cps\":{d:.1},\"p50_us\":{d:.1},\"p99_us\":{d:.1},\"max_us\":{d:.1},\"errors\":{d}}}\n",
+            .{ o.connections, o.duration, elapsed_s, tally.done, cps, p50, p99, hist.maxUs(), tally.errors },
+        );
+    } else {
+        try out.print(
+            "accept connections={d} duration_s={d:.2} cycles={d} cps={d:.1} p50_us={d:.1} p99_us={d:.1} max_us={d:.1} errors={d}\n",
+            .{ o.connections, elapsed_s, tally.done, cps, p50, p99, hist.maxUs(), tally.errors },
+        );
+    }
+}
+
+fn runRounds(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.Io.Writer) !void {
+    const c: usize = o.clients;
+    var s = try Shots.init(gpa, addr, c, o.size);
+    const hist = try gpa.create(Histogram);
+    hist.* = .{};
+    var tally = Tally{ .hist = hist, .span = .request };
+    const events = try gpa.alloc(linux.epoll_event, 1024);
+    var stalls: u64 = 0;
+    var timed_out: u64 = 0;
+
+    const t0 = now();
+    for (0..o.rounds) |_| {
+        var active: usize = 0;
+        for (0..c) |i| {
+            if (!tally.settle(&s.slots[i], s.start(i))) active += 1;
+        }
+        const deadline = now() + @as(u64, o.deadline_ms) * std.time.ns_per_ms;
+        while (active > 0 and now() < deadline) {
+            for (waitEvents(s.epfd, events, deadline, std.math.maxInt(i32))) |ev| {
+                const i = s.slotOf(ev.data.u64) orelse continue;
+                if (tally.settle(&s.slots[i], s.onEvent(i, ev.events))) active -= 1;
+            }
+        }
+        if (active > 0) {
+            stalls += 1;
+            timed_out += active;
+            s.abandonAll();
+        }
+    }
+    const elapsed_s = @as(f64, @floatFromInt(now() - t0)) / std.time.ns_per_s;
+
+    const p50 = hist.quantileUs(0.50);
+    const p99 = hist.quantileUs(0.99);
+    if (o.json) {
+        try out.print(
+            "{{\"mode\":\"rounds\",\"clients\":{d},\"rounds\":{d},\"size\":{d},\"deadline_ms\":{d},\"elapsed_s\":{d:.3}," ++
+                "\"requests\":{d},\"stalls\":{d},\"timed_out\":{d},\"p50_us\":{d:.1},\"p99_us\":{d:.1},\"max_us\":{d:.1},\"errors\":{d}}}\n",
+            .{ o.clients, o.rounds, o.size, o.deadline_ms, elapsed_s, tally.done, stalls, timed_out, p50, p99, hist.maxUs(), tally.errors },
+        );
+    } else {
+        try out.print(
+            "rounds clients={d} rounds={d} size={d} elapsed_s={d:.2} requests={d} stalls={d} timed_out={d} p50_us={d:.1} p99_us={d:.1} max_us={d:.1} errors={d}\n",
+            .{ o.clients, o.rounds, o.size, elapsed_s, tally.done, stalls, timed_out, p50, p99, hist.maxUs(), tally.errors },
+        );
+    }
+}
+
+/// Returns whether every connection was served.
+fn runBurst(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.Io.Writer) !bool {
+    const n: usize = o.connections;
+    var s = try Shots.init(gpa, addr, n, small_msg);
+    s.hold = true;
+    const hist = try gpa.create(Histogram);
+    hist.* = .{};
+    var tally = Tally{ .hist = hist, .span = .echo };
+    const events = try gpa.alloc(linux.epoll_event, 1024);
+
+    const t0 = now();
+    const deadline = t0 + @as(u64, o.deadline_ms) * std.time.ns_per_ms;
+
+    // Phase 1: every connect, no payload yet (held slots never finish with
+    // .done here, only .failed).
+    for (0..n) |i| _ = tally.settle(&s.slots[i], s.start(i));
+    var connecting = s.count(.connecting);
+    while (connecting > 0 and now() < deadline) {
+        for (waitEvents(s.epfd, events, deadline, std.math.maxInt(i32))) |ev| {
+            const i = s.slotOf(ev.data.u64) orelse continue;
+            _ = tally.settle(&s.slots[i], s.onEvent(i, ev.events));
+        }
+        connecting = s.count(.connecting);
+    }
+    const t_connected = now();
+    const connected = s.count(.parked);
+
+    // Phase 2: one request per connection, all released at once. Skipped if
+    // the deadline passed with connects outstanding.
+    s.hold = false;
+    var active: usize = 0;
+    if (connecting == 0) {
+        for (s.slots, 0..) |shot, i| {
+            if (shot.state != .parked) continue;
+            if (!tally.settle(&s.slots[i], s.release(i))) active += 1;
+        }
+    }
+    while (active > 0 and now() < deadline) {
+        for (waitEvents(s.epfd, events, deadline, std.math.maxInt(i32))) |ev| {
+            const i = s.slotOf(ev.data.u64) orelse continue;
+            if (tally.settle(&s.slots[i], s.onEvent(i, ev.events))) active -= 1;
+        }
+    }
+    const t_end = now();
+    s.abandonAll();
+
+    const served = tally.done;
+    const connect_ms = @as(f64, @floatFromInt(t_connected - t0)) / std.time.ns_per_ms;
+    const elapsed_ms = @as(f64, @floatFromInt(t_end - t0)) / std.time.ns_per_ms;
+    const p50 = hist.quantileUs(0.50);
+    const p99 = hist.quantileUs(0.99);
+    const ok = served == n;
+    if (o.json) {
+        try out.print(
+            "{{\"mode\":\"burst\",\"connections\":{d},\"deadline_ms\":{d},\"connected\":{d},\"served\":{d},\"stalled\":{},\"connect_ms\":{d:.1}," ++
+                "\"elapsed_ms\":{d:.1},\"p50_us\":{d:.1},\"p99_us\":{d:.1},\"max_us\":{d:.1},\"errors\":{d}}}\n",
+            .{ o.connections, o.deadline_ms, connected, served, !ok, connect_ms, elapsed_ms, p50, p99, hist.maxUs(), tally.errors },
+        );
+    } else {
+        try out.print(
+            "burst connections={d} connected={d} served={d} connect_ms={d:.1} elapsed_ms={d:.1} p50_us={d:.1} p99_us={d:.1} max_us={d:.1} errors={d}\n",
+            .{ o.connections, connected, served, connect_ms, elapsed_ms, p50, p99, hist.maxUs(), tally.errors },
+        );
+    }
+    if (!ok) {
+        // Keep stdout pure JSON in --json mode.
+        if (o.json) {
+            std.debug.print("stall: served {d} of {d}\n", .{ served, n });
+        } else {
+            try out.print("stall: served {d} of {d}\n", .{ served, n });
+        }
+    }
+    return ok;
+}
+
+// ---------------------------------------------------------------- main
+
+pub fn main() !void {
+    const o = parseArgs();
+    const addr = std.net.Address.parseIp(o.host, o.port) catch
+        usage("invalid --host '{s}' (numeric IPv4/IPv6 only)", .{o.host});
+
+    const nofile = raiseNofile();
+    const sockets: u64 = switch (o.mode) {
+        .rounds => o.clients,
+        else => o.connections,
+    };
+    if (sockets + 16 > nofile)
+        usage("{d} sockets need a higher RLIMIT_NOFILE (hard limit is {d})", .{ sockets, nofile });
+
+    const gpa = std.heap.page_allocator;
+    var out_buf: [1024]u8 = undefined;
+    // Streaming, not positional: stdout may be a file shared with others.
+    var stdout = std.fs.File.stdout().writerStreaming(&out_buf);
+    const out = &stdout.interface;
+    var ok = true;
+    switch (o.mode) {
+        .echo => try runEcho(o, addr, gpa, out),
+        .accept => try runAccept(o, addr, gpa, out),
+        .rounds => try runRounds(o, addr, gpa, out),
+        .burst => ok = try runBurst(o, addr, gpa, out),
+    }
+    try out.flush();
+    if (!ok) std.process.exit(1);
+}

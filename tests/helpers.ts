@@ -1,0 +1,127 @@
+/**
+ * Test helpers. The clients use the runtime's own sockets (node:net), not zev, so that a
+ * bug in zev cannot hide on both sides of a test. Every wait has a deadline: a test
+ * fails with a message saying what stalled, and never hangs.
+ */
+
+import net from "node:net";
+import { readdirSync } from "node:fs";
+import process from "node:process";
+
+/** Rejects with `message` if `promise` has not settled within `ms`. */
+export async function within<T>(ms: number, message: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`stall: ${message} (no progress within ${ms} ms)`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Opens a node:net connection and resolves once it is established. */
+export function openClient(port: number, host = "127.0.0.1"): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host, noDelay: true });
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}
+
+/** Writes `payload` and resolves with exactly `payload.length` bytes read back. */
+export function exchange(socket: net.Socket, payload: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    let got = 0;
+    const onData = (data: Uint8Array) => {
+      chunks.push(data);
+      got += data.length;
+      if (got >= payload.length) {
+        cleanup();
+        resolve(concat(chunks));
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new Error(`the server closed the connection after ${got} of ${payload.length} bytes`));
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const cleanup = () => {
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.off("error", onError);
+    };
+    socket.on("data", onData);
+    socket.once("end", onEnd);
+    socket.once("error", onError);
+    socket.write(payload);
+  });
+}
+
+export function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+export function text(s: string): Uint8Array {
+  return new TextEncoder().encode(s);
+}
+
+/** Connects, sends one request, reads the echo, closes: one client of a round. */
+export async function requestOnce(port: number, payload: Uint8Array): Promise<Uint8Array> {
+  const socket = await openClient(port);
+  try {
+    return await exchange(socket, payload);
+  } finally {
+    socket.destroy();
+  }
+}
+
+/**
+ * The seed scenario: `clients` concurrent clients, each connecting, sending one request
+ * and reading its echo, repeated for `rounds` rounds. A round that does not finish within
+ * `deadlineMs` is a stall, and the run stops there with an error saying so.
+ */
+export async function runRounds(port: number, clients: number, rounds: number, deadlineMs: number): Promise<number> {
+  let served = 0;
+  for (let round = 1; round <= rounds; round++) {
+    let done = 0;
+    const work = Array.from({ length: clients }, async (_, i) => {
+      const payload = text(`round ${round} client ${i}\n`);
+      const reply = await requestOnce(port, payload);
+      if (new TextDecoder().decode(reply) !== new TextDecoder().decode(payload)) {
+        throw new Error(`round ${round} client ${i}: wrong reply`);
+      }
+      done++;
+    });
+    await within(deadlineMs, `round ${round}: ${clients - done} of ${clients} clients got no reply`, Promise.all(work))
+      .catch((error) => {
+        throw new Error(`${error.message}; ${served} requests served before this round`);
+      });
+    served += clients;
+  }
+  return served;
+}
+
+/** Open descriptors of this process (Linux), to check that a suite leaks none. */
+export function openDescriptors(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+/** The runtime running the tests, for messages. */
+export const runtime = "Bun" in globalThis ? "bun" : "deno";
+
+export { process };
