@@ -41,7 +41,7 @@ const usage_text =
 
 const Mode = enum { echo, accept, rounds, burst };
 
-const Flag = enum { host, port, connections, size, pipeline, duration, warmup, clients, rounds, deadline_ms, json };
+const Flag = enum { host, port, connections, size, pipeline, duration, warmup, clients, rounds, deadline_ms, max_stalls, json };
 
 const flag_names = [_]struct { []const u8, Flag }{
     .{ "--host", .host },               .{ "--port", .port },
@@ -49,7 +49,7 @@ const flag_names = [_]struct { []const u8, Flag }{
     .{ "--pipeline", .pipeline },       .{ "--duration", .duration },
     .{ "--warmup", .warmup },           .{ "--clients", .clients },
     .{ "--rounds", .rounds },           .{ "--deadline-ms", .deadline_ms },
-    .{ "--json", .json },
+    .{ "--max-stalls", .max_stalls },   .{ "--json", .json },
 };
 
 fn flagAllowed(mode: Mode, flag: Flag) bool {
@@ -59,7 +59,7 @@ fn flagAllowed(mode: Mode, flag: Flag) bool {
         .size => mode == .echo or mode == .rounds,
         .pipeline, .warmup => mode == .echo,
         .duration => mode == .echo or mode == .accept,
-        .clients, .rounds => mode == .rounds,
+        .clients, .rounds, .max_stalls => mode == .rounds,
         .deadline_ms => mode == .rounds or mode == .burst,
     };
 }
@@ -76,6 +76,8 @@ const Opts = struct {
     clients: u32 = 20,
     rounds: u32 = 100,
     deadline_ms: u32 = 2000,
+    /// rounds: stop after this many stalled rounds (0: never).
+    max_stalls: u32 = 0,
     json: bool = false,
 };
 
@@ -142,6 +144,7 @@ fn parseArgs() Opts {
             .clients => o.clients = parseUint(u32, name, v, 1),
             .rounds => o.rounds = parseUint(u32, name, v, 1),
             .deadline_ms => o.deadline_ms = parseUint(u32, name, v, 1),
+            .max_stalls => o.max_stalls = parseUint(u32, name, v, 0),
             .duration => o.duration = parseSeconds(name, v, false),
             .warmup => o.warmup = parseSeconds(name, v, true),
             .json => unreachable,
@@ -866,7 +869,10 @@ fn runRounds(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.I
     var timed_out: u64 = 0;
 
     const t0 = now();
+    var rounds_run: u64 = 0;
     for (0..o.rounds) |_| {
+        if (o.max_stalls > 0 and stalls >= o.max_stalls) break;
+        rounds_run += 1;
         var active: usize = 0;
         for (0..c) |i| {
             if (!tally.settle(&s.slots[i], s.start(i))) active += 1;
@@ -890,14 +896,14 @@ fn runRounds(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.I
     const p99 = hist.quantileUs(0.99);
     if (o.json) {
         try out.print(
-            "{{\"mode\":\"rounds\",\"clients\":{d},\"rounds\":{d},\"size\":{d},\"deadline_ms\":{d},\"elapsed_s\":{d:.3}," ++
+            "{{\"mode\":\"rounds\",\"clients\":{d},\"rounds\":{d},\"rounds_run\":{d},\"size\":{d},\"deadline_ms\":{d},\"elapsed_s\":{d:.3}," ++
                 "\"requests\":{d},\"stalls\":{d},\"timed_out\":{d},\"p50_us\":{d:.1},\"p99_us\":{d:.1},\"max_us\":{d:.1},\"errors\":{d}}}\n",
-            .{ o.clients, o.rounds, o.size, o.deadline_ms, elapsed_s, tally.done, stalls, timed_out, p50, p99, hist.maxUs(), tally.errors },
+            .{ o.clients, o.rounds, rounds_run, o.size, o.deadline_ms, elapsed_s, tally.done, stalls, timed_out, p50, p99, hist.maxUs(), tally.errors },
         );
     } else {
         try out.print(
-            "rounds clients={d} rounds={d} size={d} elapsed_s={d:.2} requests={d} stalls={d} timed_out={d} p50_us={d:.1} p99_us={d:.1} max_us={d:.1} errors={d}\n",
-            .{ o.clients, o.rounds, o.size, elapsed_s, tally.done, stalls, timed_out, p50, p99, hist.maxUs(), tally.errors },
+            "rounds clients={d} rounds={d} rounds_run={d} size={d} elapsed_s={d:.2} requests={d} stalls={d} timed_out={d} p50_us={d:.1} p99_us={d:.1} max_us={d:.1} errors={d}\n",
+            .{ o.clients, o.rounds, rounds_run, o.size, elapsed_s, tally.done, stalls, timed_out, p50, p99, hist.maxUs(), tally.errors },
         );
     }
 }

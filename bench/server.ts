@@ -1,0 +1,107 @@
+/**
+ * Starting a server process for the demo and the benchmarks: spawn it, wait for its
+ * `listening on HOST:PORT` line, read its CPU time and memory from /proc, stop it.
+ */
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+
+export const root = new URL("../", import.meta.url).pathname;
+export const DENO = `${root}node_modules/.bin/deno`;
+export const BUN = `${root}node_modules/.bin/bun`;
+export const LOAD = `${root}zig-out/bin/zev-load`;
+
+export interface Server {
+  name: string;
+  port: number;
+  child: ChildProcess;
+  /** User + system CPU seconds of the server process so far. */
+  cpuSeconds(): number;
+  /** Resident memory in bytes now. */
+  rssBytes(): number;
+  /** SIGTERM, then resolves with the exit code (null if it had to be killed). */
+  stop(): Promise<number | null>;
+}
+
+const CLK_TCK = 100;
+
+/** Runs `argv` and resolves once it prints its ready line (rejects after `timeoutMs`). */
+export function startServer(name: string, argv: string[], env: Record<string, string> = {}, timeoutMs = 15000): Promise<Server> {
+  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${name}: no ready line within ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    let out = "";
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on (\S+):(\d+)/.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      child.stdout!.removeAllListeners("data");
+      child.stdout!.resume();
+      const pid = child.pid!;
+      resolve({
+        name,
+        port: Number(m[2]),
+        child,
+        cpuSeconds() {
+          const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+          return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+        },
+        rssBytes() {
+          const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+          return m ? Number(m[1]) * 1024 : 0;
+        },
+        stop() {
+          return new Promise((done) => {
+            if (child.exitCode !== null) return done(child.exitCode);
+            const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
+            child.once("exit", (code) => {
+              clearTimeout(kill);
+              done(code);
+            });
+            child.kill("SIGTERM");
+          });
+        },
+      });
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name}: exited with ${code} before it was ready\n${stderr}`));
+    });
+  });
+}
+
+/** Runs the load generator and returns its JSON result. */
+export function load(args: string[]): Promise<Record<string, number | string | boolean>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(LOAD, [...args, "--json"], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.once("exit", () => {
+      try {
+        resolve(JSON.parse(out.trim().split("\n").pop()!));
+      } catch {
+        reject(new Error(`zev-load ${args.join(" ")}: no JSON result: ${out}`));
+      }
+    });
+  });
+}
+
+/** The command that runs examples/NAME.ts in `runtime`. */
+export function example(runtime: "deno" | "bun", name: string, flags: string[] = []): string[] {
+  const file = `${root}examples/${name}.ts`;
+  return runtime === "deno"
+    ? [DENO, "run", "--allow-ffi", "--allow-read", "--allow-env", file, ...flags]
+    : [BUN, file, ...flags];
+}
+
+/** Formats a markdown table. */
+export function table(header: string[], rows: (string | number)[][]): string {
+  const lines = [header, header.map(() => "---"), ...rows.map((r) => r.map(String))];
+  return lines.map((cells) => `| ${cells.join(" | ")} |`).join("\n");
+}
