@@ -12,10 +12,20 @@ import { acceptLoop, listen, type Stream } from "../mod.ts";
 import { parseFlags } from "./flags.ts";
 
 const { host, port } = parseFlags(process.argv.slice(2));
-const listener = listen({ hostname: host, port });
+let lastLog = 0;
+const listener = listen({
+  hostname: host,
+  port,
+  // Out of descriptors: zev pauses accepting and retries; say so, at most once a second.
+  onAcceptError(error) {
+    if (Date.now() - lastLog < 1000) return;
+    lastLog = Date.now();
+    console.error(`echo: ${error.message}`);
+  },
+});
 
 async function echo(stream: Stream): Promise<void> {
-  const buf = new Uint8Array(64 * 1024);
+  const buf = new Uint8Array(16 * 1024);
   for (;;) {
     const n = await stream.read(buf);
     if (n === null) return;

@@ -8,7 +8,7 @@
  */
 
 import { ACCEPT, LIMIT } from "../ffi/mod.ts";
-import { abiError, Closed, TOO_MANY_OPEN_FILES, WOULD_BLOCK } from "./errors.ts";
+import { abiError, Closed, TOO_MANY_OPEN_FILES, WOULD_BLOCK, type ZevError } from "./errors.ts";
 import { reactor, type Target } from "./reactor.ts";
 import { Stream } from "./stream.ts";
 import { guardWait } from "./task.ts";
@@ -52,9 +52,12 @@ export class Listener implements Target {
   #closed = false;
   #onClose: (() => void)[] = [];
 
+  #onAcceptError: ((error: ZevError) => void) | undefined;
+
   /** @internal Listeners come from `listen`. */
-  constructor(handle: number) {
+  constructor(handle: number, onAcceptError?: (error: ZevError) => void) {
     this.handle = handle;
+    this.#onAcceptError = onAcceptError;
     this.addr = readAddr(handle, false, "listen");
     reactor.register(this);
   }
@@ -96,7 +99,11 @@ export class Listener implements Target {
     }
     // Nothing pending, or no descriptors (the loop paused the listener and retries):
     // an ACCEPT event follows either way.
-    if (r === WOULD_BLOCK || r === TOO_MANY_OPEN_FILES) return undefined;
+    if (r === WOULD_BLOCK) return undefined;
+    if (r === TOO_MANY_OPEN_FILES) {
+      this.#onAcceptError?.(abiError(r, `accept on port ${this.addr.port} (paused, will retry)`));
+      return undefined;
+    }
     return abiError(r, "accept");
   }
 

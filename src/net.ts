@@ -4,7 +4,7 @@
  * @module
  */
 
-import { abiError, WOULD_BLOCK } from "./errors.ts";
+import { abiError, WOULD_BLOCK, type ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { Listener } from "./listener.ts";
 import { Stream } from "./stream.ts";
@@ -22,6 +22,12 @@ export interface ListenOptions {
   port: number;
   /** Kernel backlog of completed connections (capped; see the README's limits). */
   backlog?: number;
+  /**
+   * Told when accepting fails in a way zev recovers from by itself: the process ran out
+   * of descriptors (EMFILE, ENFILE), so the listener is paused and retried shortly and
+   * as soon as a descriptor is closed. For logging; `stats().acceptPaused` counts them.
+   */
+  onAcceptError?: (error: ZevError) => void;
 }
 
 /**
@@ -49,7 +55,7 @@ export function listen(options: ListenOptions): Listener {
   if (!Number.isInteger(backlog) || backlog < 0) throw new RangeError(`${what}: invalid backlog ${backlog}`);
   const h = sym.zev_listen(loop, bytes, bytes.length, port, backlog);
   if (h < 0) throw abiError(h, `${what} on ${host}:${port}`);
-  return new Listener(h);
+  return new Listener(h, options.onAcceptError);
 }
 
 /** Options of `connect`. */

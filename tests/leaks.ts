@@ -1,0 +1,32 @@
+/**
+ * Leak check for a test file: the open descriptors of the process and the live handles
+ * of the loop must be the same after the file's tests as before them.
+ */
+
+
+import { after, before } from "node:test";
+import assert from "node:assert/strict";
+import { listen, sleep, stats } from "../mod.ts";
+import { openDescriptors, within } from "./helpers.ts";
+
+export function checkLeaks(suite: string): void {
+  let fds = 0;
+  let handles = 0;
+  before(async () => {
+    // Let the loop park once first: under Bun that starts its parking Worker, whose own
+    // event loop holds two descriptors for the life of the process. That is not a leak.
+    const warmup = listen({ hostname: "127.0.0.1", port: 0 });
+    await sleep(10);
+    warmup.close();
+    fds = openDescriptors();
+    handles = stats().liveHandles;
+  });
+  after(async () => {
+    // Peers close asynchronously: give the loop a moment to see the last ends.
+    await within(5000, `${suite}: descriptors and handles back to where they were`, (async () => {
+      while (openDescriptors() > fds || stats().liveHandles > handles) await new Promise((r) => setTimeout(r, 20));
+    })()).catch(() => {});
+    assert.equal(stats().liveHandles, handles, `${suite}: live zev handles before and after`);
+    assert.equal(openDescriptors(), fds, `${suite}: open descriptors before and after`);
+  });
+}

@@ -1,0 +1,196 @@
+/**
+ * Streams: data in order, half-close from either side, resets, and misuse. Every call on
+ * a closed stream or listener, and every bad argument, gets a clear error.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import { Cancelled, Closed, connect, listen, type Stream, ZevError } from "../mod.ts";
+import { openClient, text, within } from "./helpers.ts";
+import { checkLeaks } from "./leaks.ts";
+
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** A zev listener and one connected zev client, with the server's end accepted. */
+async function pair(): Promise<{ client: Stream; server: Stream; close: () => Promise<void> }> {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  return {
+    client,
+    server,
+    close: async () => {
+      listener.close();
+      await Promise.all([client.close(), server.close()]);
+    },
+  };
+}
+
+checkLeaks("stream");
+
+test("a megabyte each way arrives intact and in order", async () => {
+  const { client, server, close } = await pair();
+  const size = 1 << 20;
+  const data = new Uint8Array(size).map((_, i) => (i * 7) % 251);
+  const echo = (async () => {
+    const buf = new Uint8Array(8192);
+    let total = 0;
+    while (total < size) {
+      const n = await server.read(buf);
+      assert.notEqual(n, null);
+      await server.write(buf.subarray(0, n!));
+      total += n!;
+    }
+  })();
+  const writing = client.write(data);
+  const back = await within(10000, "echo of 1 MiB", client.readFull(new Uint8Array(size)));
+  await writing;
+  await echo;
+  assert.deepEqual(back, data);
+  await close();
+});
+
+test("peer half-close: read returns null and the reply still gets through", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const socket = net.connect({ port: listener.addr.port, host: "127.0.0.1", allowHalfOpen: true });
+  const server = await listener.accept();
+  const received: Uint8Array[] = [];
+  const ended = new Promise<void>((resolve) => socket.on("end", resolve));
+  socket.on("data", (d: Uint8Array) => received.push(d));
+  socket.end("request"); // FIN after the request
+  const buf = new Uint8Array(64);
+  const n = await server.read(buf);
+  assert.equal(decode(buf.subarray(0, n!)), "request");
+  assert.equal(await server.read(buf), null);
+  assert.equal(await server.read(buf), null, "end of stream is sticky");
+  await server.write(text("reply"));
+  await server.close();
+  await within(5000, "reply after half-close", ended);
+  assert.equal(decode(Buffer.concat(received)), "reply");
+  socket.destroy();
+  listener.close();
+});
+
+test("closeWrite: the peer sees the end, this side still reads, later writes are refused", async () => {
+  const { client, server, close } = await pair();
+  await client.write(text("question"));
+  await client.closeWrite();
+  await client.closeWrite(); // idempotent
+  await assert.rejects(client.write(text("more")), (e: unknown) => e instanceof Closed && /closeWrite/.test((e as Error).message));
+  const got = await server.readFull(new Uint8Array(8));
+  assert.equal(decode(got), "question");
+  assert.equal(await server.read(new Uint8Array(8)), null);
+  await server.write(text("answer"));
+  assert.equal(decode(await client.readFull(new Uint8Array(6))), "answer");
+  await close();
+});
+
+test("a peer reset rejects the pending read with ConnectionReset, and the server keeps serving", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await connect({ port: listener.addr.port });
+  const server = await listener.accept();
+  await client.write(text("half a requ"));
+  const buf = new Uint8Array(64);
+  assert.equal(await server.read(buf), 11);
+  const pending = server.read(buf);
+  client.abort(); // RST
+  await assert.rejects(pending, (e: unknown) => e instanceof ZevError && e.code === "ConnectionReset");
+  // Writing to a reset stream fails too, with a clear error rather than a crash.
+  await assert.rejects(
+    (async () => {
+      for (let i = 0; i < 100; i++) await server.write(text("x"));
+    })(),
+    (e: unknown) => e instanceof ZevError && /write/.test((e as Error).message),
+  );
+  await server.close();
+  // A new client is served as before.
+  const again = await openClient(listener.addr.port);
+  const s2 = await listener.accept();
+  again.write("ok");
+  assert.equal(decode((await s2.readFull(new Uint8Array(2))) as Uint8Array), "ok");
+  again.destroy();
+  await s2.close();
+  listener.close();
+});
+
+test("misuse of a closed stream: clear errors, never a crash", async () => {
+  const { client, server, close } = await pair();
+  await client.close();
+  await client.close(); // double close is harmless
+  await assert.rejects(client.read(new Uint8Array(4)), Closed);
+  await assert.rejects(client.write(text("x")), Closed);
+  await assert.rejects(client.closeWrite(), Closed);
+  assert.throws(() => client.localAddr, /closed|never valid/);
+  client.abort(); // abort after close is harmless
+  await server.close();
+  await close();
+});
+
+test("misuse of arguments and listeners: clear errors", async () => {
+  assert.throws(() => listen({ port: -1 }), /invalid port -1/);
+  assert.throws(() => listen({ port: 70000 }), /invalid port 70000/);
+  assert.throws(() => listen({ port: 1.5 }), /invalid port 1.5/);
+  assert.throws(() => listen({ port: "80" as unknown as number }), /invalid port "80"/);
+  assert.throws(() => listen({ hostname: "not a host", port: 0 }), /IP address/);
+  assert.throws(() => listen({ hostname: "999.1.1.1", port: 0 }), /InvalidArgument|invalid argument/);
+  assert.throws(() => listen(null as unknown as { port: number }), /options must be an object/);
+  await assert.rejects(connect({ port: 0 }), /invalid port 0/);
+  await assert.rejects(connect({ hostname: "no-such-host.invalid", port: 1 }), /cannot resolve hostname/);
+
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  assert.throws(() => listen({ hostname: "127.0.0.1", port: listener.addr.port }), (e: unknown) =>
+    e instanceof ZevError && e.code === "AddrInUse" && e.message.includes(String(listener.addr.port)));
+  const { port } = listener.addr;
+  const pending = listener.accept();
+  listener.close();
+  listener.close(); // double close is harmless
+  await assert.rejects(pending, Closed);
+  await assert.rejects(listener.accept(), Closed);
+  await assert.rejects(connect({ port }), (e: unknown) =>
+    e instanceof ZevError && e.code === "ConnectionRefused" && e.message.includes(`127.0.0.1:${port}`));
+
+  const { client, close } = await pair();
+  await assert.rejects(client.read(new Uint8Array(0)), TypeError);
+  await assert.rejects(client.read("buf" as unknown as Uint8Array), TypeError);
+  await assert.rejects(client.write("text" as unknown as Uint8Array), TypeError);
+  const first = client.read(new Uint8Array(4));
+  await assert.rejects(client.read(new Uint8Array(4)), /already pending/);
+  await close();
+  await assert.rejects(first, Closed);
+});
+
+test("IPv6 loopback works, and addresses are reported", async () => {
+  const listener = listen({ hostname: "::1", port: 0 });
+  assert.equal(listener.addr.hostname, "::1");
+  assert.equal(listener.addr.family, 6);
+  const client = await connect({ hostname: "[::1]", port: listener.addr.port });
+  const server = await listener.accept();
+  assert.equal(server.remoteAddr.hostname, "::1");
+  assert.equal(client.remoteAddr.port, listener.addr.port);
+  await client.close();
+  await server.close();
+  listener.close();
+});
+
+test("for await over a listener and a stream", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    for await (const stream of listener) {
+      const chunks: string[] = [];
+      for await (const chunk of stream) chunks.push(decode(chunk));
+      await stream.write(text(chunks.join("").toUpperCase()));
+      await stream.close();
+    }
+  })();
+  const c = await openClient(listener.addr.port);
+  const reply = new Promise<string>((resolve) => {
+    let s = "";
+    c.on("data", (d) => (s += d));
+    c.on("end", () => resolve(s));
+  });
+  c.end("shout");
+  assert.equal(await within(5000, "reply", reply), "SHOUT");
+  listener.close();
+  await served;
+  assert.ok(new Cancelled("x").message.includes("x"));
+});

@@ -1,0 +1,217 @@
+/**
+ * Tasks, supervisors, cancellation, deadlines and channels. A cancelled wait rejects
+ * with `Cancelled` naming the reason; what it leaves behind (a usable stream, a usable
+ * listener, a closed stream after a partial write) is what the docs say.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  acceptLoop,
+  call,
+  Cancelled,
+  Channel,
+  Closed,
+  connect,
+  go,
+  listen,
+  select,
+  sleep,
+  stats,
+  type Stream,
+  supervise,
+  TimedOut,
+  withDeadline,
+} from "../mod.ts";
+import { requestOnce, text, within } from "./helpers.ts";
+import { checkLeaks } from "./leaks.ts";
+
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+
+async function pair() {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  return { listener, client, server };
+}
+
+checkLeaks("task");
+
+test("go starts on a later turn, call at once, and both report results", async () => {
+  const order: string[] = [];
+  const a = go((x: number) => (order.push("go"), x * 2), 21);
+  const b = call(async (s: string) => (order.push("call"), s), "ok");
+  order.push("caller");
+  assert.deepEqual(await Promise.all([a.done, b.done]), [42, "ok"]);
+  assert.deepEqual(order, ["call", "caller", "go"]);
+});
+
+test("an error in a task goes to its supervisor, inherited by the tasks it starts", async () => {
+  const seen: string[] = [];
+  const parent = supervise((error) => seen.push((error as Error).message), async () => {
+    const child = go(async () => {
+      await sleep(1);
+      throw new Error("child failed");
+    });
+    await child.done.catch(() => {});
+    throw new Error("parent failed");
+  });
+  await assert.rejects(parent.done, /parent failed/);
+  assert.deepEqual(seen, ["child failed", "parent failed"]);
+  // An unobserved failing task does not become an unhandled rejection.
+  supervise(() => {}, () => Promise.reject(new Error("ignored")));
+  await sleep(5);
+});
+
+test("an error in one acceptLoop handler never stops the loop", async () => {
+  const errors: unknown[] = [];
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  let n = 0;
+  const loop = acceptLoop(listener, async (stream: Stream) => {
+    const buf = new Uint8Array(16);
+    const got = await stream.read(buf);
+    if (++n % 2 === 1) throw new Error(`handler ${n} failed`);
+    await stream.write(buf.subarray(0, got!));
+  }, { supervisor: (e) => errors.push(e) });
+  for (let i = 0; i < 3; i++) {
+    await requestOnce(listener.addr.port, text("hi")).catch(() => {});
+  }
+  assert.equal(decode(await requestOnce(listener.addr.port, text("ok"))), "ok");
+  assert.ok(errors.length >= 2, `errors reached the supervisor: ${errors.length}`);
+  listener.close();
+  await within(2000, "acceptLoop settles when the listener closes", loop);
+});
+
+test("cancel while waiting in read: Cancelled with the reason; the stream stays usable", async () => {
+  const { listener, client, server } = await pair();
+  const buf = new Uint8Array(16);
+  const task = go(() => server.read(buf));
+  await sleep(10);
+  task.cancel("shutting down");
+  await assert.rejects(task.done, (e: unknown) => e instanceof Cancelled && e.reason === "shutting down" && /shutting down/.test((e as Error).message));
+  assert.ok(task.signal.aborted);
+  await client.write(text("after"));
+  assert.equal(decode(await server.readFull(new Uint8Array(5))), "after", "no byte was lost to the cancelled read");
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
+
+test("cancel while waiting in write: Cancelled; the stream is closed (its byte stream was cut)", async () => {
+  const { listener, client, server } = await pair();
+  const big = new Uint8Array(64 << 20);
+  const task = go(() => client.write(big)); // the peer never reads: this write waits
+  await sleep(50);
+  task.cancel(new Error("too slow"));
+  await assert.rejects(task.done, (e: unknown) => e instanceof Cancelled && /too slow/.test((e as Error).message));
+  assert.ok(client.closed);
+  await assert.rejects(client.write(text("x")), Closed);
+  await server.close();
+  listener.close();
+});
+
+test("cancel while waiting in accept and in sleep; a cancel before the wait lands at the wait", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const acceptTask = go(() => listener.accept());
+  const sleepTask = go(() => sleep(60_000));
+  await sleep(10);
+  acceptTask.cancel("stop accepting");
+  sleepTask.cancel("wake up");
+  await assert.rejects(acceptTask.done, /stop accepting/);
+  await assert.rejects(sleepTask.done, /wake up/);
+  // The listener is still usable.
+  const c = connect({ port: listener.addr.port });
+  const s = await listener.accept();
+  await (await c).close();
+  await s.close();
+  // Cancelled before it waits (busy in non-zev code): the next wait rejects.
+  const late = call(async () => {
+    for (let i = 0; i < 1e5; i++);
+    await Promise.resolve();
+    await sleep(60_000);
+  });
+  late.cancel("early");
+  await assert.rejects(late.done, /early/);
+  listener.close();
+});
+
+test("AbortSignal cancels read, accept, sleep and connect the same way", async () => {
+  const { listener, client, server } = await pair();
+  const ac = new AbortController();
+  const waits = [server.read(new Uint8Array(4), { signal: ac.signal }), listener.accept({ signal: ac.signal }), sleep(60_000, { signal: ac.signal })];
+  ac.abort("enough");
+  for (const w of waits) await assert.rejects(w, (e: unknown) => e instanceof Cancelled && e.reason === "enough");
+  await assert.rejects(sleep(1, { signal: ac.signal }), Cancelled, "an aborted signal rejects at once");
+  await client.write(text("still"));
+  assert.equal(decode(await server.readFull(new Uint8Array(5))), "still");
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
+
+test("a read timeout rejects with TimedOut and leaves the stream usable", async () => {
+  const { listener, client, server } = await pair();
+  await assert.rejects(server.read(new Uint8Array(4), { timeout: 20 }), (e: unknown) => e instanceof TimedOut && /20 ms/.test((e as Error).message));
+  await client.write(text("late"));
+  assert.equal(decode(await server.readFull(new Uint8Array(4))), "late");
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
+
+test("withDeadline cancels a slow task with TimedOut and passes a fast one through", async () => {
+  const { listener, client, server } = await pair();
+  await assert.rejects(withDeadline(30, () => server.read(new Uint8Array(4))), (e: unknown) => e instanceof TimedOut && /30 ms/.test((e as Error).message));
+  assert.equal(await withDeadline(1000, async (x: number) => (await sleep(1), x + 1), 1), 2);
+  await assert.rejects(withDeadline(1000, () => Promise.reject(new Error("own error"))), /own error/);
+  await assert.rejects(withDeadline(-5, () => 1), /invalid duration -5/);
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
+
+test("channels: bounded give and take, select, close, cancellation", async () => {
+  const ch = new Channel<number>(2);
+  await ch.give(1);
+  await ch.give(2);
+  assert.equal(ch.size, 2);
+  const third = ch.give(3); // full: waits
+  assert.equal(await ch.take(), 1);
+  await third;
+  assert.deepEqual([await ch.take(), await ch.take()], [2, 3]);
+
+  const a = new Channel<string>(), b = new Channel<string>();
+  const picked = select(a, b);
+  await b.give("from b");
+  const [from, value] = await picked;
+  assert.equal(from, b);
+  assert.equal(value, "from b");
+  assert.equal(a.size, 0);
+
+  const t = go(() => a.take());
+  await sleep(5);
+  t.cancel("no more");
+  await assert.rejects(t.done, /no more/);
+  const waiting = a.take();
+  a.close();
+  await assert.rejects(waiting, Closed);
+  await assert.rejects(a.give("x"), Closed);
+  assert.throws(() => new Channel(-1), /invalid capacity/);
+});
+
+test("timers keep running while the loop is busy", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const loop = acceptLoop(listener, async (stream: Stream) => {
+    const buf = new Uint8Array(1024);
+    for (let n; (n = await stream.read(buf)) !== null;) await stream.write(buf.subarray(0, n));
+  });
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 10);
+  const started = Date.now();
+  let requests = 0;
+  while (Date.now() - started < 500) {
+    await Promise.all(Array.from({ length: 20 }, () => requestOnce(listener.addr.port, text("load"))));
+    requests += 20;
+  }
+  clearInterval(timer);
+  // Starvation would leave this at 0; any live timer gets dozens in 500 ms.
+  assert.ok(ticks >= 5, `timer ticked ${ticks} times during ${requests} requests`);
+  listener.close();
+  await loop;
+  assert.equal(typeof stats().polls, "number");
+});
