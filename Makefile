@@ -31,7 +31,7 @@ BUN_TEST = $(1) test --timeout 120000
 TS_TESTS := $(sort $(wildcard tests/*.test.ts))
 BURST_TESTS := tests/burst.test.ts
 
-.PHONY: setup lib lib-edge cross tools test test-zig test-musl-c test-ts test-edge test-bun-musl demo bench clean
+.PHONY: setup lib lib-edge cross tools test test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench clean
 
 # ---- setup: the tools, installed into the project (Debian packages system-wide) ----------
 
@@ -84,7 +84,7 @@ tests/out/burst-musl: tests/musl/burst.c zig/zev.h | .tools/debs-test
 # ---- tests --------------------------------------------------------------------------------
 
 test: setup
-	$(MAKE) --no-print-directory test-zig cross test-musl-c test-ts test-edge test-bun-musl
+	$(MAKE) --no-print-directory test-zig cross test-musl-c test-ts test-edge test-bun-musl test-soak
 	@echo "make test: all passed"
 
 test-zig: | $(VENV)/.zig-$(ZIG_VERSION)
@@ -126,6 +126,14 @@ test-edge: lib-edge node_modules/.installed
 # Bun's own musl build, in a real musl process, with the musl library found on its own.
 test-bun-musl: lib $(BUN_MUSL)
 	$(call BUN_TEST,$(BUN_MUSL)) $(TS_TESTS)
+
+# 60 s of churn, traffic and park/wake cycles per runtime; fails on death, errors, or
+# memory or descriptors that keep growing. `bun bench/soak.ts --seconds N` runs longer.
+SOAK_SECONDS ?= 60
+test-soak: lib tools $(BUN_MUSL)
+	$(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
+	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
+	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --exec $(BUN_MUSL) --lib $(LIB_MUSL)
 
 # ---- demo and benchmarks ------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ const usage_text =
 
 const Mode = enum { echo, accept, rounds, burst };
 
-const Flag = enum { host, port, connections, size, pipeline, duration, warmup, clients, rounds, deadline_ms, max_stalls, json };
+const Flag = enum { host, port, connections, size, pipeline, duration, warmup, clients, rounds, deadline_ms, max_stalls, pause_ms, json };
 
 const flag_names = [_]struct { []const u8, Flag }{
     .{ "--host", .host },               .{ "--port", .port },
@@ -49,7 +49,8 @@ const flag_names = [_]struct { []const u8, Flag }{
     .{ "--pipeline", .pipeline },       .{ "--duration", .duration },
     .{ "--warmup", .warmup },           .{ "--clients", .clients },
     .{ "--rounds", .rounds },           .{ "--deadline-ms", .deadline_ms },
-    .{ "--max-stalls", .max_stalls },   .{ "--json", .json },
+    .{ "--max-stalls", .max_stalls },   .{ "--pause-ms", .pause_ms },
+    .{ "--json", .json },
 };
 
 fn flagAllowed(mode: Mode, flag: Flag) bool {
@@ -59,7 +60,7 @@ fn flagAllowed(mode: Mode, flag: Flag) bool {
         .size => mode == .echo or mode == .rounds,
         .pipeline, .warmup => mode == .echo,
         .duration => mode == .echo or mode == .accept,
-        .clients, .rounds, .max_stalls => mode == .rounds,
+        .clients, .rounds, .max_stalls, .pause_ms => mode == .rounds,
         .deadline_ms => mode == .rounds or mode == .burst,
     };
 }
@@ -78,6 +79,8 @@ const Opts = struct {
     deadline_ms: u32 = 2000,
     /// rounds: stop after this many stalled rounds (0: never).
     max_stalls: u32 = 0,
+    /// rounds: idle time between rounds, so that the server parks and is woken each round.
+    pause_ms: u32 = 0,
     json: bool = false,
 };
 
@@ -145,6 +148,7 @@ fn parseArgs() Opts {
             .rounds => o.rounds = parseUint(u32, name, v, 1),
             .deadline_ms => o.deadline_ms = parseUint(u32, name, v, 1),
             .max_stalls => o.max_stalls = parseUint(u32, name, v, 0),
+            .pause_ms => o.pause_ms = parseUint(u32, name, v, 0),
             .duration => o.duration = parseSeconds(name, v, false),
             .warmup => o.warmup = parseSeconds(name, v, true),
             .json => unreachable,
@@ -872,6 +876,7 @@ fn runRounds(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.I
     var rounds_run: u64 = 0;
     for (0..o.rounds) |_| {
         if (o.max_stalls > 0 and stalls >= o.max_stalls) break;
+        if (o.pause_ms > 0 and rounds_run > 0) std.Thread.sleep(@as(u64, o.pause_ms) * std.time.ns_per_ms);
         rounds_run += 1;
         var active: usize = 0;
         for (0..c) |i| {

@@ -4,7 +4,7 @@
  */
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 export const root = new URL("../", import.meta.url).pathname;
 export const DENO = `${root}node_modules/.bin/deno`;
@@ -19,6 +19,10 @@ export interface Server {
   cpuSeconds(): number;
   /** Resident memory in bytes now. */
   rssBytes(): number;
+  /** Open descriptors now. */
+  fds(): number;
+  /** What the server wrote to stderr so far. */
+  stderr(): string;
   /** SIGTERM, then resolves with the exit code (null if it had to be killed). */
   stop(): Promise<number | null>;
 }
@@ -52,6 +56,8 @@ export function startServer(name: string, argv: string[], env: Record<string, st
           const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
           return (Number(f[11]) + Number(f[12])) / CLK_TCK;
         },
+        fds: () => readdirSync(`/proc/${pid}/fd`).length,
+        stderr: () => stderr,
         rssBytes() {
           const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
           return m ? Number(m[1]) * 1024 : 0;
@@ -64,7 +70,9 @@ export function startServer(name: string, argv: string[], env: Record<string, st
               clearTimeout(kill);
               done(code);
             });
-            child.kill("SIGTERM");
+            // process.kill, not child.kill: Deno's node:child_process reports a child it
+            // signalled itself as killed by the signal even when the child exits 0.
+            process.kill(pid, "SIGTERM");
           });
         },
       });
@@ -92,12 +100,12 @@ export function load(args: string[]): Promise<Record<string, number | string | b
   });
 }
 
-/** The command that runs examples/NAME.ts in `runtime`. */
-export function example(runtime: "deno" | "bun", name: string, flags: string[] = []): string[] {
+/** The command that runs examples/NAME.ts in `runtime` (its binary can be overridden). */
+export function example(runtime: "deno" | "bun", name: string, flags: string[] = [], binary?: string): string[] {
   const file = `${root}examples/${name}.ts`;
   return runtime === "deno"
-    ? [DENO, "run", "--allow-ffi", "--allow-read", "--allow-env", file, ...flags]
-    : [BUN, file, ...flags];
+    ? [binary ?? DENO, "run", "--allow-ffi", "--allow-read", "--allow-env", file, ...flags]
+    : [binary ?? BUN, file, ...flags];
 }
 
 /** Formats a markdown table. */

@@ -62,17 +62,17 @@ fn bytesMut(ptr: ?[*]u8, len: u32) ?[]u8 {
 
 // ---- exports -------------------------------------------------------------------------
 
-export fn zev_abi_version() u32 {
+pub export fn zev_abi_version() u32 {
     return abi_version;
 }
 
 /// 0 for the normal build; 1 for the `edge-single` regression build.
-export fn zev_listener_mode() u32 {
+pub export fn zev_listener_mode() u32 {
     return @intFromBool(listener_edge_single);
 }
 
 /// The bounds in limits.zig, so that callers document and size by the real values.
-export fn zev_limit(which: u32) i32 {
+pub export fn zev_limit(which: u32) i32 {
     const v: u32 = switch (which) {
         0 => limits.max_events_per_poll,
         1 => limits.accept_batch,
@@ -89,7 +89,7 @@ export fn zev_limit(which: u32) i32 {
 }
 
 /// Opens a loop able to hold `max_handles` handles (0: the default). Returns its id.
-export fn zev_loop_open(max_handles: u32) i32 {
+pub export fn zev_loop_open(max_handles: u32) i32 {
     const cap = if (max_handles == 0) limits.default_max_handles else max_handles;
     if (cap > limits.max_handles) return fail(error.InvalidArgument);
     registry_lock.lock();
@@ -104,7 +104,7 @@ export fn zev_loop_open(max_handles: u32) i32 {
 }
 
 /// Closes every handle of the loop, then the loop. The id becomes stale.
-export fn zev_loop_close(id: u32) i32 {
+pub export fn zev_loop_close(id: u32) i32 {
     registry_lock.lock();
     defer registry_lock.unlock();
     const loop = lookup(id) orelse return fail(error.BadLoop);
@@ -117,7 +117,7 @@ export fn zev_loop_close(id: u32) i32 {
 
 /// Takes up to `cap` events, waiting up to `timeout_ms` (0: not at all; -1: forever),
 /// as (handle, flags) pairs of u32 in `out`. Returns the number of pairs.
-export fn zev_poll(id: u32, out: ?[*]u32, cap: u32, timeout_ms: i32) i32 {
+pub export fn zev_poll(id: u32, out: ?[*]u32, cap: u32, timeout_ms: i32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const p = out orelse return fail(error.InvalidArgument);
     return result(loop.poll(p[0 .. @as(usize, cap) * 2], timeout_ms));
@@ -125,7 +125,7 @@ export fn zev_poll(id: u32, out: ?[*]u32, cap: u32, timeout_ms: i32) i32 {
 
 /// Called from a thread other than the loop's: blocks until the loop has events, or
 /// `timeout_ms` passes, or `zev_wake`. Takes no events. Returns 1 if events are ready.
-export fn zev_park(id: u32, timeout_ms: i32) i32 {
+pub export fn zev_park(id: u32, timeout_ms: i32) i32 {
     var fd: sys.fd_t = undefined;
     var timeout: i32 = undefined;
     {
@@ -144,20 +144,20 @@ export fn zev_park(id: u32, timeout_ms: i32) i32 {
 /// The descriptor `zev_park` waits on (readable while the loop has events), for a
 /// caller that waits with its own poll(2): a runtime that may unload this library at exit
 /// must not have a thread blocked inside it.
-export fn zev_park_fd(id: u32) i32 {
+pub export fn zev_park_fd(id: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     return loop.poller.parkFd();
 }
 
 /// `timeout_ms` (-1: none), shortened to when a paused listener is due: the timeout to
 /// give poll(2) on `zev_park_fd`.
-export fn zev_park_timeout(id: u32, timeout_ms: i32) i32 {
+pub export fn zev_park_timeout(id: u32, timeout_ms: i32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     return loop.parkTimeout(timeout_ms);
 }
 
 /// Ends a `zev_park` under way on another thread. Safe from any thread.
-export fn zev_wake(id: u32) i32 {
+pub export fn zev_wake(id: u32) i32 {
     registry_lock.lock();
     defer registry_lock.unlock();
     const loop = lookup(id) orelse return fail(error.BadLoop);
@@ -166,7 +166,7 @@ export fn zev_wake(id: u32) i32 {
 }
 
 /// Listens on an IP literal and port (0: any free port). Returns the listener handle.
-export fn zev_listen(id: u32, host: ?[*]const u8, host_len: u32, port: u32, backlog: u32) i32 {
+pub export fn zev_listen(id: u32, host: ?[*]const u8, host_len: u32, port: u32, backlog: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const h = bytes(host, host_len) orelse return fail(error.InvalidArgument);
     return result(loop.listen(h, port, backlog));
@@ -174,7 +174,7 @@ export fn zev_listen(id: u32, host: ?[*]const u8, host_len: u32, port: u32, back
 
 /// Accepts up to `max` pending connections into `out`. Returns how many (at least 1), or
 /// WouldBlock, after which an ACCEPT event says when to call again.
-export fn zev_accept(id: u32, listener: u32, out: ?[*]u32, max: u32) i32 {
+pub export fn zev_accept(id: u32, listener: u32, out: ?[*]u32, max: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const p = out orelse return fail(error.InvalidArgument);
     return result(loop.accept(listener, p[0..max]));
@@ -182,7 +182,7 @@ export fn zev_accept(id: u32, listener: u32, out: ?[*]u32, max: u32) i32 {
 
 /// Starts connecting to an IP literal and port. Returns the stream handle at once;
 /// `zev_status` tells when the connection is established.
-export fn zev_connect(id: u32, host: ?[*]const u8, host_len: u32, port: u32) i32 {
+pub export fn zev_connect(id: u32, host: ?[*]const u8, host_len: u32, port: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const h = bytes(host, host_len) orelse return fail(error.InvalidArgument);
     return result(loop.connect(h, port));
@@ -190,14 +190,14 @@ export fn zev_connect(id: u32, host: ?[*]const u8, host_len: u32, port: u32) i32
 
 /// 0 when connected and healthy; WouldBlock while connecting (a WRITE event follows);
 /// otherwise the error that ended the connection.
-export fn zev_status(id: u32, h: u32) i32 {
+pub export fn zev_status(id: u32, h: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     loop.status(h) catch |err| return fail(err);
     return 0;
 }
 
 /// Reads into `buf`: bytes read, 0 at end of stream, or WouldBlock (a READ event follows).
-export fn zev_read(id: u32, h: u32, buf: ?[*]u8, len: u32) i32 {
+pub export fn zev_read(id: u32, h: u32, buf: ?[*]u8, len: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const b = bytesMut(buf, len) orelse return fail(error.InvalidArgument);
     return result(loop.read(h, b));
@@ -205,34 +205,34 @@ export fn zev_read(id: u32, h: u32, buf: ?[*]u8, len: u32) i32 {
 
 /// Writes `buf`: returns the bytes taken (sent or queued within the stream's limit). Fewer
 /// than `len` means the queue is full: wait for a WRITE event and offer the rest.
-export fn zev_write(id: u32, h: u32, buf: ?[*]const u8, len: u32) i32 {
+pub export fn zev_write(id: u32, h: u32, buf: ?[*]const u8, len: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const b = bytes(buf, @min(len, std.math.maxInt(i32))) orelse return fail(error.InvalidArgument);
     return result(loop.write(h, b));
 }
 
 /// Bytes still queued; when not 0, a WRITE event follows once they are sent.
-export fn zev_flush(id: u32, h: u32) i32 {
+pub export fn zev_flush(id: u32, h: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     return result(loop.flush(h));
 }
 
 /// Shuts the write side down (after the queued bytes are sent).
-export fn zev_shutdown(id: u32, h: u32) i32 {
+pub export fn zev_shutdown(id: u32, h: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     loop.shutdown(h) catch |err| return fail(err);
     return 0;
 }
 
 /// Closes a listener or stream now, dropping queued bytes; `reset` != 0 sends RST.
-export fn zev_close(id: u32, h: u32, reset: u32) i32 {
+pub export fn zev_close(id: u32, h: u32, reset: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     loop.close(h, reset != 0) catch |err| return fail(err);
     return 0;
 }
 
 /// Writes the local (`peer` = 0) or remote address of a handle into 20 bytes at `out`.
-export fn zev_address(id: u32, h: u32, peer: u32, out: ?[*]u8) i32 {
+pub export fn zev_address(id: u32, h: u32, peer: u32, out: ?[*]u8) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const p = out orelse return fail(error.InvalidArgument);
     loop.addressOf(h, peer != 0, p[0..address.abi_len]) catch |err| return fail(err);
@@ -240,14 +240,14 @@ export fn zev_address(id: u32, h: u32, peer: u32, out: ?[*]u8) i32 {
 }
 
 /// Sets a stream's write queue limit in bytes.
-export fn zev_set_queue_limit(id: u32, h: u32, bytes_limit: u32) i32 {
+pub export fn zev_set_queue_limit(id: u32, h: u32, bytes_limit: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     loop.setQueueLimit(h, bytes_limit) catch |err| return fail(err);
     return 0;
 }
 
 /// Writes up to `n` counters (loop.zig `Stats`, in order) as f64. Returns how many.
-export fn zev_stats(id: u32, out: ?[*]f64, n: u32) i32 {
+pub export fn zev_stats(id: u32, out: ?[*]f64, n: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const p = out orelse return fail(error.InvalidArgument);
     const st = loop.snapshot();
@@ -263,12 +263,12 @@ export fn zev_stats(id: u32, out: ?[*]f64, n: u32) i32 {
 }
 
 /// Raises this process's soft descriptor limit toward `want`; returns the new limit.
-export fn zev_raise_fd_limit(want: u32) i32 {
+pub export fn zev_raise_fd_limit(want: u32) i32 {
     const got = sys.raiseFdLimit(want) catch |err| return fail(err);
     return @intCast(@min(got, std.math.maxInt(i32)));
 }
 
 /// The errno behind the last `Unexpected` (-99) result, for diagnostics.
-export fn zev_last_errno() i32 {
+pub export fn zev_last_errno() i32 {
     return errors.last_unexpected_errno.load(.monotonic);
 }

@@ -7,4 +7,5 @@ test {
     _ = @import("address.zig");
     _ = @import("loop_test.zig");
     _ = @import("abi.zig");
+    _ = @import("abi_test.zig");
 }

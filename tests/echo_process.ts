@@ -1,0 +1,18 @@
+/**
+ * examples/echo.ts in a child process of the runtime running the tests, with the library
+ * under test (ZEV_LIB is inherited), optionally under a descriptor limit. The child is a
+ * real server with its own memory and descriptors, measured from /proc.
+ */
+
+import process from "node:process";
+import { type Server, startServer } from "../bench/server.ts";
+import { runtime } from "./helpers.ts";
+
+export function startEcho(options: { fdLimit?: number } = {}): Promise<Server> {
+  const file = new URL("../examples/echo.ts", import.meta.url).pathname;
+  let argv = runtime === "deno"
+    ? [process.execPath, "run", "--allow-ffi", "--allow-read", "--allow-env", file]
+    : [process.execPath, file];
+  if (options.fdLimit) argv = ["sh", "-c", `ulimit -n ${options.fdLimit} && exec "$@"`, "sh", ...argv];
+  return startServer(`echo.ts (${runtime}${options.fdLimit ? `, ulimit -n ${options.fdLimit}` : ""})`, argv);
+}
