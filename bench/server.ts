@@ -84,10 +84,11 @@ export function startServer(name: string, argv: string[], env: Record<string, st
   });
 }
 
-/** Runs the load generator and returns its JSON result. */
-export function load(args: string[]): Promise<Record<string, number | string | boolean>> {
+/** Runs the load generator (pinned to `cpu` if given) and returns its JSON result. */
+export function load(args: string[], cpu?: number): Promise<Record<string, number | string | boolean>> {
   return new Promise((resolve, reject) => {
-    const child = spawn(LOAD, [...args, "--json"], { stdio: ["ignore", "pipe", "inherit"] });
+    const argv = cpu === undefined ? [LOAD, ...args, "--json"] : ["taskset", "-c", String(cpu), LOAD, ...args, "--json"];
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
     child.once("exit", () => {

@@ -11,6 +11,9 @@ import net from "node:net";
 import { connect, sleep } from "../mod.ts";
 import { openClient, requestOnce, text, within } from "./helpers.ts";
 import { startEcho } from "./echo_process.ts";
+import { checkLeaks } from "./leaks.ts";
+
+checkLeaks("faults");
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 

@@ -8,6 +8,9 @@ import assert from "node:assert/strict";
 import { connect, raiseFileLimit, sleep, type Stream } from "../mod.ts";
 import { runtime, text, within } from "./helpers.ts";
 import { startEcho } from "./echo_process.ts";
+import { checkLeaks } from "./leaks.ts";
+
+checkLeaks("scale");
 
 const CONNECTIONS = 10_000;
 

@@ -1,0 +1,28 @@
+/** Echo on Deno's own sockets (`Deno.listen`): the bar for zev under Deno. */
+import { parseFlags } from "../../examples/flags.ts";
+
+const { host, port } = parseFlags(Deno.args);
+const listener = Deno.listen({ hostname: host, port });
+Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
+Deno.addSignalListener("SIGINT", () => Deno.exit(0));
+console.log(`listening on ${host}:${(listener.addr as Deno.NetAddr).port}`);
+
+async function echo(conn: Deno.Conn): Promise<void> {
+  const buf = new Uint8Array(16 * 1024);
+  try {
+    for (let n; (n = await conn.read(buf)) !== null;) {
+      for (let off = 0; off < n;) off += await conn.write(buf.subarray(off, n));
+    }
+  } catch {
+    // reset by the peer
+  } finally {
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+for await (const conn of listener) {
+  conn.setNoDelay(true);
+  echo(conn);
+}
