@@ -8,7 +8,7 @@
  */
 
 import process from "node:process";
-import { acceptLoop, listen, type Stream } from "../mod.ts";
+import { acceptLoop, listen, type Stream, ZevError } from "../mod.ts";
 import { parseFlags } from "./flags.ts";
 
 const { host, port } = parseFlags(process.argv.slice(2));
@@ -26,10 +26,15 @@ const listener = listen({
 
 async function echo(stream: Stream): Promise<void> {
   const buf = new Uint8Array(16 * 1024);
-  for (;;) {
-    const n = await stream.read(buf);
-    if (n === null) return;
-    await stream.write(buf.subarray(0, n));
+  try {
+    for (;;) {
+      const n = await stream.read(buf);
+      if (n === null) return;
+      await stream.write(buf.subarray(0, n));
+    }
+  } catch (error) {
+    // A peer that resets is routine for a server, not an error to report.
+    if (!(error instanceof ZevError && (error.code === "ConnectionReset" || error.code === "BrokenPipe"))) throw error;
   }
 }
 

@@ -9,7 +9,7 @@
  */
 
 import process from "node:process";
-import { acceptLoop, listen, type Stream } from "../mod.ts";
+import { acceptLoop, listen, type Stream, ZevError } from "../mod.ts";
 import { parseFlags } from "./flags.ts";
 
 const encoder = new TextEncoder();
@@ -47,6 +47,16 @@ function responses(count: number): Uint8Array {
 }
 
 async function serve(stream: Stream): Promise<void> {
+  try {
+    await exchange(stream);
+  } catch (error) {
+    // A client that resets is routine for a server, not an error to report.
+    if (!(error instanceof ZevError && (error.code === "ConnectionReset" || error.code === "BrokenPipe"))) throw error;
+  }
+}
+
+/** Reads requests and answers them until the client closes or asks to close. */
+async function exchange(stream: Stream): Promise<void> {
   const buf = new Uint8Array(MAX_REQUEST);
   let start = 0, end = 0;
   for (;;) {

@@ -12,7 +12,7 @@
 import { READ, WRITE } from "../ffi/mod.ts";
 import { abiError, Closed, TimedOut, WOULD_BLOCK } from "./errors.ts";
 import { reactor, type Target } from "./reactor.ts";
-import { guardWait } from "./task.ts";
+import { type Guard, guardWait, tieWait, untieWait } from "./task.ts";
 import { type Addr, readAddr } from "./addr.ts";
 
 const sym = reactor.native.sym;
@@ -41,14 +41,6 @@ export interface CloseOptions {
   timeout?: number;
 }
 
-interface PendingRead {
-  buf: Uint8Array;
-  resolve: (n: number | null) => void;
-  reject: (error: unknown) => void;
-  release: (() => void) | null;
-  timer: ReturnType<typeof setTimeout> | undefined;
-}
-
 interface PendingConnect {
   what: string;
   resolve: () => void;
@@ -65,6 +57,8 @@ interface PendingWrite {
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+const EMPTY = new Uint8Array(0);
+function noop(): void {}
 
 /**
  * A connected TCP stream, from `connect` or `Listener.accept`.
@@ -81,7 +75,15 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 export class Stream implements Target {
   readonly handle: number;
   #connecting: PendingConnect | undefined;
-  #reader: PendingRead | undefined;
+  // The pending read, in fields rather than an object: one read waits at a time, and
+  // this is the path every request of a busy server takes.
+  #reading = false;
+  #readBuf: Uint8Array = EMPTY;
+  #readResolve: (n: number | null) => void = noop;
+  #readReject: (error: unknown) => void = noop;
+  #readGuard: Guard | null = undefined;
+  #readTimer: ReturnType<typeof setTimeout> | undefined;
+  #cancelRead = (error: unknown): void => this.#endRead(error);
   #writers: PendingWrite[] = [];
   /** Waiting for the write queue to drain (close, closeWrite). */
   #drainers: (() => void)[] = [];
@@ -117,7 +119,7 @@ export class Stream implements Target {
    */
   read(buf: Uint8Array, options?: ReadOptions): Promise<number | null> {
     if (this.#closed) return Promise.reject(new Closed("read: the stream is closed"));
-    if (this.#reader) return Promise.reject(new Error("read: another read is already pending on this stream"));
+    if (this.#reading) return Promise.reject(new Error("read: another read is already pending on this stream"));
     if (!(buf instanceof Uint8Array) || buf.length === 0) {
       return Promise.reject(new TypeError("read: buf must be a non-empty Uint8Array"));
     }
@@ -126,16 +128,15 @@ export class Stream implements Target {
     if (r === 0) return Promise.resolve(null);
     if (r !== WOULD_BLOCK) return Promise.reject(abiError(r, "read"));
     return new Promise((resolve, reject) => {
-      const pending: PendingRead = { buf, resolve, reject, release: null, timer: undefined };
-      this.#reader = pending;
-      pending.release = guardWait((error) => this.#endRead(pending, error), options?.signal);
-      if (pending.release === null) return;
+      this.#reading = true;
+      this.#readBuf = buf;
+      this.#readResolve = resolve;
+      this.#readReject = reject;
+      this.#readGuard = tieWait(this.#cancelRead, options?.signal);
+      if (this.#readGuard === null) return; // cancelled at once
       const timeout = options?.timeout;
       if (timeout !== undefined) {
-        pending.timer = setTimeout(
-          () => this.#endRead(pending, new TimedOut(`read: no data within ${timeout} ms`)),
-          timeout,
-        );
+        this.#readTimer = setTimeout(() => this.#endRead(new TimedOut(`read: no data within ${timeout} ms`)), timeout);
       }
       reactor.kick();
     });
@@ -152,25 +153,36 @@ export class Stream implements Target {
     return buf;
   }
 
-  #endRead(pending: PendingRead, error: unknown): void {
-    if (this.#reader !== pending) return;
-    this.#reader = undefined;
-    pending.release?.();
-    if (pending.timer !== undefined) clearTimeout(pending.timer);
-    pending.reject(error);
+  /** Ends the pending read with an error (cancelled, timed out, closed). */
+  #endRead(error: unknown): void {
+    if (!this.#reading) return;
+    const reject = this.#readReject;
+    this.#clearRead();
+    reject(error);
+  }
+
+  #clearRead(): void {
+    this.#reading = false;
+    this.#readBuf = EMPTY;
+    this.#readResolve = this.#readReject = noop;
+    untieWait(this.#readGuard, this.#cancelRead);
+    this.#readGuard = undefined;
+    if (this.#readTimer !== undefined) {
+      clearTimeout(this.#readTimer);
+      this.#readTimer = undefined;
+    }
   }
 
   #onReadable(): void {
-    const pending = this.#reader;
-    if (!pending) return;
-    const r = sym.zev_read(loop, this.handle, pending.buf, pending.buf.length);
+    if (!this.#reading) return;
+    const buf = this.#readBuf;
+    const r = sym.zev_read(loop, this.handle, buf, buf.length);
     if (r === WOULD_BLOCK) return; // spurious; the loop re-armed the interest
-    this.#reader = undefined;
-    pending.release?.();
-    if (pending.timer !== undefined) clearTimeout(pending.timer);
-    if (r > 0) pending.resolve(r);
-    else if (r === 0) pending.resolve(null);
-    else pending.reject(abiError(r, "read"));
+    const resolve = this.#readResolve, reject = this.#readReject;
+    this.#clearRead();
+    if (r > 0) resolve(r);
+    else if (r === 0) resolve(null);
+    else reject(abiError(r, "read"));
   }
 
   /**
@@ -274,8 +286,7 @@ export class Stream implements Target {
   }
 
   async #close(timeoutMs: number): Promise<void> {
-    const reader = this.#reader;
-    if (reader) this.#endRead(reader, new Closed("read: the stream was closed while reading"));
+    this.#endRead(new Closed("read: the stream was closed while reading"));
     let reset = false;
     if (this.#writers.length > 0 || sym.zev_flush(loop, this.handle) > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -290,8 +301,7 @@ export class Stream implements Target {
   abort(): void {
     this.#closed = true;
     this.#closing ??= Promise.resolve();
-    const reader = this.#reader;
-    if (reader) this.#endRead(reader, new Closed("read: the stream was aborted while reading"));
+    this.#endRead(new Closed("read: the stream was aborted while reading"));
     this.#release(true);
   }
 

@@ -40,8 +40,10 @@ export class Task<T> {
   readonly done: Promise<T>;
   readonly name: string;
   readonly supervisor: Supervisor;
-  #controller = new AbortController();
-  #waits = new Set<CancelWait>();
+  #controller: AbortController | undefined;
+  /** The task's pending waits: nearly always one, so one slot and a set for the rest. */
+  #wait: CancelWait | undefined;
+  #moreWaits: Set<CancelWait> | undefined;
   #pendingCancel: Cancelled | undefined;
   #settled = false;
   #resolve!: (value: T) => void;
@@ -58,9 +60,9 @@ export class Task<T> {
     this.done.catch(() => {});
   }
 
-  /** Aborts when the task is cancelled. */
+  /** Aborts when the task is cancelled. (Made on first use: most tasks never need one.) */
   get signal(): AbortSignal {
-    return this.#controller.signal;
+    return (this.#controller ??= new AbortController()).signal;
   }
 
   /** Whether the function has returned or thrown. */
@@ -75,13 +77,12 @@ export class Task<T> {
   cancel(reason?: unknown): void {
     if (this.#settled) return;
     const error = new Cancelled(reason ?? `task ${this.name} was cancelled`);
-    if (!this.#controller.signal.aborted) this.#controller.abort(error);
-    if (this.#waits.size === 0) {
-      this.#pendingCancel = error;
-      return;
-    }
-    const waits = [...this.#waits];
-    this.#waits.clear();
+    const signal = this.signal;
+    if (!signal.aborted) this.#controller!.abort(error);
+    const waits = [...(this.#wait ? [this.#wait] : []), ...(this.#moreWaits ?? [])];
+    this.#wait = undefined;
+    this.#moreWaits?.clear();
+    if (waits.length === 0) this.#pendingCancel = error;
     for (const cancel of waits) cancel(error);
   }
 
@@ -122,13 +123,15 @@ export class Task<T> {
       cancel(pending);
       return false;
     }
-    this.#waits.add(cancel);
+    if (this.#wait === undefined) this.#wait = cancel;
+    else (this.#moreWaits ??= new Set()).add(cancel);
     return true;
   }
 
   /** @internal */
   removeWait(cancel: CancelWait): void {
-    this.#waits.delete(cancel);
+    if (this.#wait === cancel) this.#wait = undefined;
+    else this.#moreWaits?.delete(cancel);
   }
 }
 
@@ -137,31 +140,55 @@ export function currentTask(): Task<unknown> | undefined {
   return current.getStore();
 }
 
+/** A wait tied to a signal (and maybe a task): undone by `releaseWait`. */
+class SignalGuard {
+  constructor(readonly task: Task<unknown> | undefined, readonly signal: AbortSignal, readonly onAbort: () => void) {}
+}
+
+/** What ties a pending wait to its task and signal; `undefined` when nothing does. */
+export type Guard = Task<unknown> | SignalGuard | undefined;
+
 /**
  * Ties a pending wait to the current task's cancellation and to `signal`: `cancel` is
- * called with a `Cancelled` error if either fires first. Returns the function that
- * unties it, to call when the wait ends; or null when `cancel` was called at once.
+ * called with a `Cancelled` error if either fires first. Returns the guard to hand to
+ * `untieWait` when the wait ends, or null when `cancel` was called at once. Without a
+ * signal this allocates nothing: it is on the path of every read that has to wait.
  */
-export function guardWait(cancel: CancelWait, signal?: AbortSignal): (() => void) | null {
+export function tieWait(cancel: CancelWait, signal?: AbortSignal): Guard | null {
   const task = current.getStore();
-  if (signal?.aborted) {
+  if (signal === undefined) {
+    if (task === undefined) return undefined;
+    return task.addWait(cancel) ? task : null;
+  }
+  if (signal.aborted) {
     cancel(new Cancelled(signal.reason));
     return null;
   }
   if (task && !task.addWait(cancel)) return null;
-  if (!signal) return task ? () => task.removeWait(cancel) : noop;
   const onAbort = () => {
     task?.removeWait(cancel);
     cancel(new Cancelled(signal.reason));
   };
   signal.addEventListener("abort", onAbort, { once: true });
-  return () => {
-    task?.removeWait(cancel);
-    signal.removeEventListener("abort", onAbort);
-  };
+  return new SignalGuard(task, signal, onAbort);
 }
 
-function noop(): void {}
+/** Unties a wait that ended by itself (see `tieWait`). */
+export function untieWait(guard: Guard | null, cancel: CancelWait): void {
+  if (guard === undefined || guard === null) return;
+  if (guard instanceof Task) return guard.removeWait(cancel);
+  guard.task?.removeWait(cancel);
+  guard.signal.removeEventListener("abort", guard.onAbort);
+}
+
+/**
+ * `tieWait` for waits off the hot path: returns the function that unties the wait, or
+ * null when `cancel` was called at once.
+ */
+export function guardWait(cancel: CancelWait, signal?: AbortSignal): (() => void) | null {
+  const guard = tieWait(cancel, signal);
+  return guard === null ? null : () => untieWait(guard, cancel);
+}
 
 // Tasks started by `go` wait for the loop's next turn, all in one macrotask.
 let runQueue: { task: Task<unknown>; fn: (...args: never[]) => unknown; args: unknown[] }[] = [];

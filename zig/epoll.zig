@@ -8,7 +8,6 @@
 const std = @import("std");
 const linux = std.os.linux;
 const posix = std.posix;
-const system = posix.system;
 const sys = @import("sys.zig");
 const Error = @import("errors.zig").Error;
 const check = sys.check;
@@ -24,9 +23,9 @@ pub const Poller = struct {
     raw: [limits.max_events_per_poll]linux.epoll_event = undefined,
 
     pub fn init() Error!Poller {
-        const epfd: sys.fd_t = @intCast(try check(system.epoll_create1(linux.EPOLL.CLOEXEC)));
+        const epfd: sys.fd_t = @intCast(try check(linux.epoll_create1(linux.EPOLL.CLOEXEC)));
         errdefer sys.close(epfd);
-        const waker: sys.fd_t = @intCast(try check(system.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK)));
+        const waker: sys.fd_t = @intCast(try check(linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK)));
         errdefer sys.close(waker);
         var p: Poller = .{ .epfd = epfd, .waker = waker };
         try p.ctl(linux.EPOLL.CTL_ADD, waker, linux.EPOLL.IN, waker_token);
@@ -40,7 +39,7 @@ pub const Poller = struct {
 
     fn ctl(p: *Poller, op: u32, fd: sys.fd_t, events: u32, token: u32) Error!void {
         var ev = linux.epoll_event{ .events = events, .data = .{ .u64 = token } };
-        _ = try check(system.epoll_ctl(p.epfd, op, fd, &ev));
+        _ = try check(linux.epoll_ctl(p.epfd, op, fd, &ev));
     }
 
     pub fn addStream(p: *Poller, fd: sys.fd_t, token: u32) Error!void {
@@ -63,7 +62,7 @@ pub const Poller = struct {
     /// Waits up to `timeout_ms` (0: do not wait) and normalizes the events into `out`.
     pub fn wait(p: *Poller, out: []Event, timeout_ms: i32) Error!usize {
         const max: u32 = @intCast(@min(out.len, p.raw.len));
-        const n = check(system.epoll_wait(p.epfd, &p.raw, max, timeout_ms)) catch |err| switch (err) {
+        const n = check(linux.epoll_wait(p.epfd, &p.raw, max, timeout_ms)) catch |err| switch (err) {
             error.Interrupted => return 0,
             else => return err,
         };
