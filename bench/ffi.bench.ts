@@ -7,6 +7,7 @@
  *   deno run -A bench/ffi.bench.ts   |   bun bench/ffi.bench.ts
  */
 
+import { benchOptions } from "./options.ts";
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { connect, listen, type Stream } from "../mod.ts";
 import { reactor } from "../src/reactor.ts";
@@ -51,7 +52,7 @@ summary(() => {
   }
 });
 
-await run();
+await run(benchOptions());
 // Check the cycle really produced its events, then clean up.
 let seen = 0;
 for (let i = 0; i < 5 && seen === 0; i++) seen = cycle(64, true);

@@ -12,7 +12,7 @@
  * divided by round trips) is the steadiest figure on a shared machine; ratios against the
  * runtime's own API are the headline. Writes bench/RESULTS.md.
  *
- *   bun bench/run.ts [--seconds 5] [--quick]
+ *   bun bench/run.ts [--seconds 5] [--repeat 3]
  */
 
 import process from "node:process";
@@ -73,20 +73,48 @@ const modes = [
   { mode: "accept (16 clients)", args: ["accept", "--connections", "16"], unit: "cycles" },
 ];
 
+// Each server is measured REPEAT times, in rounds that visit every server in turn, and
+// each figure is the median: this shared 2-core machine drifts by 10% and more between
+// minutes, and a drift should not fall on one server only.
+const REPEAT = Number(args[args.indexOf("--repeat") + 1] || 3);
+const samples = new Map<string, Omit<Row, "server" | "mode">[]>();
+for (let rep = 1; rep <= REPEAT; rep++) {
+  for (const s of echoServers) {
+    const server = await startServer(s.name, pin(0, s.argv));
+    try {
+      for (const m of modes) {
+        const base = [...m.args, "--port", String(server.port), "--duration", String(SECONDS)];
+        // Warm-up (JIT, pools) with the same shape of load, then the measured run.
+        await load([...m.args, "--port", String(server.port), "--duration", String(WARMUP)], 1);
+        const result = await measure(server, base, m.unit);
+        const key = `${s.name}\n${m.mode}`;
+        samples.set(key, [...(samples.get(key) ?? []), result]);
+        console.log(`[${rep}/${REPEAT}] ${s.name.padEnd(26)} ${m.mode.padEnd(22)} ${fmtRate(result.rate).padStart(9)}/s  p50 ${result.p50.toFixed(0).padStart(5)} µs  p99 ${result.p99.toFixed(0).padStart(6)} µs  cpu ${result.cpuUs.toFixed(2).padStart(6)} µs  rss ${result.rssMiB.toFixed(0)} MiB  errors ${result.errors}`);
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+}
+
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+};
 const rows: Row[] = [];
 for (const s of echoServers) {
-  const server = await startServer(s.name, pin(0, s.argv));
-  try {
-    for (const m of modes) {
-      const base = [...m.args, "--port", String(server.port), "--duration", String(SECONDS)];
-      // Warm-up (JIT, connection pools) with the same shape of load, then the measured run.
-      await load([...m.args, "--port", String(server.port), "--duration", String(WARMUP)], 1);
-      const result = await measure(server, base, m.unit);
-      rows.push({ server: s, mode: m.mode, ...result });
-      console.log(`${s.name.padEnd(26)} ${m.mode.padEnd(22)} ${fmtRate(result.rate).padStart(9)}/s  p50 ${result.p50.toFixed(0).padStart(5)} µs  p99 ${result.p99.toFixed(0).padStart(6)} µs  cpu ${result.cpuUs.toFixed(2).padStart(6)} µs  rss ${result.rssMiB.toFixed(0)} MiB  errors ${result.errors}`);
-    }
-  } finally {
-    await server.stop();
+  for (const m of modes) {
+    const runs = samples.get(`${s.name}\n${m.mode}`)!;
+    rows.push({
+      server: s,
+      mode: m.mode,
+      rate: median(runs.map((r) => r.rate)),
+      p50: median(runs.map((r) => r.p50)),
+      p99: median(runs.map((r) => r.p99)),
+      cpuUs: median(runs.map((r) => r.cpuUs)),
+      rssMiB: median(runs.map((r) => r.rssMiB)),
+      errors: runs.reduce((n, r) => n + r.errors, 0),
+    });
   }
 }
 
@@ -142,6 +170,21 @@ for (const h of httpServers) {
   }
 }
 
+// ---- mitata microbenchmarks, under both runtimes ------------------------------------------
+
+const micro: string[] = [];
+for (const file of ["ffi", "task", "stream"]) {
+  for (const [runtime, argv] of [["Deno", [DENO, "run", "-A"]], ["Bun", [BUN]]] as const) {
+    console.log(`mitata: bench/${file}.bench.ts under ${runtime}`);
+    const out = execFileSync(argv[0], [...argv.slice(1), `${root}bench/${file}.bench.ts`], {
+      encoding: "utf8",
+      env: { ...process.env, MITATA_FORMAT: "markdown" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    micro.push(`### bench/${file}.bench.ts, ${runtime}\n\n${out.split("\n").filter((l) => l.startsWith("|")).join("\n")}`);
+  }
+}
+
 // ---- the report --------------------------------------------------------------------------
 
 function fmtRate(n: number): string {
@@ -188,9 +231,10 @@ const goals = [
 
 const version = (argv: string[]) => {
   try {
-    return execFileSync(argv[0], argv.slice(1), { encoding: "utf8" }).split("\n")[0].trim();
-  } catch {
-    return "?";
+    return execFileSync(argv[0], argv.slice(1), { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).split("\n")[0].trim();
+  } catch (error) {
+    // wrk prints its version and exits 1.
+    return String((error as { stdout?: string }).stdout ?? "?").split("\n")[0].trim() || "?";
   }
 };
 const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
@@ -205,12 +249,13 @@ const versions = [
 
 const report = `# zev benchmark results
 
-Produced by \`make bench\` (\`bun bench/run.ts --seconds ${SECONDS}\`) on ${new Date().toISOString().slice(0, 10)}.
+Produced by \`make bench\` (\`bun bench/run.ts --seconds ${SECONDS} --repeat ${REPEAT}\`) on ${new Date().toISOString().slice(0, 10)}.
 
 - Machine: ${machine}
 - Versions: ${versions}
 - Method: each server runs alone, pinned to CPU 0; the load (bench/load.zig, or wrk) runs
-  pinned to CPU 1. Each measurement follows a ${WARMUP} s warm-up and lasts ${SECONDS} s. Echo
+  pinned to CPU 1. Each measurement follows a ${WARMUP} s warm-up and lasts ${SECONDS} s; the
+  echo figures are medians of ${REPEAT} rounds that visit every server in turn. Echo
   messages are 64 bytes, one in flight per connection. "Server CPU µs / op" is the
   server process's user + system time over the run divided by round trips (or by accepted
   connections, or by HTTP requests).
@@ -226,6 +271,10 @@ ${goals}
 ## HTTP (examples/http.ts against the runtimes' own servers, wrk -t1)
 
 ${httpTable}
+
+## Microbenchmarks (mitata)
+
+${micro.join("\n\n")}
 `;
 writeFileSync(`${root}bench/RESULTS.md`, report);
 console.log(`\n${report}`);

@@ -5,6 +5,7 @@
  *   deno run -A bench/stream.bench.ts   |   bun bench/stream.bench.ts
  */
 
+import { benchOptions } from "./options.ts";
 import { bench, run, summary } from "mitata";
 import { connect, listen } from "../mod.ts";
 
@@ -24,6 +25,6 @@ for (const size of [64, 64 * 1024]) {
   });
 }
 
-await run();
+await run(benchOptions());
 await Promise.all([client.close(), server.close()]);
 listener.close();

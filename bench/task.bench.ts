@@ -5,6 +5,7 @@
  *   deno run -A bench/task.bench.ts   |   bun bench/task.bench.ts
  */
 
+import { benchOptions } from "./options.ts";
 import { bench, run, summary } from "mitata";
 import { call, go } from "../mod.ts";
 
@@ -18,4 +19,4 @@ summary(() => {
   bench("await go(work).done", async () => await go(work, 1).done);
 });
 
-await run();
+await run(benchOptions());

@@ -286,7 +286,7 @@ export class Stream implements Target {
   }
 
   async #close(timeoutMs: number): Promise<void> {
-    this.#endRead(new Closed("read: the stream was closed while reading"));
+    if (this.#reading) this.#endRead(new Closed("read: the stream was closed while reading"));
     let reset = false;
     if (this.#writers.length > 0 || sym.zev_flush(loop, this.handle) > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -301,7 +301,7 @@ export class Stream implements Target {
   abort(): void {
     this.#closed = true;
     this.#closing ??= Promise.resolve();
-    this.#endRead(new Closed("read: the stream was aborted while reading"));
+    if (this.#reading) this.#endRead(new Closed("read: the stream was aborted while reading"));
     this.#release(true);
   }
 

@@ -36,8 +36,6 @@ type CancelWait = (error: Cancelled) => void;
 
 /** A running async function, its result, and a handle to cancel it. */
 export class Task<T> {
-  /** Settles with the function's result or error. Awaiting it is optional. */
-  readonly done: Promise<T>;
   readonly name: string;
   readonly supervisor: Supervisor;
   #controller: AbortController | undefined;
@@ -45,19 +43,33 @@ export class Task<T> {
   #wait: CancelWait | undefined;
   #moreWaits: Set<CancelWait> | undefined;
   #pendingCancel: Cancelled | undefined;
-  #settled = false;
-  #resolve!: (value: T) => void;
-  #reject!: (error: unknown) => void;
+  /** 0 running, 1 returned, 2 threw. */
+  #state: 0 | 1 | 2 = 0;
+  #outcome: unknown;
+  // `done` is made on first use: a server's connection tasks are rarely awaited, and a
+  // promise plus the handler that keeps it from counting as unhandled is two per task.
+  #done: Promise<T> | undefined;
+  #resolve: ((value: T) => void) | undefined;
+  #reject: ((error: unknown) => void) | undefined;
 
   constructor(name: string, supervisor: Supervisor | undefined) {
     this.name = name || "anonymous";
     this.supervisor = supervisor ?? current.getStore()?.supervisor ?? defaultSupervisor;
-    this.done = new Promise<T>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
+  }
+
+  /** Settles with the function's result or error. Awaiting it is optional. */
+  get done(): Promise<T> {
+    if (this.#done) return this.#done;
+    if (this.#state === 1) return (this.#done = Promise.resolve(this.#outcome as T));
+    this.#done = this.#state === 2
+      ? Promise.reject(this.#outcome)
+      : new Promise<T>((resolve, reject) => {
+        this.#resolve = resolve;
+        this.#reject = reject;
+      });
     // The error goes to the supervisor; an unobserved `done` must not crash the process.
-    this.done.catch(() => {});
+    this.#done.catch(() => {});
+    return this.#done;
   }
 
   /** Aborts when the task is cancelled. (Made on first use: most tasks never need one.) */
@@ -67,7 +79,7 @@ export class Task<T> {
 
   /** Whether the function has returned or thrown. */
   get settled(): boolean {
-    return this.#settled;
+    return this.#state !== 0;
   }
 
   /**
@@ -75,7 +87,7 @@ export class Task<T> {
    * carrying `reason`, and `signal` aborts. Does nothing once the task has settled.
    */
   cancel(reason?: unknown): void {
-    if (this.#settled) return;
+    if (this.#state !== 0) return;
     const error = new Cancelled(reason ?? `task ${this.name} was cancelled`);
     const signal = this.signal;
     if (!signal.aborted) this.#controller!.abort(error);
@@ -95,18 +107,20 @@ export class Task<T> {
       this.#fail(error);
       return;
     }
-    Promise.resolve(result).then(
-      (value) => {
-        this.#settled = true;
-        this.#resolve(value);
-      },
-      (error) => this.#fail(error),
-    );
+    if (result instanceof Promise) result.then((value) => this.#succeed(value), (error) => this.#fail(error));
+    else Promise.resolve(result).then((value) => this.#succeed(value), (error) => this.#fail(error));
+  }
+
+  #succeed(value: T): void {
+    this.#state = 1;
+    this.#outcome = value;
+    this.#resolve?.(value);
   }
 
   #fail(error: unknown): void {
-    this.#settled = true;
-    this.#reject(error);
+    this.#state = 2;
+    this.#outcome = error;
+    this.#reject?.(error);
     if (error instanceof Cancelled) return;
     try {
       this.supervisor(error, this as Task<unknown>);
