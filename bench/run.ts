@@ -17,7 +17,7 @@
 
 import process from "node:process";
 import { execFileSync, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { BUN, DENO, example, load, root, type Server, startServer, table } from "./server.ts";
 
 const args = process.argv.slice(2);
@@ -115,6 +115,42 @@ for (const s of echoServers) {
       rssMiB: median(runs.map((r) => r.rssMiB)),
       errors: runs.reduce((n, r) => n + r.errors, 0),
     });
+  }
+}
+
+// ---- idle: no wakeups, no CPU -------------------------------------------------------------
+
+/** Context switches of every thread of `pid` so far: each one is a wakeup. */
+function contextSwitches(pid: number): number {
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      n += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    } catch {
+      // the thread ended
+    }
+  }
+  return n;
+}
+
+const IDLE_SECONDS = 10;
+const idleRows: (string | number)[][] = [];
+for (const s of echoServers) {
+  const server = await startServer(s.name, pin(0, s.argv));
+  try {
+    // One connection first, so that the server has been through a wake and a park.
+    await load(["echo", "--port", String(server.port), "--duration", "0.5"], 1);
+    await new Promise((r) => setTimeout(r, 1000));
+    const pid = server.child.pid!;
+    const cpu0 = server.cpuSeconds(), sw0 = contextSwitches(pid);
+    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+    const cpu = server.cpuSeconds() - cpu0, sw = contextSwitches(pid) - sw0;
+    idleRows.push([s.name, `${(cpu * 1000).toFixed(0)} ms`, (sw / IDLE_SECONDS).toFixed(1)]);
+    console.log(`idle ${s.name.padEnd(26)} cpu ${(cpu * 1000).toFixed(0)} ms in ${IDLE_SECONDS} s, ${(sw / IDLE_SECONDS).toFixed(1)} wakeups/s`);
+  } finally {
+    await server.stop();
   }
 }
 
@@ -267,6 +303,13 @@ ${echoTable}
 ## Goals
 
 ${goals}
+
+## Idle (after one burst of traffic, ${IDLE_SECONDS} s with nothing to do)
+
+CPU is the server process's user + system time; wakeups are the context switches of all
+its threads (the runtimes' own housekeeping threads included).
+
+${table(["server", `CPU in ${IDLE_SECONDS} s`, "wakeups / s"], idleRows)}
 
 ## HTTP (examples/http.ts against the runtimes' own servers, wrk -t1)
 

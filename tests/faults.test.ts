@@ -65,6 +65,7 @@ test("descriptor exhaustion: 64 descriptors, 200 clients; no crash, no spin, tol
     // Exhausted now: the server must be paused, not spinning on its listener.
     assert.ok(served < 200, `only part of the clients can be served while descriptors are short (${served})`);
     const cpu = await cpuDuring(server, 1000);
+    console.log(`out of descriptors: ${served} of 200 served so far, server CPU ${(cpu * 1000).toFixed(0)} ms in 1 s`);
     assert.ok(cpu < 0.3, `server used ${cpu.toFixed(2)} s of CPU in 1 s while out of descriptors`);
     await eventually(3000, "the server tells the application", () => /no free file descriptors/.test(server.stderr()));
     // Served clients hang up, which frees descriptors: everyone gets served.
