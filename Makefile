@@ -26,7 +26,7 @@ EDGE_GNU := zig-out-edge/lib/libzev-linux-x86_64-gnu.so
 EDGE_MUSL := zig-out-edge/lib/libzev-linux-x86_64-musl.so
 ZIG_SOURCES := build.zig build.zig.zon $(wildcard zig/*.zig)
 
-DENO_TEST := $(DENO) test --quiet --allow-all
+DENO_TEST := $(DENO) test --allow-all
 BUN_TEST = $(1) test --timeout 120000
 TS_TESTS := $(sort $(wildcard tests/*.test.ts))
 BURST_TESTS := tests/burst.test.ts

@@ -304,6 +304,8 @@ ${echoTable}
 
 ${goals}
 
+Where the time goes, what was cut and what would close the remaining gaps: bench/PROFILE.md.
+
 ## Idle (after one burst of traffic, ${IDLE_SECONDS} s with nothing to do)
 
 CPU is the server process's user + system time; wakeups are the context switches of all
