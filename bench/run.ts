@@ -12,7 +12,7 @@
  * divided by round trips) is the steadiest figure on a shared machine; ratios against the
  * runtime's own API are the headline. Writes bench/RESULTS.md.
  *
- *   bun bench/run.ts [--seconds 5] [--repeat 3]
+ *   bun bench/run.ts [--seconds 3] [--repeat 5]
  */
 
 import process from "node:process";
@@ -21,7 +21,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { BUN, DENO, example, load, root, type Server, startServer, table } from "./server.ts";
 
 const args = process.argv.slice(2);
-const SECONDS = Number(args[args.indexOf("--seconds") + 1] || 5);
+const SECONDS = Number(args[args.indexOf("--seconds") + 1] || 3);
 const WARMUP = 1;
 const pin = (cpu: number, argv: string[]) => ["taskset", "-c", String(cpu), ...argv];
 
@@ -73,38 +73,44 @@ const modes = [
   { mode: "accept (16 clients)", args: ["accept", "--connections", "16"], unit: "cycles" },
 ];
 
-// Each server is measured REPEAT times, in rounds that visit every server in turn, and
-// each figure is the median: this shared 2-core machine drifts by 10% and more between
-// minutes, and a drift should not fall on one server only.
-const REPEAT = Number(args[args.indexOf("--repeat") + 1] || 3);
+// Every server starts once, pinned to CPU 0, and all stay up: an idle server costs nothing
+// (see Idle below), so only the one under load runs. Each mode is measured in REPEAT
+// rounds, and every round visits every server back to back, alternating direction, so a
+// zev figure and its baseline are taken seconds apart: this shared 2-core machine drifts
+// by 10 to 40% over minutes, and a drift must not fall on one server only. Ratios are the
+// median of the per-round ratios; the other figures are medians.
+const REPEAT = Number(args[args.indexOf("--repeat") + 1] || 5);
+const running = new Map<string, Server>();
+for (const s of echoServers) running.set(s.name, await startServer(s.name, pin(0, s.argv)));
 const samples = new Map<string, Omit<Row, "server" | "mode">[]>();
-for (let rep = 1; rep <= REPEAT; rep++) {
-  for (const s of echoServers) {
-    const server = await startServer(s.name, pin(0, s.argv));
-    try {
-      for (const m of modes) {
-        const base = [...m.args, "--port", String(server.port), "--duration", String(SECONDS)];
+const key = (server: string, mode: string) => `${server}\n${mode}`;
+try {
+  for (const m of modes) {
+    for (let rep = 1; rep <= REPEAT; rep++) {
+      const order = rep % 2 === 1 ? echoServers : [...echoServers].reverse();
+      for (const s of order) {
+        const server = running.get(s.name)!;
         // Warm-up (JIT, pools) with the same shape of load, then the measured run.
         await load([...m.args, "--port", String(server.port), "--duration", String(WARMUP)], 1);
-        const result = await measure(server, base, m.unit);
-        const key = `${s.name}\n${m.mode}`;
-        samples.set(key, [...(samples.get(key) ?? []), result]);
+        const result = await measure(server, [...m.args, "--port", String(server.port), "--duration", String(SECONDS)], m.unit);
+        samples.set(key(s.name, m.mode), [...(samples.get(key(s.name, m.mode)) ?? []), result]);
         console.log(`[${rep}/${REPEAT}] ${s.name.padEnd(26)} ${m.mode.padEnd(22)} ${fmtRate(result.rate).padStart(9)}/s  p50 ${result.p50.toFixed(0).padStart(5)} µs  p99 ${result.p99.toFixed(0).padStart(6)} µs  cpu ${result.cpuUs.toFixed(2).padStart(6)} µs  rss ${result.rssMiB.toFixed(0)} MiB  errors ${result.errors}`);
       }
-    } finally {
-      await server.stop();
     }
   }
+} catch (error) {
+  for (const server of running.values()) await server.stop();
+  throw error;
 }
 
 const median = (xs: number[]) => {
   const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
+  return sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
 };
 const rows: Row[] = [];
 for (const s of echoServers) {
   for (const m of modes) {
-    const runs = samples.get(`${s.name}\n${m.mode}`)!;
+    const runs = samples.get(key(s.name, m.mode))!;
     rows.push({
       server: s,
       mode: m.mode,
@@ -118,41 +124,44 @@ for (const s of echoServers) {
   }
 }
 
+/** Median over rounds of `metric(a) / metric(b)`, both measured in the same round. */
+function pairedRatio(a: string, b: string, mode: string, metric: (r: Omit<Row, "server" | "mode">) => number): number {
+  const as = samples.get(key(a, mode))!, bs = samples.get(key(b, mode))!;
+  return median(as.map((r, i) => metric(r) / metric(bs[i])));
+}
+
 // ---- idle: no wakeups, no CPU -------------------------------------------------------------
 
-/** Context switches of every thread of `pid` so far: each one is a wakeup. */
-function contextSwitches(pid: number): number {
-  let n = 0;
+/** Context switches so far of each live thread of `pid`: each one is a wakeup. */
+function contextSwitches(pid: number): Map<string, number> {
+  const counts = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-      n += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      counts.set(tid, Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) +
+        Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0));
     } catch {
       // the thread ended
     }
   }
-  return n;
+  return counts;
 }
 
+// All servers have just served their last load; now they are all idle, measured together.
 const IDLE_SECONDS = 10;
+await new Promise((r) => setTimeout(r, 1000));
+const before = new Map([...running].map(([name, server]) => [name, { cpu: server.cpuSeconds(), sw: contextSwitches(server.child.pid!) }]));
+await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
 const idleRows: (string | number)[][] = [];
-for (const s of echoServers) {
-  const server = await startServer(s.name, pin(0, s.argv));
-  try {
-    // One connection first, so that the server has been through a wake and a park.
-    await load(["echo", "--port", String(server.port), "--duration", "0.5"], 1);
-    await new Promise((r) => setTimeout(r, 1000));
-    const pid = server.child.pid!;
-    const cpu0 = server.cpuSeconds(), sw0 = contextSwitches(pid);
-    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
-    const cpu = server.cpuSeconds() - cpu0, sw = contextSwitches(pid) - sw0;
-    idleRows.push([s.name, `${(cpu * 1000).toFixed(0)} ms`, (sw / IDLE_SECONDS).toFixed(1)]);
-    console.log(`idle ${s.name.padEnd(26)} cpu ${(cpu * 1000).toFixed(0)} ms in ${IDLE_SECONDS} s, ${(sw / IDLE_SECONDS).toFixed(1)} wakeups/s`);
-  } finally {
-    await server.stop();
-  }
+for (const [name, server] of running) {
+  const b = before.get(name)!;
+  const cpu = server.cpuSeconds() - b.cpu;
+  let wakeups = 0;
+  for (const [tid, n] of contextSwitches(server.child.pid!)) wakeups += n - (b.sw.get(tid) ?? 0);
+  idleRows.push([name, `${(cpu * 1000).toFixed(0)} ms`, (wakeups / IDLE_SECONDS).toFixed(1)]);
+  console.log(`idle ${name.padEnd(26)} cpu ${(cpu * 1000).toFixed(0)} ms in ${IDLE_SECONDS} s, ${(wakeups / IDLE_SECONDS).toFixed(1)} wakeups/s`);
 }
+for (const server of running.values()) await server.stop();
 
 // ---- HTTP under wrk ----------------------------------------------------------------------
 
@@ -227,17 +236,16 @@ function fmtRate(n: number): string {
   return n >= 1000 ? `${(n / 1000).toFixed(1)} k` : n.toFixed(0);
 }
 
-const find = (name: string, mode: string) => rows.find((r) => r.server.name === name && r.mode === mode)!;
-const ratio = (a: number, b: number) => (a / b).toFixed(2);
 
 const echoTable = table(
   ["server", "mode", "rate", "p50 µs", "p99 µs", "server CPU µs / op", "RSS MiB", "errors", "vs runtime's own API"],
   rows.map((r) => {
-    const own = r.server.zev ? find(r.server.runtime === "deno" ? "Deno.listen" : "Bun.listen", r.mode) : undefined;
+    const own = r.server.zev ? (r.server.runtime === "deno" ? "Deno.listen" : "Bun.listen") : undefined;
+    const paired = (metric: (x: Omit<Row, "server" | "mode">) => number) => pairedRatio(r.server.name, own!, r.mode, metric).toFixed(2);
     const vs = own
       ? r.mode.startsWith("accept")
-        ? `rate ${ratio(r.rate, own.rate)}x`
-        : `CPU ${ratio(r.cpuUs, own.cpuUs)}x, p50 ${ratio(r.p50, own.p50)}x`
+        ? `rate ${paired((x) => x.rate)}x, CPU ${paired((x) => x.cpuUs)}x`
+        : `CPU ${paired((x) => x.cpuUs)}x, p50 ${paired((x) => x.p50)}x`
       : "";
     return [r.server.name, r.mode, `${fmtRate(r.rate)}/s`, r.p50.toFixed(0), r.p99.toFixed(0), r.cpuUs.toFixed(2), r.rssMiB.toFixed(0), r.errors, vs];
   }),
@@ -251,18 +259,19 @@ const httpTable = table(
 const goal = (text: string, value: number, limit: number, atMost = true) =>
   `| ${text} | ${value.toFixed(2)}x | ${atMost ? "≤" : "≥"} ${limit}x | ${(atMost ? value <= limit : value >= limit) ? "reached" : "not reached"} |`;
 const e64 = "echo, 64 connections", e1 = "echo, 1 connection", acc = "accept (16 clients)";
-const floor = find("Zig floor (epoll, no JS)", e64).cpuUs;
+const floorName = "Zig floor (epoll, no JS)";
+const cpu = (x: Omit<Row, "server" | "mode">) => x.cpuUs;
 const goals = [
-  "| goal | measured | target | |",
+  "| goal | measured (median of per-round ratios) | target | |",
   "| --- | --- | --- | --- |",
-  goal("CPU per round trip at 64 conns: zev (Bun) / Bun.listen", find("zev (Bun)", e64).cpuUs / find("Bun.listen", e64).cpuUs, 1.0),
-  goal("CPU per round trip at 64 conns: zev (Deno) / Deno.listen", find("zev (Deno)", e64).cpuUs / find("Deno.listen", e64).cpuUs, 0.8),
-  goal("CPU per round trip at 64 conns: zev (Bun) / Zig floor", find("zev (Bun)", e64).cpuUs / floor, 1.25),
-  goal("CPU per round trip at 64 conns: zev (Deno) / Zig floor", find("zev (Deno)", e64).cpuUs / floor, 1.25),
-  goal("p50 at 1 connection: zev (Bun) / Bun.listen", find("zev (Bun)", e1).p50 / find("Bun.listen", e1).p50, 1.1),
-  goal("p50 at 1 connection: zev (Deno) / Deno.listen", find("zev (Deno)", e1).p50 / find("Deno.listen", e1).p50, 1.1),
-  goal("accept rate: zev (Bun) / Bun.listen", find("zev (Bun)", acc).rate / find("Bun.listen", acc).rate, 1.0, false),
-  goal("accept rate: zev (Deno) / Deno.listen", find("zev (Deno)", acc).rate / find("Deno.listen", acc).rate, 1.0, false),
+  goal("CPU per round trip at 64 conns: zev (Bun) / Bun.listen", pairedRatio("zev (Bun)", "Bun.listen", e64, cpu), 1.0),
+  goal("CPU per round trip at 64 conns: zev (Deno) / Deno.listen", pairedRatio("zev (Deno)", "Deno.listen", e64, cpu), 0.8),
+  goal("CPU per round trip at 64 conns: zev (Bun) / Zig floor", pairedRatio("zev (Bun)", floorName, e64, cpu), 1.25),
+  goal("CPU per round trip at 64 conns: zev (Deno) / Zig floor", pairedRatio("zev (Deno)", floorName, e64, cpu), 1.25),
+  goal("p50 at 1 connection: zev (Bun) / Bun.listen", pairedRatio("zev (Bun)", "Bun.listen", e1, (x) => x.p50), 1.1),
+  goal("p50 at 1 connection: zev (Deno) / Deno.listen", pairedRatio("zev (Deno)", "Deno.listen", e1, (x) => x.p50), 1.1),
+  goal("accept rate: zev (Bun) / Bun.listen", pairedRatio("zev (Bun)", "Bun.listen", acc, (x) => x.rate), 1.0, false),
+  goal("accept rate: zev (Deno) / Deno.listen", pairedRatio("zev (Deno)", "Deno.listen", acc, (x) => x.rate), 1.0, false),
 ].join("\n");
 
 const version = (argv: string[]) => {
@@ -289,9 +298,11 @@ Produced by \`make bench\` (\`bun bench/run.ts --seconds ${SECONDS} --repeat ${R
 
 - Machine: ${machine}
 - Versions: ${versions}
-- Method: each server runs alone, pinned to CPU 0; the load (bench/load.zig, or wrk) runs
-  pinned to CPU 1. Each measurement follows a ${WARMUP} s warm-up and lasts ${SECONDS} s; the
-  echo figures are medians of ${REPEAT} rounds that visit every server in turn. Echo
+- Method: every server runs pinned to CPU 0 (all started at once; only the one under load
+  works); the load (bench/load.zig, or wrk) runs pinned to CPU 1. Each measurement follows
+  a ${WARMUP} s warm-up and lasts ${SECONDS} s. Each mode is measured in ${REPEAT} rounds that visit
+  every server back to back; figures are medians, and ratios are medians of the ratios
+  within each round, so that the machine's drift between minutes cancels out. Echo
   messages are 64 bytes, one in flight per connection. "Server CPU µs / op" is the
   server process's user + system time over the run divided by round trips (or by accepted
   connections, or by HTTP requests).
@@ -306,7 +317,7 @@ ${goals}
 
 Where the time goes, what was cut and what would close the remaining gaps: bench/PROFILE.md.
 
-## Idle (after one burst of traffic, ${IDLE_SECONDS} s with nothing to do)
+## Idle (all servers together, ${IDLE_SECONDS} s with nothing to do, after serving the loads above)
 
 CPU is the server process's user + system time; wakeups are the context switches of all
 its threads (the runtimes' own housekeeping threads included).
