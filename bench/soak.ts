@@ -10,8 +10,7 @@
  */
 
 import process from "node:process";
-import { spawn } from "node:child_process";
-import { example, LOAD, startServer } from "./server.ts";
+import { example, load, startServer } from "./server.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string) => {
@@ -31,25 +30,14 @@ const t0 = Date.now();
 const server = await startServer(`echo.ts (${runtime})`, example(runtime, "echo", [], binary), lib ? { ZEV_LIB: lib } : {});
 const port = String(server.port);
 
-/** Runs one zev-load and resolves with its JSON result. */
-function runLoad(a: string[]): Promise<Record<string, number | string>> {
-  return new Promise((resolve) => {
-    const child = spawn(LOAD, [...a, "--json"], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout!.on("data", (d) => (out += d));
-    child.once("exit", () => {
-      try {
-        resolve(JSON.parse(out.trim().split("\n").pop()!));
-      } catch {
-        resolve({ mode: a[0], errors: `no result: ${out}` });
-      }
-    });
-  });
+/** Runs one zev-load; a run that gives no result counts as an error. */
+function runLoad(a: string[]): Promise<Record<string, number | string | boolean>> {
+  return load(a).catch((error) => ({ mode: a[0], errors: String(error.message) }));
 }
 
 // Cycles of 3 s of churn and traffic at full speed, then about 2 s of rounds with 5 ms
 // idle pauses: the busy phase never parks, the quiet one parks and wakes every round.
-const results: Record<string, number | string>[] = [];
+const results: Record<string, number | string | boolean>[] = [];
 const cycles = (async () => {
   while (Date.now() - t0 < seconds * 1000) {
     results.push(...await Promise.all([

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { READ, WRITE } from "../ffi/mod.ts";
+import { LIMIT, READ, WRITE } from "../ffi/mod.ts";
 import { abiError, Closed, TimedOut, WOULD_BLOCK } from "./errors.ts";
 import { reactor, type Target } from "./reactor.ts";
 import { type Guard, guardWait, tieWait, untieWait } from "./task.ts";
@@ -100,6 +100,20 @@ export class Stream implements Target {
   /** Whether `close` has been called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Sets how many bytes this stream may queue once the kernel's send buffer is full
+   * (default and most: `limits().writeQueueBytes`, `limits().maxWriteQueueBytes`). A
+   * write that does not fit waits until the queue drains.
+   */
+  setWriteQueueLimit(bytes: number): void {
+    const max = sym.zev_limit(LIMIT.maxWriteQueueBytes);
+    if (!Number.isInteger(bytes) || bytes < 1 || bytes > max) {
+      throw new RangeError(`setWriteQueueLimit: invalid limit ${bytes}: expected 1 to ${max} bytes`);
+    }
+    const r = sym.zev_set_queue_limit(loop, this.handle, bytes);
+    if (r < 0) throw abiError(r, "setWriteQueueLimit");
   }
 
   /** The local address. */

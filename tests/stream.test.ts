@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { Cancelled, Closed, connect, listen, type Stream, ZevError } from "../mod.ts";
+import { Cancelled, Closed, connect, limits, listen, stats, type Stream, ZevError } from "../mod.ts";
 import { openClient, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -193,4 +193,23 @@ test("for await over a listener and a stream", async () => {
   listener.close();
   await served;
   assert.ok(new Cancelled("x").message.includes("x"));
+});
+
+test("the write queue limit holds: a stream never queues more than it was allowed", async () => {
+  const { client, server, close } = await pair();
+  client.setWriteQueueLimit(4096);
+  assert.throws(() => client.setWriteQueueLimit(0), RangeError);
+  assert.throws(() => client.setWriteQueueLimit(limits().maxWriteQueueBytes + 1), RangeError);
+  const before = stats().queuedBytes;
+  // The peer does not read: the kernel buffers fill, then at most 4096 bytes queue.
+  const writing = client.write(new Uint8Array(32 << 20));
+  await new Promise((r) => setTimeout(r, 100));
+  const queued = stats().queuedBytes - before;
+  assert.ok(queued > 0 && queued <= 4096, `queued ${queued} bytes`);
+  // Reading everything lets the write finish.
+  const sink = new Uint8Array(1 << 16);
+  let got = 0;
+  while (got < 32 << 20) got += (await server.read(sink))!;
+  assert.equal(await writing, 32 << 20);
+  await close();
 });
