@@ -22,6 +22,8 @@ export function platformName(): string {
  * glibc process the glibc build; the loader that mapped this process says which it is.
  */
 export function linuxLibc(): "gnu" | "musl" {
+  // Deno without --allow-read would prompt on a terminal; Deno's own builds are glibc.
+  if (!denoAllows({ name: "read", path: "/proc/self/maps" })) return "gnu";
   try {
     const maps = readFileSync("/proc/self/maps", "utf8");
     return /ld-musl|libc\.musl/.test(maps) ? "musl" : "gnu";
@@ -31,12 +33,16 @@ export function linuxLibc(): "gnu" | "musl" {
 }
 
 function envLib(): string | undefined {
-  try {
-    return process.env.ZEV_LIB || undefined;
-  } catch {
-    // Deno without --allow-env: behave as if unset; the error below mentions the flag.
-    return undefined;
-  }
+  // Deno without --allow-env: behave as if unset (asking would prompt on a terminal);
+  // the error below mentions the flag.
+  if (!denoAllows({ name: "env", variable: "ZEV_LIB" })) return undefined;
+  return process.env.ZEV_LIB || undefined;
+}
+
+/** Under Deno, whether a permission is granted already; elsewhere always true. */
+function denoAllows(descriptor: { name: "read"; path: string } | { name: "env"; variable: string }): boolean {
+  const deno = (globalThis as { Deno?: { permissions: { querySync(d: unknown): { state: string } } } }).Deno;
+  return deno === undefined || deno.permissions.querySync(descriptor).state === "granted";
 }
 
 /** The library path to load, or an Error explaining what is missing and how to fix it. */

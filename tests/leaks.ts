@@ -26,7 +26,9 @@ export function checkLeaks(suite: string): void {
     await within(5000, `${suite}: descriptors and handles back to where they were`, (async () => {
       while (openDescriptors() > fds || stats().liveHandles > handles) await new Promise((r) => setTimeout(r, 20));
     })()).catch(() => {});
-    assert.equal(stats().liveHandles, handles, `${suite}: live zev handles before and after`);
-    assert.equal(openDescriptors(), fds, `${suite}: open descriptors before and after`);
+    // Fewer is not a leak: something an earlier file opened may have closed meanwhile.
+    const liveAfter = stats().liveHandles, fdsAfter = openDescriptors();
+    assert.ok(liveAfter <= handles, `${suite}: ${liveAfter} live zev handles after, ${handles} before`);
+    assert.ok(fdsAfter <= fds, `${suite}: ${fdsAfter} open descriptors after, ${fds} before`);
   });
 }
