@@ -49,7 +49,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 .tools/debs-test: tools/install-debs.sh
-	tools/install-debs.sh musl-gcc:musl-tools
+	tools/install-debs.sh musl-gcc:musl-tools qemu-aarch64:qemu-user
 	mkdir -p .tools && touch $@
 
 .tools/debs-bench: tools/install-debs.sh
@@ -87,8 +87,10 @@ test: setup
 	$(MAKE) --no-print-directory test-zig cross test-musl-c test-ts test-edge test-bun-musl test-soak
 	@echo "make test: all passed"
 
-test-zig: | $(VENV)/.zig-$(ZIG_VERSION)
+# The reactor's tests natively for glibc and musl, and for aarch64 musl under qemu-user.
+test-zig: | $(VENV)/.zig-$(ZIG_VERSION) .tools/debs-test
 	$(ZIG) build test --summary all
+	$(ZIG) build test-aarch64 -fqemu --summary all
 
 # The musl library must be static: no NEEDED entry at all; the glibc one links libc.so.6.
 test-musl-c: lib lib-edge tests/out/burst-musl

@@ -2,6 +2,7 @@
 //!   zig build            the libraries for this machine (Linux x86_64: glibc and musl)
 //!   zig build cross      the libraries for every other platform (compile-only here)
 //!   zig build test       the reactor's tests, for x86_64-linux-gnu and x86_64-linux-musl
+//!   zig build test-aarch64 -fqemu   the same tests for aarch64-linux-musl, under qemu-user
 //!   zig build tools      bench/load (load generator) and bench/floor (the Zig floor server)
 //! Option -Dlistener-mode=edge-single builds Janet 1.32's listener bug back in, only to
 //! prove that the burst tests fail against it.
@@ -34,6 +35,11 @@ const cross_platforms = [_]Platform{
     .{ .query = "x86_64-freebsd", .name = "zev-freebsd-x86_64", .link_libc = true },
 };
 
+const aarch64_musl = cross_platforms[1];
+comptime {
+    std.debug.assert(std.mem.eql(u8, aarch64_musl.query, "aarch64-linux-musl"));
+}
+
 pub fn build(b: *std.Build) void {
     const pinned = std.SemanticVersion.parse(pinned_zig) catch unreachable;
     if (builtin.zig_version.order(pinned) != .eq) {
@@ -55,15 +61,11 @@ pub fn build(b: *std.Build) void {
 
     // The reactor's tests, on both libcs of this machine.
     const test_step = b.step("test", "Run the reactor's tests (glibc and musl)");
-    for (native_platforms) |p| {
-        const t = b.addTest(.{
-            .name = b.fmt("test-{s}", .{p.name}),
-            .root_module = reactorModule(b, p, .Debug, options, "zig/tests.zig"),
-        });
-        const run = b.addRunArtifact(t);
-        run.has_side_effects = true;
-        test_step.dependOn(&run.step);
-    }
+    for (native_platforms) |p| test_step.dependOn(&reactorTests(b, p, options).step);
+    // The same tests for aarch64, run under qemu-user (`zig build test-aarch64 -fqemu`):
+    // static musl needs no aarch64 libraries on this machine.
+    const test_aarch64 = b.step("test-aarch64", "Run the reactor's tests for aarch64-linux-musl under qemu (-fqemu)");
+    test_aarch64.dependOn(&reactorTests(b, aarch64_musl, options).step);
 
     // Benchmark and load tools (Linux, no libc).
     const tools = b.step("tools", "Build bench/load and bench/floor");
@@ -79,6 +81,16 @@ pub fn build(b: *std.Build) void {
         });
         tools.dependOn(&b.addInstallArtifact(exe, .{}).step);
     }
+}
+
+fn reactorTests(b: *std.Build, p: Platform, options: *std.Build.Step.Options) *std.Build.Step.Run {
+    const t = b.addTest(.{
+        .name = b.fmt("test-{s}", .{p.name}),
+        .root_module = reactorModule(b, p, .Debug, options, "zig/tests.zig"),
+    });
+    const run = b.addRunArtifact(t);
+    run.has_side_effects = true;
+    return run;
 }
 
 fn reactorModule(b: *std.Build, p: Platform, optimize: std.builtin.OptimizeMode, options: *std.Build.Step.Options, root: []const u8) *std.Build.Module {
