@@ -11,6 +11,7 @@
 
 const std = @import("std");
 const linux = std.os.linux;
+const io = @import("linux_io.zig");
 
 const buf_size = 64 * 1024;
 
@@ -51,7 +52,7 @@ const Server = struct {
                 continue;
             }
             // Small echoes must not wait on Nagle + delayed ACK.
-            setInt(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
+            io.setInt(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
             var ev = linux.epoll_event{
                 .events = linux.EPOLL.IN | linux.EPOLL.OUT | linux.EPOLL.RDHUP | linux.EPOLL.ET,
                 .data = .{ .fd = fd },
@@ -94,10 +95,10 @@ const Server = struct {
         }
         // Edge-triggered: read until EAGAIN.
         while (true) {
-            const n = switch (recv(fd, s.rbuf)) {
+            const n = switch (io.recvSome(fd, s.rbuf)) {
                 .again => return,
                 .eof, .failed => return s.closeConn(fd),
-                .data => |n| n,
+                .n => |n| n,
             };
             switch (sendAll(fd, s.rbuf[0..n])) {
                 .failed => return s.closeConn(fd),
@@ -115,40 +116,19 @@ const Server = struct {
     }
 };
 
-const RecvResult = union(enum) { data: usize, again, eof, failed };
-
-fn recv(fd: i32, buf: []u8) RecvResult {
-    while (true) {
-        const rc = linux.read(fd, buf.ptr, buf.len);
-        switch (linux.E.init(rc)) {
-            .SUCCESS => return if (rc == 0) .eof else .{ .data = rc },
-            .INTR => continue,
-            .AGAIN => return .again,
-            else => return .failed,
-        }
-    }
-}
-
 const SendResult = union(enum) { sent: usize, failed };
 
-/// Writes as much as the socket accepts. MSG_NOSIGNAL: a peer that went away
-/// must give EPIPE, not kill the server with SIGPIPE.
+/// Writes as much as the socket accepts.
 fn sendAll(fd: i32, bytes: []const u8) SendResult {
     var off: usize = 0;
     while (off < bytes.len) {
-        const rc = linux.sendto(fd, bytes[off..].ptr, bytes.len - off, linux.MSG.NOSIGNAL, null, 0);
-        switch (linux.E.init(rc)) {
-            .SUCCESS => off += rc,
-            .INTR => continue,
-            .AGAIN => break,
-            else => return .failed,
+        switch (io.sendSome(fd, bytes[off..])) {
+            .n => |n| off += n,
+            .again => break,
+            .eof, .failed => return .failed,
         }
     }
     return .{ .sent = off };
-}
-
-fn setInt(fd: i32, level: i32, opt: u32, value: c_int) void {
-    _ = linux.setsockopt(fd, level, opt, std.mem.asBytes(&value), @sizeOf(c_int));
 }
 
 fn fatal(comptime fmt: []const u8, args: anytype) noreturn {
@@ -164,12 +144,7 @@ fn usage(comptime fmt: []const u8, args: anytype) noreturn {
 /// Raises the soft fd limit to the hard one and returns it (capped, as it
 /// sizes the connection table).
 fn raiseNofile() usize {
-    var lim: linux.rlimit = undefined;
-    if (linux.E.init(linux.getrlimit(.NOFILE, &lim)) != .SUCCESS) return 1024;
-    lim.cur = lim.max;
-    _ = linux.setrlimit(.NOFILE, &lim);
-    _ = linux.getrlimit(.NOFILE, &lim);
-    return @intCast(@min(lim.cur, 1 << 20));
+    return @intCast(@min(io.raiseNofile(), 1 << 20));
 }
 
 pub fn main() !void {
@@ -215,7 +190,7 @@ pub fn main() !void {
     const lrc = linux.socket(addr.any.family, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0);
     if (linux.E.init(lrc) != .SUCCESS) fatal("socket: {t}", .{linux.E.init(lrc)});
     const lfd: i32 = @intCast(lrc);
-    setInt(lfd, linux.SOL.SOCKET, linux.SO.REUSEADDR, 1);
+    io.setInt(lfd, linux.SOL.SOCKET, linux.SO.REUSEADDR, 1);
     var rc = linux.bind(lfd, &addr.any, addr.getOsSockLen());
     if (linux.E.init(rc) != .SUCCESS) fatal("bind {f}: {t}", .{ addr, linux.E.init(rc) });
     // The kernel clamps the backlog to net.core.somaxconn.

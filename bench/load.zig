@@ -15,6 +15,7 @@
 
 const std = @import("std");
 const linux = std.os.linux;
+const io = @import("linux_io.zig");
 
 const usage_text =
     \\usage:
@@ -285,36 +286,10 @@ fn makePattern(gpa: std.mem.Allocator, max_window: usize) []u8 {
 
 // ---------------------------------------------------------------- sockets
 
-const IoResult = union(enum) { n: usize, again, eof, failed };
-
-fn recvSome(fd: i32, buf: []u8) IoResult {
-    while (true) {
-        const rc = linux.read(fd, buf.ptr, buf.len);
-        switch (linux.E.init(rc)) {
-            .SUCCESS => return if (rc == 0) .eof else .{ .n = rc },
-            .INTR => continue,
-            .AGAIN => return .again,
-            else => return .failed,
-        }
-    }
-}
-
-/// MSG_NOSIGNAL: a server that closes early must cost an error, not SIGPIPE.
-fn sendSome(fd: i32, bytes: []const u8) IoResult {
-    while (true) {
-        const rc = linux.sendto(fd, bytes.ptr, bytes.len, linux.MSG.NOSIGNAL, null, 0);
-        switch (linux.E.init(rc)) {
-            .SUCCESS => return .{ .n = rc },
-            .INTR => continue,
-            .AGAIN => return .again,
-            else => return .failed,
-        }
-    }
-}
-
-fn setInt(fd: i32, level: i32, opt: u32, v: c_int) void {
-    _ = linux.setsockopt(fd, level, opt, std.mem.asBytes(&v), @sizeOf(c_int));
-}
+const IoResult = io.IoResult;
+const recvSome = io.recvSome;
+const sendSome = io.sendSome;
+const setInt = io.setInt;
 
 /// Pending error of a nonblocking connect; 0 when it succeeded.
 fn soError(fd: i32) u32 {
@@ -411,15 +386,7 @@ fn waitEvents(epfd: i32, events: []linux.epoll_event, deadline: u64, cap_ms: i32
 
 const ev_fail = linux.EPOLL.ERR | linux.EPOLL.HUP;
 
-/// Raises the soft fd limit to the hard limit; returns the resulting soft limit.
-fn raiseNofile() u64 {
-    var lim: linux.rlimit = undefined;
-    if (linux.E.init(linux.getrlimit(.NOFILE, &lim)) != .SUCCESS) return 1024;
-    lim.cur = lim.max;
-    _ = linux.setrlimit(.NOFILE, &lim);
-    _ = linux.getrlimit(.NOFILE, &lim);
-    return lim.cur;
-}
+const raiseNofile = io.raiseNofile;
 
 // ---------------------------------------------------------------- echo mode
 
