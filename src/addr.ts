@@ -58,16 +58,25 @@ export function checkPort(port: unknown, what: string, allowZero: boolean): numb
   return port;
 }
 
-/** Turns a host name into an IP literal: literals pass, "localhost" is loopback, others go to DNS. */
-export async function resolveHost(hostname: string, what: string): Promise<string> {
+/**
+ * The IP literal a host name stands for without asking DNS: literals (IPv6 ones with or
+ * without brackets) pass, "localhost" is IPv4 loopback; any other name gives undefined.
+ */
+export function literalHost(hostname: unknown, what: string): string | undefined {
   if (typeof hostname !== "string" || hostname.length === 0) {
     throw new TypeError(`${what}: invalid hostname ${JSON.stringify(hostname)}`);
   }
   const host = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
-  if (isIpLiteral(host)) return host;
   if (host === "localhost") return "127.0.0.1";
+  return isIpLiteral(host) ? host : undefined;
+}
+
+/** Turns a host name into an IP literal: `literalHost`, else DNS. */
+export async function resolveHost(hostname: string, what: string): Promise<string> {
+  const literal = literalHost(hostname, what);
+  if (literal !== undefined) return literal;
   try {
-    return (await lookup(host)).address;
+    return (await lookup(hostname)).address;
   } catch (error) {
     throw new TypeError(`${what}: cannot resolve hostname ${JSON.stringify(hostname)}`, { cause: error });
   }

@@ -8,7 +8,7 @@ import { abiError, WOULD_BLOCK, type ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { Listener } from "./listener.ts";
 import { Stream } from "./stream.ts";
-import { checkPort, isIpLiteral, resolveHost } from "./addr.ts";
+import { checkPort, literalHost, resolveHost } from "./addr.ts";
 
 const sym = reactor.native.sym;
 const loop = reactor.loop;
@@ -43,11 +43,8 @@ export function listen(options: ListenOptions): Listener {
   const what = "listen";
   if (typeof options !== "object" || options === null) throw new TypeError(`${what}: options must be an object`);
   const port = checkPort(options.port, what, true);
-  let host = options.hostname ?? "0.0.0.0";
-  if (typeof host !== "string") throw new TypeError(`${what}: invalid hostname ${JSON.stringify(host)}`);
-  if (host === "localhost") host = "127.0.0.1";
-  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
-  if (!isIpLiteral(host)) {
+  const host = literalHost(options.hostname ?? "0.0.0.0", what);
+  if (host === undefined) {
     throw new TypeError(`${what}: hostname must be an IP address or "localhost", not ${JSON.stringify(options.hostname)}`);
   }
   const bytes = encoder.encode(host);
