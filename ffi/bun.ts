@@ -9,19 +9,27 @@
 
 import { dlopen, FFIType } from "bun:ffi";
 import { type Native, type Parker, type Symbols, symbols } from "./symbols.ts";
-import { CTL, CTL_LENGTH } from "./park_worker.ts";
+/** Slots of the control array shared with the parking worker (ffi/park_worker.ts). */
+export const CTL = { request: 0, done: 1, loop: 2, timeout: 3 } as const;
+const CTL_LENGTH = 4;
 
 const types = { u32: FFIType.u32, i32: FFIType.i32, buffer: FFIType.ptr } as const;
 
-export function load(path: string): Native {
+/** The symbol table (or the named part of it) in bun:ffi's terms. */
+export function bunSymbols(names: (keyof typeof symbols)[] = Object.keys(symbols) as (keyof typeof symbols)[]) {
   const defs: Record<string, { args: FFIType[]; returns: FFIType }> = {};
-  for (const [name, def] of Object.entries(symbols)) {
+  for (const name of names) {
+    const def = symbols[name];
     defs[name] = {
       args: def.parameters.map((p) => types[p]),
       returns: types[def.result as keyof typeof types],
     };
   }
-  const lib = dlopen(path, defs);
+  return defs;
+}
+
+export function load(path: string): Native {
+  const lib = dlopen(path, bunSymbols());
   const sym = lib.symbols as unknown as Symbols;
   return { runtime: "bun", path, sym, parker: new WorkerParker(path, sym) };
 }

@@ -6,26 +6,21 @@
  * @module
  */
 
-/** Slots of the shared control array. */
-export const CTL = { request: 0, done: 1, loop: 2, timeout: 3 } as const;
-export const CTL_LENGTH = 4;
-
-import { isMainThread } from "node:worker_threads";
+import { dlopen } from "bun:ffi";
+import { bunSymbols, CTL } from "./bun.ts";
 
 declare const self: { onmessage: ((e: MessageEvent) => void) | null };
 
-if (!isMainThread) {
-  self.onmessage = async (e: MessageEvent) => {
-    const { dlopen, FFIType } = await import("bun:ffi");
-    const lib = dlopen(e.data.path, { zev_park: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 } });
-    const ctl = new Int32Array(e.data.ctl);
-    let seen = 0;
-    for (;;) {
-      Atomics.wait(ctl, CTL.request, seen);
-      seen = Atomics.load(ctl, CTL.request);
-      lib.symbols.zev_park(ctl[CTL.loop], ctl[CTL.timeout]);
-      Atomics.store(ctl, CTL.done, seen);
-      Atomics.notify(ctl, CTL.done);
-    }
-  };
-}
+// Loaded only as the Worker's entry point (ffi/bun.ts starts it).
+self.onmessage = (e: MessageEvent) => {
+  const lib = dlopen(e.data.path, bunSymbols(["zev_park"]));
+  const ctl = new Int32Array(e.data.ctl);
+  let seen = 0;
+  for (;;) {
+    Atomics.wait(ctl, CTL.request, seen);
+    seen = Atomics.load(ctl, CTL.request);
+    lib.symbols.zev_park(ctl[CTL.loop], ctl[CTL.timeout]);
+    Atomics.store(ctl, CTL.done, seen);
+    Atomics.notify(ctl, CTL.done);
+  }
+};
