@@ -5,14 +5,11 @@
  */
 
 import process from "node:process";
-import { type Server, startServer } from "../bench/server.ts";
+import { example, type Server, startServer } from "../bench/server.ts";
 import { runtime } from "./helpers.ts";
 
 export function startEcho(options: { fdLimit?: number } = {}): Promise<Server> {
-  const file = new URL("../examples/echo.ts", import.meta.url).pathname;
-  let argv = runtime === "deno"
-    ? [process.execPath, "run", "--allow-ffi", "--allow-read", "--allow-env", file]
-    : [process.execPath, file];
+  let argv = example(runtime, "echo", [], process.execPath);
   if (options.fdLimit) argv = ["sh", "-c", `ulimit -n ${options.fdLimit} && exec "$@"`, "sh", ...argv];
   return startServer(`echo.ts (${runtime}${options.fdLimit ? `, ulimit -n ${options.fdLimit}` : ""})`, argv);
 }
