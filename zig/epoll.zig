@@ -7,7 +7,6 @@
 
 const std = @import("std");
 const linux = std.os.linux;
-const posix = std.posix;
 const sys = @import("sys.zig");
 const Error = @import("errors.zig").Error;
 const check = sys.check;
