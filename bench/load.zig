@@ -1,7 +1,7 @@
 //! load — zev's TCP load generator. Single-threaded epoll client, no libc.
 //!
 //!   load echo   --port P [--host H] [--connections N] [--size B] [--pipeline D]
-//!               [--duration S] [--warmup S] [--json]
+//!               [--rate R] [--duration S] [--warmup S] [--json]
 //!   load accept --port P [--host H] [--connections N] [--duration S] [--json]
 //!   load rounds --port P [--host H] [--clients C] [--rounds R] [--deadline-ms MS]
 //!               [--size B] [--json]
@@ -20,8 +20,10 @@ const io = @import("linux_io.zig");
 const usage_text =
     \\usage:
     \\  load echo   --port P [--host 127.0.0.1] [--connections 1] [--size 64]
-    \\              [--pipeline 1] [--duration 5] [--warmup 0] [--json]
-    \\      closed loop: each connection keeps PIPELINE messages of SIZE bytes in flight
+    \\              [--pipeline 1] [--rate 0] [--duration 5] [--warmup 0] [--json]
+    \\      closed loop: each connection keeps PIPELINE messages of SIZE bytes in flight;
+    \\      with --rate R (requests/s over all connections), paced instead: each
+    \\      connection sends one message every CONNECTIONS/R s and waits for its echo
     \\  load accept --port P [--host 127.0.0.1] [--connections 1] [--duration 5] [--json]
     \\      each slot loops connect, send 64 B, read echo, close
     \\  load rounds --port P [--host 127.0.0.1] [--clients 20] [--rounds 100]
@@ -42,12 +44,13 @@ const usage_text =
 
 const Mode = enum { echo, accept, rounds, burst };
 
-const Flag = enum { host, port, connections, size, pipeline, duration, warmup, clients, rounds, deadline_ms, max_stalls, pause_ms, json };
+const Flag = enum { host, port, connections, size, pipeline, rate, duration, warmup, clients, rounds, deadline_ms, max_stalls, pause_ms, json };
 
 const flag_names = [_]struct { []const u8, Flag }{
     .{ "--host", .host },               .{ "--port", .port },
     .{ "--connections", .connections }, .{ "--size", .size },
     .{ "--pipeline", .pipeline },       .{ "--duration", .duration },
+    .{ "--rate", .rate },
     .{ "--warmup", .warmup },           .{ "--clients", .clients },
     .{ "--rounds", .rounds },           .{ "--deadline-ms", .deadline_ms },
     .{ "--max-stalls", .max_stalls },   .{ "--pause-ms", .pause_ms },
@@ -59,7 +62,7 @@ fn flagAllowed(mode: Mode, flag: Flag) bool {
         .host, .port, .json => true,
         .connections => mode != .rounds,
         .size => mode == .echo or mode == .rounds,
-        .pipeline, .warmup => mode == .echo,
+        .pipeline, .rate, .warmup => mode == .echo,
         .duration => mode == .echo or mode == .accept,
         .clients, .rounds, .max_stalls, .pause_ms => mode == .rounds,
         .deadline_ms => mode == .rounds or mode == .burst,
@@ -73,6 +76,8 @@ const Opts = struct {
     connections: u32 = 1,
     size: u32 = 64,
     pipeline: u32 = 1,
+    /// echo: requests per second over all connections (0: closed loop).
+    rate: u32 = 0,
     duration: f64 = 5,
     warmup: f64 = 0,
     clients: u32 = 20,
@@ -145,6 +150,7 @@ fn parseArgs() Opts {
             .connections => o.connections = parseUint(u32, name, v, 1),
             .size => o.size = parseUint(u32, name, v, 1),
             .pipeline => o.pipeline = parseUint(u32, name, v, 1),
+            .rate => o.rate = parseUint(u32, name, v, 1),
             .clients => o.clients = parseUint(u32, name, v, 1),
             .rounds => o.rounds = parseUint(u32, name, v, 1),
             .deadline_ms => o.deadline_ms = parseUint(u32, name, v, 1),
@@ -157,6 +163,8 @@ fn parseArgs() Opts {
     }
     if (!have_port) usage("--port is required", .{});
     if (o.size > max_size) usage("--size must be at most {d}", .{max_size});
+    if (o.rate > 0 and o.pipeline != 1) usage("--rate needs --pipeline 1", .{});
+    if (o.rate > 10_000_000) usage("--rate must be at most 10000000", .{});
     return o;
 }
 
@@ -402,7 +410,15 @@ const EchoConn = struct {
     rx: u64 = 0,
     /// Enqueue time of message k lives in sent_at[k % pipeline].
     sent_at: []u64 = &.{},
+    /// Paced mode: stream offset where the message in flight ends (tx stops there),
+    /// when the next one is due, and this connection's offset within the interval.
+    msg_end: u64 = 0,
+    next_send: u64 = 0,
+    phase_ns: u64 = 0,
 };
+
+/// epoll data of the paced mode's timer; connections use their index.
+const timer_token = std.math.maxInt(u64);
 
 const Echo = struct {
     epfd: i32,
@@ -413,8 +429,16 @@ const Echo = struct {
     pattern: []const u8,
     rbuf: []u8,
     hist: *Histogram,
+    /// Paced mode: each connection's send interval (0: closed loop) and the timer
+    /// that wakes the client when the next send is due.
+    interval_ns: u64 = 0,
+    timerfd: i32 = -1,
     recording: bool = false,
     round_trips: u64 = 0,
+    /// Paced mode: messages sent while recording, and sends that found the previous
+    /// echo still missing when their slot came (they go out as soon as it arrives).
+    sent: u64 = 0,
+    late: u64 = 0,
     errors: u64 = 0,
     connecting: usize = 0,
     live: usize = 0,
@@ -422,6 +446,8 @@ const Echo = struct {
     fn connectAll(e: *Echo) void {
         for (e.conns, 0..) |*c, i| {
             c.base = (i * 7919) % pattern_period;
+            // Spread the connections' sends evenly over one interval.
+            c.phase_ns = e.interval_ns * i / e.conns.len;
             switch (e.dialer.connect(e.epfd, i)) {
                 .failed => e.errors += 1,
                 .in_progress => |fd| {
@@ -442,6 +468,7 @@ const Echo = struct {
     fn onConnected(e: *Echo, c: *EchoConn) void {
         c.state = .running;
         @memset(c.sent_at, now());
+        c.next_send = now() + c.phase_ns;
         if (!e.flush(c)) e.fail(c);
     }
 
@@ -506,7 +533,7 @@ const Echo = struct {
 
     /// Writes the in-flight window until done or EAGAIN.
     fn flush(e: *Echo, c: *EchoConn) bool {
-        const limit = (c.rx / e.size + e.pipeline) * e.size;
+        const limit = if (e.interval_ns > 0) c.msg_end else (c.rx / e.size + e.pipeline) * e.size;
         while (c.tx < limit) {
             const off: usize = @intCast((c.base + c.tx) % pattern_period);
             const len: usize = @intCast(@min(limit - c.tx, io_chunk));
@@ -519,12 +546,51 @@ const Echo = struct {
         return true;
     }
 
+    /// Paced mode: starts every message that is due on a connection whose previous
+    /// echo is complete, and sets the timer for the earliest one still to come.
+    fn pace(e: *Echo) void {
+        const t = now();
+        var next: u64 = std.math.maxInt(u64);
+        for (e.conns) |*c| {
+            if (c.state != .running or c.rx < c.msg_end) continue;
+            if (c.next_send > t) {
+                next = @min(next, c.next_send);
+                continue;
+            }
+            // A whole interval behind: the echo came late. Keep the pace from now on
+            // instead of sending a catch-up burst.
+            if (t >= c.next_send + e.interval_ns) {
+                if (e.recording) e.late += 1;
+                c.next_send = t;
+            }
+            c.next_send += e.interval_ns;
+            next = @min(next, c.next_send);
+            c.sent_at[0] = t;
+            c.msg_end += e.size;
+            if (e.recording) e.sent += 1;
+            if (!e.flush(c)) e.fail(c);
+        }
+        if (next == std.math.maxInt(u64)) return;
+        const spec = linux.itimerspec{
+            .it_interval = .{ .sec = 0, .nsec = 0 },
+            .it_value = .{ .sec = @intCast(next / std.time.ns_per_s), .nsec = @intCast(next % std.time.ns_per_s) },
+        };
+        const rc = linux.timerfd_settime(e.timerfd, .{ .ABSTIME = true }, &spec, null);
+        if (linux.E.init(rc) != .SUCCESS) fatal("timerfd_settime: {t}", .{linux.E.init(rc)});
+    }
+
     /// Runs the loop until `deadline`, or earlier once `stop` says so.
     fn run(e: *Echo, events: []linux.epoll_event, deadline: u64, comptime stop: fn (*Echo) bool) void {
         while (now() < deadline and !stop(e)) {
             for (waitEvents(e.epfd, events, deadline, std.math.maxInt(i32))) |ev| {
+                if (ev.data.u64 == timer_token) {
+                    var expirations: u64 = 0;
+                    _ = linux.read(e.timerfd, std.mem.asBytes(&expirations), 8);
+                    continue;
+                }
                 e.onEvent(&e.conns[@intCast(ev.data.u64)], ev.events);
             }
+            if (e.interval_ns > 0) e.pace();
         }
     }
 
@@ -558,6 +624,14 @@ fn runEcho(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.Io.
         .rbuf = try gpa.alloc(u8, io_chunk),
         .hist = hist,
     };
+    if (o.rate > 0) {
+        e.interval_ns = @max(1, std.time.ns_per_s * @as(u64, o.connections) / o.rate);
+        const tfd = linux.timerfd_create(.MONOTONIC, .{ .CLOEXEC = true, .NONBLOCK = true });
+        if (linux.E.init(tfd) != .SUCCESS) fatal("timerfd_create: {t}", .{linux.E.init(tfd)});
+        e.timerfd = @intCast(tfd);
+        var ev = linux.epoll_event{ .events = linux.EPOLL.IN, .data = .{ .u64 = timer_token } };
+        if (linux.E.init(linux.epoll_ctl(e.epfd, linux.EPOLL.CTL_ADD, e.timerfd, &ev)) != .SUCCESS) fatal("epoll_ctl timerfd", .{});
+    }
 
     // Connections are established (and start sending) before warmup; the
     // measured window starts only after warmup.
@@ -578,14 +652,14 @@ fn runEcho(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.Io.
     const p99 = hist.quantileUs(0.99);
     if (o.json) {
         try out.print(
-            "{{\"mode\":\"echo\",\"connections\":{d},\"size\":{d},\"pipeline\":{d},\"duration_s\":{d},\"warmup_s\":{d}," ++
-                "\"elapsed_s\":{d:.3},\"round_trips\":{d},\"rtps\":{d:.1},\"p50_us\":{d:.1},\"p99_us\":{d:.1},\"max_us\":{d:.1},\"errors\":{d}}}\n",
-            .{ o.connections, o.size, o.pipeline, o.duration, o.warmup, elapsed_s, e.round_trips, rtps, p50, p99, hist.maxUs(), e.errors },
+            "{{\"mode\":\"echo\",\"connections\":{d},\"size\":{d},\"pipeline\":{d},\"rate\":{d},\"duration_s\":{d},\"warmup_s\":{d}," ++
+                "\"elapsed_s\":{d:.3},\"sent\":{d},\"late\":{d},\"round_trips\":{d},\"rtps\":{d:.1},\"p50_us\":{d:.1},\"p99_us\":{d:.1},\"max_us\":{d:.1},\"errors\":{d}}}\n",
+            .{ o.connections, o.size, o.pipeline, o.rate, o.duration, o.warmup, elapsed_s, e.sent, e.late, e.round_trips, rtps, p50, p99, hist.maxUs(), e.errors },
         );
     } else {
         try out.print(
-            "echo connections={d} size={d} pipeline={d} duration_s={d:.2} round_trips={d} rtps={d:.1} p50_us={d:.1} p99_us={d:.1} max_us={d:.1} errors={d}\n",
-            .{ o.connections, o.size, o.pipeline, elapsed_s, e.round_trips, rtps, p50, p99, hist.maxUs(), e.errors },
+            "echo connections={d} size={d} pipeline={d} rate={d} duration_s={d:.2} sent={d} late={d} round_trips={d} rtps={d:.1} p50_us={d:.1} p99_us={d:.1} max_us={d:.1} errors={d}\n",
+            .{ o.connections, o.size, o.pipeline, o.rate, elapsed_s, e.sent, e.late, e.round_trips, rtps, p50, p99, hist.maxUs(), e.errors },
         );
     }
 }
