@@ -1,16 +1,16 @@
 /**
- * The Bun loader: `bun:ffi`, and a parker that waits on a Worker, because bun:ffi has no
- * nonblocking calls (oven-sh/bun#5490) and its thread-safe JSCallback is experimental
- * (oven-sh/bun#41857). The worker blocks in `zev_park`; the JS thread awaits
- * `Atomics.waitAsync`, which costs nothing while it waits.
+ * The Bun loader: `bun:ffi`, sockets of Bun's own for the kernel-delivered wake, and the
+ * fallback parker, a Worker, because bun:ffi has no nonblocking calls
+ * (oven-sh/bun#5490) and its thread-safe JSCallback is experimental (oven-sh/bun#41857).
  *
  * @module
  */
 
 import { dlopen, FFIType } from "bun:ffi";
-import { type Native, type Parker, type Symbols, symbols } from "./symbols.ts";
+import { type Native, type Parker, type Symbols, symbols, type Watch } from "./symbols.ts";
+
 /** Slots of the control array shared with the parking worker (ffi/park_worker.ts). */
-export const CTL = { request: 0, done: 1, loop: 2, timeout: 3 } as const;
+export const CTL = { request: 0, done: 1, loop: 2, ready: 3 } as const;
 const CTL_LENGTH = 4;
 
 const types = { u32: FFIType.u32, i32: FFIType.i32, buffer: FFIType.ptr } as const;
@@ -31,38 +31,74 @@ export function bunSymbols(names: (keyof typeof symbols)[] = Object.keys(symbols
 export function load(path: string): Native {
   const lib = dlopen(path, bunSymbols());
   const sym = lib.symbols as unknown as Symbols;
-  return { runtime: "bun", path, sym, parker: new WorkerParker(path, sym) };
+  return {
+    runtime: "bun",
+    path,
+    sym,
+    watch,
+    threadParker: (loop, onWake, reason) => WorkerParker.open(path, loop, onWake, reason),
+  };
 }
 
+/** Bun adopts a descriptor as one of its sockets (`Bun.connect({ fd })`). */
+async function watch(fd: number, onData: () => void): Promise<Watch> {
+  // `fd` is in the runtime but not yet in bun-types' signature of connect.
+  const options = { fd, socket: { data: onData } } as unknown as Parameters<typeof Bun.connect>[0];
+  const socket = await Bun.connect(options);
+  socket.unref();
+  return {
+    keepAlive: (on) => void (on ? socket.ref() : socket.unref()),
+    close: () => void socket.terminate(),
+  };
+}
+
+/**
+ * A Worker blocked in `zev_park` while the loop is parked; the JS thread awaits
+ * `Atomics.waitAsync` on shared memory, which costs nothing while it waits.
+ */
 class WorkerParker implements Parker {
+  readonly kind = "thread";
   #ctl = new Int32Array(new SharedArrayBuffer(CTL_LENGTH * 4));
-  #worker: Worker | undefined;
+  #waiting = false;
 
-  constructor(readonly path: string, readonly sym: Symbols) {}
+  private constructor(readonly worker: Worker, readonly onWake: () => void, readonly reason: string) {}
 
-  park(loop: number, timeoutMs: number): Promise<void> {
+  /** Starts the worker and waits until it has loaded the library. */
+  static async open(path: string, loop: number, onWake: () => void, reason: string): Promise<WorkerParker> {
+    const worker = new Worker(new URL("./park_worker.ts", import.meta.url).href, { type: "module" });
+    const parker = new WorkerParker(worker, onWake, reason);
+    parker.#ctl[CTL.loop] = loop;
+    worker.postMessage({ path, ctl: parker.#ctl.buffer });
+    const ready = Atomics.waitAsync(parker.#ctl, CTL.ready, 0);
+    if (ready.async) await ready.value;
+    worker.unref();
+    return parker;
+  }
+
+  park(): number {
+    if (this.#waiting) return 0;
+    this.#waiting = true;
     const ctl = this.#ctl;
-    const worker = this.#worker ??= this.#start();
-    // A pending waitAsync does not keep Bun alive; the worker's ref does, only while parked.
-    worker.ref();
-    ctl[CTL.loop] = loop;
-    ctl[CTL.timeout] = timeoutMs;
     const seq = ctl[CTL.request] + 1;
     Atomics.store(ctl, CTL.request, seq);
     Atomics.notify(ctl, CTL.request);
     const wait = Atomics.waitAsync(ctl, CTL.done, seq - 1);
-    const done = wait.async ? wait.value : Promise.resolve();
-    return done.then(() => void worker.unref());
+    (wait.async ? wait.value : Promise.resolve()).then(this.#done);
+    return 0;
   }
 
-  wake(loop: number): void {
-    this.sym.zev_wake(loop);
+  #done = (): void => {
+    this.#waiting = false;
+    this.onWake();
+  };
+
+  keepAlive(on: boolean): void {
+    // A pending waitAsync does not keep Bun alive; the worker's ref does.
+    if (on) this.worker.ref();
+    else this.worker.unref();
   }
 
-  #start(): Worker {
-    const worker = new Worker(new URL("./park_worker.ts", import.meta.url).href, { type: "module" });
-    worker.unref();
-    worker.postMessage({ path: this.path, ctl: this.#ctl.buffer });
-    return worker;
+  close(): void {
+    this.worker.terminate();
   }
 }

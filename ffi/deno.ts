@@ -1,15 +1,17 @@
 /**
- * The Deno loader: `Deno.dlopen`, and a parker that waits in a `nonblocking` call,
- * which Deno runs on its blocking thread pool and settles as a promise on the JS thread.
+ * The Deno loader: `Deno.dlopen`, sockets of Deno's own (through `node:net`, which adopts
+ * a descriptor) for the kernel-delivered wake, and the fallback parker, a `nonblocking`
+ * call that Deno runs on its blocking thread pool and settles as a promise.
  *
- * The call that blocks is libc's poll(2) on the loop's descriptor, not a zev function:
- * Deno unloads FFI libraries when it exits, and a thread still blocked inside zev would
- * then return into unmapped code. libc is never unloaded.
+ * The fallback's blocking call is libc's poll(2) on the loop's descriptor, not a zev
+ * function: Deno unloads FFI libraries when it exits, and a thread still blocked inside
+ * zev would then return into unmapped code. libc is never unloaded.
  *
  * @module
  */
 
-import { type Native, type Symbols, symbols } from "./symbols.ts";
+import net from "node:net";
+import { type Native, type Parker, type Symbols, symbols, type Watch } from "./symbols.ts";
 
 /** The C library Deno itself runs on. */
 function libcPath(): string {
@@ -23,33 +25,102 @@ function libcPath(): string {
   }
 }
 
-/** POLLIN is 1 on Linux, macOS and FreeBSD. */
-const POLLIN = 1;
-
 export function load(path: string): Native {
   const lib = Deno.dlopen(path, symbols);
-  const libc = Deno.dlopen(libcPath(), {
-    poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  });
   const sym = lib.symbols as unknown as Symbols;
-  // One struct pollfd { int fd; short events; short revents; } per loop being parked.
-  const pollfds = new Map<number, Uint8Array>();
   return {
     runtime: "deno",
     path,
     sym,
-    parker: {
-      // The pending call keeps the process alive, as a parked loop with open handles should.
-      park: (loop, timeoutMs) => {
-        let pfd = pollfds.get(loop);
-        if (!pfd) pollfds.set(loop, pfd = new Uint8Array(8));
-        const view = new DataView(pfd.buffer);
-        view.setInt32(0, sym.zev_park_fd(loop), true);
-        view.setInt16(4, POLLIN, true);
-        view.setInt16(6, 0, true);
-        return libc.symbols.poll(pfd, 1n, sym.zev_park_timeout(loop, timeoutMs)).then(() => {});
-      },
-      wake: (loop) => void sym.zev_wake(loop),
-    },
+    watch,
+    threadParker: (loop, onWake, reason) => Promise.resolve(new PollParker(sym, loop, onWake, reason)),
   };
+}
+
+/** Deno adopts a descriptor as a socket through node:net (`new net.Socket({ fd })`). */
+function watch(fd: number, onData: () => void): Promise<Watch> {
+  const socket = new net.Socket({ fd, readable: true, writable: false });
+  socket.on("data", onData);
+  socket.unref();
+  return Promise.resolve({
+    keepAlive: (on) => void (on ? socket.ref() : socket.unref()),
+    close: () => void socket.destroy(),
+  });
+}
+
+/** POLLIN is 1 on Linux, macOS and FreeBSD. */
+const POLLIN = 1;
+
+/** Longest sleep between polls while parked without keeping the process alive. */
+const UNREF_POLL_MAX_MS = 100;
+
+/**
+ * Waits in libc's poll(2) on Deno's blocking pool. Deno cannot unreference that pending
+ * call, so while a park must not keep the process alive, the driver is polled from an
+ * unreferenced timer instead (1 ms doubling to 100 ms; only in this fallback).
+ */
+class PollParker implements Parker {
+  readonly kind = "thread";
+  #poll: Deno.DynamicLibrary<{ poll: { parameters: ["buffer", "u64", "i32"]; result: "i32"; nonblocking: true } }>;
+  /** struct pollfd { int fd; short events; short revents; } */
+  #pollfd = new Uint8Array(8);
+  #keep = false;
+  #polling = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #backoffMs = 0;
+
+  constructor(readonly sym: Symbols, readonly loop: number, readonly onWake: () => void, readonly reason: string) {
+    this.#poll = Deno.dlopen(libcPath(), {
+      poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+    });
+    const view = new DataView(this.#pollfd.buffer);
+    view.setInt32(0, sym.zev_park_fd(loop), true);
+    view.setInt16(4, POLLIN, true);
+  }
+
+  park(): number {
+    if (this.#polling || this.#timer !== undefined) return 0;
+    if (!this.#keep) {
+      this.#backoffMs = Math.min(UNREF_POLL_MAX_MS, Math.max(1, this.#backoffMs * 2));
+      const timer = setTimeout(this.#tick, this.#backoffMs);
+      Deno.unrefTimer(timer);
+      this.#timer = timer;
+      return 0;
+    }
+    this.#backoffMs = 0;
+    this.#polling = true;
+    new DataView(this.#pollfd.buffer).setInt16(6, 0, true);
+    this.#poll.symbols.poll(this.#pollfd, 1n, -1).then(this.#done, this.#done);
+    return 0;
+  }
+
+  #tick = (): void => {
+    this.#timer = undefined;
+    this.onWake();
+  };
+
+  #done = (): void => {
+    this.#polling = false;
+    this.onWake();
+  };
+
+  keepAlive(on: boolean): void {
+    if (on === this.#keep) return;
+    this.#keep = on;
+    if (on && this.#timer !== undefined) {
+      // Parked on the unreferenced timer: park on the thread instead, now.
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.park();
+    } else if (!on && this.#polling) {
+      // The pending poll would keep the process alive: end it (the driver parks again).
+      this.sym.zev_wake(this.loop);
+    }
+  }
+
+  close(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    // libc stays open: a pending poll may still be running in it.
+    if (this.#polling) this.sym.zev_wake(this.loop);
+  }
 }

@@ -32,11 +32,12 @@ export function linuxLibc(): "gnu" | "musl" {
   }
 }
 
-function envLib(): string | undefined {
+/** A zev environment variable (`ZEV_LIB`, `ZEV_WAKE`), or undefined when unset. */
+export function envVar(name: string): string | undefined {
   // Deno without --allow-env: behave as if unset (asking would prompt on a terminal);
-  // the error below mentions the flag.
-  if (!denoAllows({ name: "env", variable: "ZEV_LIB" })) return undefined;
-  return process.env.ZEV_LIB || undefined;
+  // the locator's error mentions the flag.
+  if (!denoAllows({ name: "env", variable: name })) return undefined;
+  return process.env[name] || undefined;
 }
 
 /** Under Deno, whether a permission is granted already; elsewhere always true. */
@@ -47,7 +48,7 @@ function denoAllows(descriptor: { name: "read"; path: string } | { name: "env"; 
 
 /** The library path to load, or an Error explaining what is missing and how to fix it. */
 export function locateLibrary(): string {
-  const override = envLib();
+  const override = envVar("ZEV_LIB");
   if (override !== undefined) {
     if (!existsSync(override)) {
       throw new Error(`zev: ZEV_LIB is set to '${override}', but no file exists there.`);

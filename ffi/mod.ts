@@ -1,16 +1,18 @@
 /**
- * The native layer: locates the library, loads it with the running runtime's FFI, and
- * checks that it speaks this binding's ABI. Everything that differs between Deno and
- * Bun stays under ffi/.
+ * The native layer: locates the library, loads it with the running runtime's FFI, checks
+ * that it speaks this binding's ABI, and parks the loop the cheapest way this machine
+ * allows. Everything that differs between Deno and Bun stays under ffi/.
  *
  * @module
  */
 
-import { locateLibrary } from "./locate.ts";
-import { ABI_VERSION, type Native } from "./symbols.ts";
+import { envVar, locateLibrary } from "./locate.ts";
+import { ABI_VERSION, type Native, type Parker } from "./symbols.ts";
+import { openParker as open, type WakeMode } from "./parker.ts";
 
 export * from "./symbols.ts";
 export { platformName } from "./locate.ts";
+export type { WakeMode } from "./parker.ts";
 
 async function load(): Promise<Native> {
   const path = locateLibrary();
@@ -27,4 +29,16 @@ export const native: Native = await load();
 const abi = native.sym.zev_abi_version();
 if (abi !== ABI_VERSION) {
   throw new Error(`zev: ${native.path} speaks ABI ${abi}, this binding speaks ${ABI_VERSION}; rebuild it with \`make lib\`.`);
+}
+
+/** How to park, from `ZEV_WAKE` ("auto", the default, or "thread"). */
+export function wakeMode(): WakeMode {
+  const mode = envVar("ZEV_WAKE") ?? "auto";
+  if (mode !== "auto" && mode !== "thread") throw new Error(`zev: ZEV_WAKE must be "auto" or "thread", not ${JSON.stringify(mode)}`);
+  return mode;
+}
+
+/** Opens the parker of `loop` (see ffi/parker.ts). */
+export function openParker(loop: number, onWake: () => void): Promise<Parker> {
+  return open(native, loop, onWake, wakeMode());
 }

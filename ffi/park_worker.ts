@@ -1,7 +1,7 @@
 /**
- * Bun's parking thread. It blocks in `zev_park` when the JS thread asks, then wakes it
- * through shared memory. Nothing else runs here; the loop's events stay for the JS
- * thread's next poll.
+ * Bun's fallback parking thread. It blocks in `zev_park` when the JS thread asks, then
+ * wakes it through shared memory. Nothing else runs here; the loop's events stay for the
+ * JS thread's next poll.
  *
  * @module
  */
@@ -15,11 +15,13 @@ declare const self: { onmessage: ((e: MessageEvent) => void) | null };
 self.onmessage = (e: MessageEvent) => {
   const lib = dlopen(e.data.path, bunSymbols(["zev_park"]));
   const ctl = new Int32Array(e.data.ctl);
+  Atomics.store(ctl, CTL.ready, 1);
+  Atomics.notify(ctl, CTL.ready);
   let seen = 0;
   for (;;) {
     Atomics.wait(ctl, CTL.request, seen);
     seen = Atomics.load(ctl, CTL.request);
-    lib.symbols.zev_park(ctl[CTL.loop], ctl[CTL.timeout]);
+    lib.symbols.zev_park(ctl[CTL.loop], -1);
     Atomics.store(ctl, CTL.done, seen);
     Atomics.notify(ctl, CTL.done);
   }

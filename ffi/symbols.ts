@@ -17,6 +17,8 @@ export const symbols = {
   zev_park_fd: { parameters: ["u32"], result: "i32" },
   zev_park_timeout: { parameters: ["u32", "i32"], result: "i32" },
   zev_wake: { parameters: ["u32"], result: "i32" },
+  zev_wake_fd: { parameters: ["u32"], result: "i32" },
+  zev_wake_arm: { parameters: ["u32"], result: "i32" },
   zev_listen: { parameters: ["u32", "buffer", "u32", "u32", "u32"], result: "i32" },
   zev_accept: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
   zev_connect: { parameters: ["u32", "buffer", "u32", "u32"], result: "i32" },
@@ -29,12 +31,13 @@ export const symbols = {
   zev_address: { parameters: ["u32", "u32", "u32", "buffer"], result: "i32" },
   zev_set_queue_limit: { parameters: ["u32", "u32", "u32"], result: "i32" },
   zev_stats: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  zev_queued: { parameters: ["u32"], result: "i32" },
   zev_raise_fd_limit: { parameters: ["u32"], result: "i32" },
   zev_last_errno: { parameters: [], result: "i32" },
 } as const;
 
 /** The ABI version this binding speaks; a library reporting another is refused. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Event flags of `zev_poll` (zig/loop.zig `Flag`). */
 export const READ = 1;
@@ -69,6 +72,8 @@ export interface Symbols {
   zev_park_fd(loop: number): number;
   zev_park_timeout(loop: number, timeoutMs: number): number;
   zev_wake(loop: number): number;
+  zev_wake_fd(loop: number): number;
+  zev_wake_arm(loop: number): number;
   zev_listen(loop: number, host: Buf, hostLen: number, port: number, backlog: number): number;
   zev_accept(loop: number, listener: number, out: Buf, max: number): number;
   zev_connect(loop: number, host: Buf, hostLen: number, port: number): number;
@@ -81,17 +86,32 @@ export interface Symbols {
   zev_address(loop: number, h: number, peer: number, out: Buf): number;
   zev_set_queue_limit(loop: number, h: number, bytes: number): number;
   zev_stats(loop: number, out: Buf, n: number): number;
+  zev_queued(loop: number): number;
   zev_raise_fd_limit(want: number): number;
   zev_last_errno(): number;
 }
 
 /**
- * Waits for a loop's readiness off the JS thread. `park` resolves when the loop has
- * events, after `timeoutMs` (-1: none), or after `wake`; it takes no events itself.
+ * How the loop driver waits for the loop's events without blocking the JS thread
+ * (ffi/parker.ts chooses one when the loop opens).
  */
 export interface Parker {
-  park(loop: number, timeoutMs: number): Promise<void>;
-  wake(loop: number): void;
+  /**
+   * "io_uring": the kernel itself wakes the JS thread, through a socket of the runtime's
+   * own (zig/ring_wake.zig). "thread": another thread waits and wakes the JS thread.
+   */
+  readonly kind: "io_uring" | "thread";
+  /** Why the kernel wake is not used, when `kind` is "thread". */
+  readonly reason?: string;
+  /**
+   * Parks: the parker's `onWake` runs once the loop has events (soon, if it has some
+   * now). Returns 0, or a negative ABI code when the park could not be made.
+   */
+  park(): number;
+  /** Whether a park keeps the process alive (by default it does not). */
+  keepAlive(on: boolean): void;
+  /** Releases what the parker holds (the loop is closing). */
+  close(): void;
 }
 
 /** What a runtime loader gives the rest of zev. */
@@ -99,5 +119,18 @@ export interface Native {
   runtime: "deno" | "bun";
   path: string;
   sym: Symbols;
-  parker: Parker;
+  /**
+   * Adopts `fd`, a stream socket, as a socket of the runtime's own: `onData` runs, on the
+   * JS thread, each time bytes arrive. Takes ownership of `fd`. Unreferenced at first.
+   */
+  watch(fd: number, onData: () => void): Promise<Watch>;
+  /** A parker that waits on another thread (the fallback where io_uring is missing). */
+  threadParker(loop: number, onWake: () => void, reason: string): Promise<Parker>;
+}
+
+/** A socket of the runtime's own watching a descriptor for zev (see `Native.watch`). */
+export interface Watch {
+  /** Whether the socket keeps the process alive. */
+  keepAlive(on: boolean): void;
+  close(): void;
 }

@@ -78,13 +78,18 @@ export class Listener implements Target {
       return Promise.resolve(new Stream(this.#ready.shift()!));
     }
     return new Promise((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, release: null };
+      const waiter: Waiter = {
+        resolve: (s) => (reactor.release(), resolve(s)),
+        reject: (e) => (reactor.release(), reject(e)),
+        release: null,
+      };
+      reactor.hold();
       this.#waiters.push(waiter);
       waiter.release = guardWait((error) => {
         const i = this.#waiters.indexOf(waiter);
         if (i < 0) return;
         this.#waiters.splice(i, 1);
-        reject(error);
+        waiter.reject(error);
       }, options?.signal);
       reactor.kick();
     });

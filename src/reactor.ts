@@ -1,21 +1,30 @@
 /**
  * The loop driver: one reactor loop per JS thread, polled from JS without ever blocking
- * the JS thread.
+ * the JS thread, and costing what the runtime's own sockets cost at every load.
  *
- * - While events keep coming, it polls with timeout 0 from a macrotask (`setImmediate`),
- *   so a busy server never pays for a cross-thread wake, and timers and the runtime's own
- *   I/O run between polls.
- * - When polls come back empty for `spinMicros`, it parks: another thread waits for the
- *   loop's readiness (ffi/ gives each runtime's way) and the JS thread is free and idle.
- *   The short spin means one connection's next request, arriving a round trip later,
- *   finds the loop still polling instead of behind a cross-thread wake.
- * - With nothing open it stops, so the process can exit.
+ * - While polls find events, it polls again with timeout 0 from a macrotask
+ *   (`setImmediate`), so a busy server never pays for a wake, and timers and the
+ *   runtime's own I/O run between polls.
+ * - When a poll comes back empty, it parks (ffi/parker.ts): where io_uring works, the
+ *   kernel wakes the JS thread itself, inside the runtime's own wait, through a socket of
+ *   the runtime's own; elsewhere another thread waits. `spinMicros` (opt-in) keeps
+ *   polling a while before parking, trading CPU for latency.
+ * - It keeps the process alive only while something waits on the network: a pending
+ *   read, write, accept, connect or close on a referenced stream or listener (`hold`),
+ *   or bytes still queued for the kernel. A program whose last wait ends exits, as with
+ *   the runtimes' own sockets.
+ * - Operations that complete at once spend a per-turn budget (`spend`); past it they
+ *   wait for the next turn (`defer`), so a peer that is always ready cannot starve
+ *   timers and other tasks.
+ *
+ * It runs outside every task: what it resolves continues in the awaiting task's context.
  *
  * @module
  */
 
-import { LIMIT, native, type Native } from "../ffi/mod.ts";
+import { LIMIT, native, type Native, openParker, type Parker } from "../ffi/mod.ts";
 import { abiError } from "./errors.ts";
+import { outsideTasks, reportInternal } from "./task.ts";
 
 /** Something with a handle that the reactor delivers events to. */
 export interface Target {
@@ -24,6 +33,13 @@ export interface Target {
 }
 
 const INDEX_MASK = (1 << 18) - 1;
+
+/**
+ * Operations that may complete at once in one turn, before the rest wait for the next
+ * (tokio's cooperative budget is 128 too). A turn that dispatched events grants two more
+ * per event, so a busy server answering each event at once is never held back.
+ */
+export const TURN_BUDGET = 128;
 
 /** Reactor counters, from the native loop (zig/loop.zig `Stats`). */
 export interface Stats {
@@ -55,21 +71,36 @@ const STAT_KEYS: (keyof Stats)[] = [
   "queuedBytes",
 ];
 
+const enum State {
+  /** Nothing open: no poll is coming, and none is needed. */
+  Idle,
+  /** A poll is coming in a macrotask. */
+  Scheduled,
+  /** Waiting for the parker's wake (or the resume timer of a paused listener). */
+  Parked,
+}
+
 export class Reactor {
   readonly native: Native = native;
   readonly loop: number;
   readonly eventsPerPoll: number;
-  /** How long empty polls continue before parking. */
-  spinMicros = 200;
+  /** How long empty polls continue before parking (opt-in; see `configure`). */
+  spinMicros = 0;
+  #parker: Parker | undefined;
   #events: Uint8Array;
   #ev32: Uint32Array;
   #targets: (Target | undefined)[] = [];
   #open = 0;
-  #scheduled = false;
-  #parked = false;
+  #holds = 0;
+  #state = State.Idle;
   #idleSince = -1;
+  #budget = TURN_BUDGET;
+  #deferred: (() => void)[] = [];
+  #resumeTimer: ReturnType<typeof setTimeout> | undefined;
+  #parkFailed = false;
+  #stats = new Float64Array(STAT_KEYS.length);
 
-  constructor() {
+  private constructor() {
     const loop = native.sym.zev_loop_open(0);
     if (loop < 0) throw abiError(loop, "opening the event loop");
     this.loop = loop;
@@ -78,9 +109,26 @@ export class Reactor {
     this.#ev32 = new Uint32Array(this.#events.buffer);
   }
 
-  /** Listeners and streams open; while there are any, the driver keeps the process alive. */
+  /** Opens the loop and everything it will need to park (never acquired later). */
+  static async open(): Promise<Reactor> {
+    const reactor = new Reactor();
+    reactor.#parker = await openParker(reactor.loop, reactor.#onWake);
+    return reactor;
+  }
+
+  /** How this loop parks, and why not with the kernel's wake if it cannot. */
+  get parker(): Parker {
+    return this.#parker!;
+  }
+
+  /** Listeners and streams registered. */
   get open(): number {
     return this.#open;
+  }
+
+  /** Waits that keep the process alive now. */
+  get holds(): number {
+    return this.#holds;
   }
 
   register(target: Target): void {
@@ -95,34 +143,83 @@ export class Reactor {
     if (this.#targets[i] !== target) return false;
     this.#targets[i] = undefined;
     this.#open--;
-    // A parked wait would hold the process open with nothing left to wait for.
-    if (this.#open === 0 && this.#parked) native.parker.wake(this.loop);
     return true;
   }
 
-  /** Makes sure a poll is coming (a parked driver polls as soon as events arrive). */
+  /** A wait begins that keeps the process alive until `release`. */
+  hold(): void {
+    if (this.#holds++ === 0 && this.#state === State.Parked) this.#updateKeepAlive();
+  }
+
+  release(): void {
+    if (this.#holds <= 0) throw new Error("zev: internal error: release without hold");
+    if (--this.#holds === 0 && this.#state === State.Parked) this.#updateKeepAlive();
+  }
+
+  /** Makes sure a poll is coming: a parked driver is woken by the loop's next event. */
   kick(): void {
-    if (this.#scheduled || this.#parked) return;
-    this.#scheduled = true;
-    setImmediate(this.#tick);
+    if (this.#state === State.Idle) this.#schedule();
+  }
+
+  /**
+   * Takes one operation that completes at once from this turn's budget; false when the
+   * budget is spent, and the operation must `defer` to the next turn.
+   */
+  spend(): boolean {
+    return this.#budget-- > 0;
+  }
+
+  /** Runs `fn` at the start of the next turn (see `spend`). */
+  defer(fn: () => void): void {
+    this.#deferred.push(fn);
+    if (this.#state !== State.Scheduled) this.#schedule();
+  }
+
+  /** A listener was paused or resumed: a parked driver re-reads when to wake for it. */
+  pausesChanged(): void {
+    if (this.#state === State.Parked) this.#armResumeTimer();
+  }
+
+  #schedule(): void {
+    this.#leavePark();
+    this.#state = State.Scheduled;
+    outsideTasks(scheduleTick, this.#tick);
   }
 
   #tick = (): void => {
-    this.#scheduled = false;
+    this.#state = State.Idle;
+    this.#budget = TURN_BUDGET;
+    if (this.#deferred.length > 0) this.#runDeferred();
     const n = native.sym.zev_poll(this.loop, this.#events, this.eventsPerPoll, 0);
     if (n > 0) {
       this.#idleSince = -1;
+      this.#budget = TURN_BUDGET + 2 * n;
       this.#dispatch(n);
     } else if (n < 0) {
-      console.error(abiError(n, "zev: polling the event loop"));
+      reportInternal(abiError(n, "polling the event loop"));
     }
-    if (this.#open === 0) return;
-    if (n > 0) return this.kick();
-    const now = performance.now();
-    if (this.#idleSince < 0) this.#idleSince = now;
-    if ((now - this.#idleSince) * 1000 < this.spinMicros) return this.kick();
+    if (this.#state !== State.Idle) return; // a handler deferred work: a turn is coming
+    if (n > 0) return this.#schedule();
+    if (this.#open === 0) return this.#parker!.keepAlive(false); // nothing to wait for: idle
+    if (this.spinMicros > 0) {
+      const now = performance.now();
+      if (this.#idleSince < 0) this.#idleSince = now;
+      if ((now - this.#idleSince) * 1000 < this.spinMicros) return this.#schedule();
+    }
     this.#park();
   };
+
+  #runDeferred(): void {
+    const fns = this.#deferred;
+    this.#deferred = [];
+    for (const fn of fns) {
+      try {
+        fn();
+      } catch (error) {
+        reportInternal(error);
+      }
+    }
+  }
 
   #dispatch(n: number): void {
     const ev = this.#ev32;
@@ -134,25 +231,58 @@ export class Reactor {
       if (target === undefined || target.handle !== handle) continue;
       try {
         target.onEvent(ev[2 * i + 1]);
-      } catch (err) {
-        console.error("zev: internal error while dispatching an event:", err);
+      } catch (error) {
+        // Targets reject their own operations; this is a bug in zev, reported, not lost.
+        reportInternal(error);
       }
     }
   }
 
   #park(): void {
-    this.#parked = true;
-    native.parker.park(this.loop, -1).then(this.#unpark, this.#unpark);
+    this.#state = State.Parked;
+    this.#idleSince = -1;
+    const r = this.#parker!.park();
+    if (r < 0) {
+      // No park possible now (the kernel is out of memory): poll again shortly instead.
+      if (!this.#parkFailed) reportInternal(abiError(r, "parking the event loop (polling every millisecond until it works)"));
+      this.#parkFailed = true;
+      this.#resumeTimer = setTimeout(this.#onWake, 1);
+    } else {
+      this.#parkFailed = false;
+      this.#armResumeTimer();
+    }
+    this.#updateKeepAlive();
   }
 
-  #unpark = (): void => {
-    this.#parked = false;
-    this.#idleSince = -1;
+  /** While parked, a timer ends the park when a listener paused for EMFILE is due. */
+  #armResumeTimer(): void {
+    if (this.#resumeTimer !== undefined) clearTimeout(this.#resumeTimer);
+    this.#resumeTimer = undefined;
+    const ms = native.sym.zev_park_timeout(this.loop, -1);
+    if (ms >= 0) this.#resumeTimer = outsideTasks(setTimeout, this.#onWake, ms);
+  }
+
+  /** Leaving a park: the wake may stay armed (a later one is ignored), and stays
+   * referenced while the driver runs (its macrotasks keep the process alive anyway). */
+  #leavePark(): void {
+    if (this.#state !== State.Parked) return;
+    if (this.#resumeTimer !== undefined) clearTimeout(this.#resumeTimer);
+    this.#resumeTimer = undefined;
+  }
+
+  /** A park keeps the process alive while waits are held or bytes are still queued. */
+  #updateKeepAlive(): void {
+    this.#parker!.keepAlive(this.#holds > 0 || native.sym.zev_queued(this.loop) > 0);
+  }
+
+  #onWake = (): void => {
+    if (this.#state !== State.Parked) return; // a wake from an earlier park
+    this.#leavePark();
     this.#tick();
   };
 
   stats(): Stats {
-    const out = new Float64Array(STAT_KEYS.length);
+    const out = this.#stats;
     native.sym.zev_stats(this.loop, new Uint8Array(out.buffer), out.length);
     const stats = {} as Stats;
     STAT_KEYS.forEach((key, i) => (stats[key] = out[i]));
@@ -160,5 +290,9 @@ export class Reactor {
   }
 }
 
+function scheduleTick(tick: () => void): void {
+  setImmediate(tick);
+}
+
 /** This thread's reactor. */
-export const reactor: Reactor = new Reactor();
+export const reactor: Reactor = await Reactor.open();

@@ -143,6 +143,7 @@ export class Stream implements Target {
     if (r !== WOULD_BLOCK) return Promise.reject(abiError(r, "read"));
     return new Promise((resolve, reject) => {
       this.#reading = true;
+      reactor.hold();
       this.#readBuf = buf;
       this.#readResolve = resolve;
       this.#readReject = reject;
@@ -177,6 +178,7 @@ export class Stream implements Target {
 
   #clearRead(): void {
     this.#reading = false;
+    reactor.release();
     this.#readBuf = EMPTY;
     this.#readResolve = this.#readReject = noop;
     untieWait(this.#readGuard, this.#cancelRead);
@@ -219,14 +221,21 @@ export class Stream implements Target {
 
   #queueWrite(data: Uint8Array, offset: number, options: WriteOptions | undefined): Promise<number> {
     return new Promise((resolve, reject) => {
-      const pending: PendingWrite = { data, offset, resolve, reject, release: null };
+      const pending: PendingWrite = {
+        data,
+        offset,
+        resolve: (n) => (reactor.release(), resolve(n)),
+        reject: (e) => (reactor.release(), reject(e)),
+        release: null,
+      };
+      reactor.hold();
       this.#writers.push(pending);
       pending.release = guardWait((error) => {
         // Part of the data may be sent already: the byte stream is broken, so close it.
         const i = this.#writers.indexOf(pending);
         if (i < 0) return;
         this.#writers.splice(i, 1);
-        reject(error);
+        pending.reject(error);
         this.abort();
       }, options?.signal);
       reactor.kick();
@@ -259,7 +268,8 @@ export class Stream implements Target {
   /** Resolves when every write has been handed over and the queue is empty. */
   #drained(): Promise<void> {
     return new Promise((resolve) => {
-      this.#drainers.push(resolve);
+      reactor.hold();
+      this.#drainers.push(() => (reactor.release(), resolve()));
       this.#checkDrained();
     });
   }
@@ -333,12 +343,18 @@ export class Stream implements Target {
   /** @internal Waits for the connect under way; rejects with its error. */
   whenConnected(what: string, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
-      const pending: PendingConnect = { what, resolve, reject, release: null };
+      const pending: PendingConnect = {
+        what,
+        resolve: () => (reactor.release(), resolve()),
+        reject: (e) => (reactor.release(), reject(e)),
+        release: null,
+      };
+      reactor.hold();
       this.#connecting = pending;
       pending.release = guardWait((error) => {
         if (this.#connecting !== pending) return;
         this.#connecting = undefined;
-        reject(error);
+        pending.reject(error);
       }, signal);
       reactor.kick();
     });

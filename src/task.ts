@@ -149,6 +149,19 @@ export class Task<T> {
   }
 }
 
+/**
+ * Calls `fn(...args)` outside every task, so that what it schedules (the loop driver's
+ * turns and timers) belongs to no task and keeps none alive.
+ */
+export function outsideTasks<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): R {
+  return current.getStore() === undefined ? fn(...args) : current.exit(fn, ...args);
+}
+
+/** Reports a failure inside zev itself (a bug): never silent, never thrown at a caller. */
+export function reportInternal(error: unknown): void {
+  console.error("zev: internal error (please report it):", error);
+}
+
 /** The running task, if the caller runs inside one. */
 export function currentTask(): Task<unknown> | undefined {
   return current.getStore();

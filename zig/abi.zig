@@ -17,7 +17,7 @@ const address = @import("address.zig");
 const Loop = @import("loop.zig").Loop;
 const listener_edge_single = @import("loop.zig").listener_edge_single;
 
-pub const abi_version: u32 = 1;
+pub const abi_version: u32 = 2;
 
 /// Allocator for loops, handle tables and write queues (tests swap in a checking one).
 pub var allocator: std.mem.Allocator = std.heap.page_allocator;
@@ -156,6 +156,22 @@ pub export fn zev_park_timeout(id: u32, timeout_ms: i32) i32 {
     return loop.parkTimeout(timeout_ms);
 }
 
+/// Hands over the descriptor of the loop's kernel-delivered wake (zig/ring_wake.zig) for
+/// the runtime to watch; the caller closes it. `Unsupported` where io_uring is missing or
+/// forbidden: then the caller parks with `zev_park` on a thread instead.
+pub export fn zev_wake_fd(id: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    return result(loop.takeWakeFd());
+}
+
+/// Parks with the kernel-delivered wake: one byte arrives on the wake descriptor at the
+/// loop's next event (at once if it has one now).
+pub export fn zev_wake_arm(id: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    loop.armWake() catch |err| return fail(err);
+    return 0;
+}
+
 /// Ends a `zev_park` under way on another thread. Safe from any thread.
 pub export fn zev_wake(id: u32) i32 {
     registry_lock.lock();
@@ -260,6 +276,13 @@ pub export fn zev_stats(id: u32, out: ?[*]f64, n: u32) i32 {
         }
     }
     return @intCast(written);
+}
+
+/// Bytes held in the loop's write queues (at most maxInt(i32)): while there are any, the
+/// process should stay alive to send them.
+pub export fn zev_queued(id: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    return @intCast(@min(loop.stats.queued_bytes, std.math.maxInt(i32)));
 }
 
 /// Raises this process's soft descriptor limit toward `want`; returns the new limit.

@@ -28,6 +28,8 @@ pub const Error = error{
     NoMemory,
     InProgress,
     Interrupted,
+    /// The kernel lacks a feature or forbids it (io_uring under seccomp).
+    Unsupported,
     Unexpected,
 };
 
@@ -54,6 +56,7 @@ pub fn code(err: Error) i32 {
         error.NoMemory => -18,
         error.InProgress => -19,
         error.Interrupted => -20,
+        error.Unsupported => -21,
         error.Unexpected => -99,
     };
 }

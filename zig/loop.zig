@@ -22,6 +22,7 @@ const backend = @import("backend.zig");
 const errors = @import("errors.zig");
 const Error = errors.Error;
 const WriteQueue = @import("write_queue.zig").WriteQueue;
+const RingWake = if (sys.is_linux) @import("ring_wake.zig").RingWake else void;
 
 /// Janet 1.32's listener behaviour (edge-triggered, one accept per event), compiled in
 /// only to prove that the burst tests catch it. Never set it in a real build.
@@ -98,6 +99,9 @@ pub const Loop = struct {
     paused_len: u32 = 0,
     /// Earliest resume time of a paused listener; read by `park` on another thread.
     resume_due_ns: std.atomic.Value(i64) = .init(no_deadline),
+    /// The kernel-delivered wake (Linux with io_uring), made when the loop opens, or the
+    /// reason there is none.
+    ring_wake: if (sys.is_linux) Error!RingWake else Error!void = error.Unsupported,
 
     pub fn create(allocator: std.mem.Allocator, max_handles: u32) Error!*Loop {
         const self = allocator.create(Loop) catch return error.NoMemory;
@@ -105,6 +109,7 @@ pub const Loop = struct {
         var sockets = try handles.Table(Socket).init(allocator, max_handles);
         errdefer sockets.deinit(allocator);
         self.* = .{ .allocator = allocator, .poller = try backend.Poller.init(), .sockets = sockets };
+        if (sys.is_linux) self.ring_wake = RingWake.init();
         return self;
     }
 
@@ -113,6 +118,9 @@ pub const Loop = struct {
         var i: u32 = 0;
         while (i < self.sockets.capacity()) : (i += 1) {
             if (self.sockets.liveHandle(i)) |h| self.close(h, false) catch unreachable;
+        }
+        if (sys.is_linux) {
+            if (self.ring_wake) |*w| w.deinit() else |_| {}
         }
         self.poller.deinit();
         self.sockets.deinit(self.allocator);
@@ -512,6 +520,28 @@ pub const Loop = struct {
     /// `timeout_ms`, shortened so that a park ends when a paused listener is due.
     pub fn parkTimeout(self: *const Loop, timeout_ms: i32) i32 {
         return clampTimeout(timeout_ms, self.resume_due_ns.load(.acquire));
+    }
+
+    /// The descriptor the runtime adopts for the kernel-delivered wake; the caller owns it
+    /// from now on. `Unsupported` (or the resource error) when there is no such wake.
+    pub fn takeWakeFd(self: *Loop) Error!sys.fd_t {
+        if (!sys.is_linux) return error.Unsupported;
+        const w = try self.wakeRing();
+        if (w.rx_taken) return error.InvalidArgument;
+        w.rx_taken = true;
+        return w.rx;
+    }
+
+    /// Parks with the kernel-delivered wake: one byte arrives on the wake descriptor at the
+    /// loop's next event, or at once if it has one now.
+    pub fn armWake(self: *Loop) Error!void {
+        if (!sys.is_linux) return error.Unsupported;
+        const w = try self.wakeRing();
+        try w.arm(self.poller.parkFd());
+    }
+
+    fn wakeRing(self: *Loop) Error!*RingWake {
+        if (self.ring_wake) |*w| return w else |err| return err;
     }
 
     pub fn wake(self: *const Loop) void {

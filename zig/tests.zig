@@ -6,6 +6,7 @@ test {
     _ = @import("write_queue.zig");
     _ = @import("address.zig");
     _ = @import("loop_test.zig");
+    _ = @import("ring_wake.zig");
     _ = @import("abi.zig");
     _ = @import("abi_test.zig");
 }

@@ -27,6 +27,8 @@ int32_t zev_park(uint32_t loop, int32_t timeout_ms);
 int32_t zev_park_fd(uint32_t loop);
 int32_t zev_park_timeout(uint32_t loop, int32_t timeout_ms);
 int32_t zev_wake(uint32_t loop);
+int32_t zev_wake_fd(uint32_t loop);
+int32_t zev_wake_arm(uint32_t loop);
 int32_t zev_listen(uint32_t loop, const uint8_t *host, uint32_t host_len, uint32_t port, uint32_t backlog);
 int32_t zev_accept(uint32_t loop, uint32_t listener, uint32_t *out, uint32_t max);
 int32_t zev_connect(uint32_t loop, const uint8_t *host, uint32_t host_len, uint32_t port);
@@ -39,6 +41,7 @@ int32_t zev_close(uint32_t loop, uint32_t h, uint32_t reset);
 int32_t zev_address(uint32_t loop, uint32_t h, uint32_t peer, uint8_t out[20]);
 int32_t zev_set_queue_limit(uint32_t loop, uint32_t h, uint32_t bytes);
 int32_t zev_stats(uint32_t loop, double *out, uint32_t n);
+int32_t zev_queued(uint32_t loop);
 int32_t zev_raise_fd_limit(uint32_t want);
 int32_t zev_last_errno(void);
 

@@ -1,0 +1,129 @@
+//! A wake that the kernel delivers to the JS thread itself, with no thread in between.
+//!
+//! The runtime (Deno, Bun) already sleeps in its own epoll_wait, watching its own sockets.
+//! zev hands it one end of a socket pair (`rx`), which the runtime adopts as one of its own
+//! sockets. To park, the JS thread submits to an io_uring a poll on the loop's epoll
+//! descriptor, linked to a one-byte send on the other end (`tx`). When the loop gets an
+//! event, the poll completes and the kernel runs the linked send as task work of the
+//! thread that submitted it, the JS thread: its wait in the runtime returns, and the
+//! runtime reads the byte as it reads any request on its own sockets. No byte is sent
+//! without an event, so an idle loop costs nothing; the poll checks the descriptor when
+//! it is submitted, so an event that arrived before the park is not lost.
+//!
+//! Linux only (io_uring poll, links and send: kernel 5.6). Where io_uring is missing or
+//! forbidden (seccomp in many containers), `init` fails and the JS side parks on a thread.
+
+const std = @import("std");
+const linux = std.os.linux;
+const sys = @import("sys.zig");
+const Error = @import("errors.zig").Error;
+
+const poll_token: u64 = 1;
+const send_token: u64 = 2;
+
+/// Submission and completion entries: one park takes two, and a park is never submitted
+/// again before its send has completed, so two parks' worth is more than enough.
+const ring_entries: u16 = 4;
+
+pub const RingWake = struct {
+    ring: linux.IoUring,
+    /// The runtime's end: one byte arrives per park that found events.
+    rx: sys.fd_t,
+    tx: sys.fd_t,
+    /// A poll and its send are submitted and the send has not completed yet.
+    armed: bool = false,
+    /// `rx` was handed to the runtime, which closes it.
+    rx_taken: bool = false,
+    byte: [1]u8 = .{1},
+
+    pub fn init() Error!RingWake {
+        var fds: [2]i32 = undefined;
+        const flags = linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC;
+        _ = try sys.check(linux.socketpair(linux.AF.UNIX, flags, 0, &fds));
+        errdefer {
+            sys.close(fds[0]);
+            sys.close(fds[1]);
+        }
+        const ring = linux.IoUring.init(ring_entries, 0) catch |err| return switch (err) {
+            error.ProcessFdQuotaExceeded, error.SystemFdQuotaExceeded => error.TooManyOpenFiles,
+            error.SystemResources => error.NoMemory,
+            // ENOSYS (too old), EPERM (seccomp, io_uring_disabled), and the rest.
+            else => error.Unsupported,
+        };
+        return .{ .ring = ring, .rx = fds[0], .tx = fds[1] };
+    }
+
+    pub fn deinit(w: *RingWake) void {
+        w.ring.deinit();
+        sys.close(w.tx);
+        if (!w.rx_taken) sys.close(w.rx);
+    }
+
+    /// Takes the completions of earlier parks, noting when the last send has completed.
+    fn reap(w: *RingWake) void {
+        var cqes: [ring_entries]linux.io_uring_cqe = undefined;
+        while (true) {
+            const n = w.ring.copy_cqes(&cqes, 0) catch return;
+            if (n == 0) return;
+            for (cqes[0..n]) |cqe| {
+                if (cqe.user_data == send_token) w.armed = false;
+            }
+        }
+    }
+
+    /// Arms the wake: the next event of `epfd`, or one already there, sends one byte to
+    /// `rx`. Does nothing while an earlier arm has not fired: its poll is still waiting.
+    pub fn arm(w: *RingWake, epfd: sys.fd_t) Error!void {
+        w.reap();
+        if (w.armed) return;
+        const poll = w.ring.poll_add(poll_token, epfd, linux.POLL.IN) catch return error.Limit;
+        poll.flags |= linux.IOSQE_IO_LINK;
+        _ = w.ring.send(send_token, w.tx, &w.byte, linux.MSG.NOSIGNAL | linux.MSG.DONTWAIT) catch return error.Limit;
+        _ = w.ring.submit() catch |err| return switch (err) {
+            error.SystemResources, error.CompletionQueueOvercommitted => error.NoMemory,
+            else => error.Unexpected,
+        };
+        w.armed = true;
+    }
+};
+
+const testing = std.testing;
+
+fn rxReadable(w: *const RingWake, timeout_ms: i32) !bool {
+    return sys.pollReadable(w.rx, timeout_ms);
+}
+
+test "ring wake: no byte without an event, one byte per armed park, and none lost before the park" {
+    var w = RingWake.init() catch |err| switch (err) {
+        // A host that forbids io_uring runs the thread fallback; nothing to test here.
+        error.Unsupported => return error.SkipZigTest,
+        else => return err,
+    };
+    defer w.deinit();
+    const efd: sys.fd_t = @intCast(try sys.check(linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK)));
+    defer sys.close(efd);
+
+    // Nothing ready: arming sends nothing.
+    try w.arm(efd);
+    try testing.expect(!try rxReadable(&w, 20));
+    // Arming again while armed submits nothing new.
+    try w.arm(efd);
+
+    // An event after the park: exactly one byte.
+    const one: u64 = 1;
+    _ = try sys.write(efd, std.mem.asBytes(&one));
+    try testing.expect(try rxReadable(&w, 1000));
+    var buf: [8]u8 = undefined;
+    try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
+    try testing.expect(!try rxReadable(&w, 20));
+
+    // The event is still there (nobody consumed it): the next park fires at once.
+    try w.arm(efd);
+    try testing.expect(try rxReadable(&w, 1000));
+    try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
+
+    // Consumed, then parked: silence again.
+    _ = try sys.read(efd, &buf);
+    try w.arm(efd);
+    try testing.expect(!try rxReadable(&w, 20));
+}
