@@ -8,10 +8,11 @@
  */
 
 import process from "node:process";
-import { acceptLoop, listen, type Stream, ZevError } from "../mod.ts";
+import { acceptLoop, configure, listen, type Stream, ZevError } from "../mod.ts";
 import { parseFlags } from "./flags.ts";
 
-const { host, port } = parseFlags(process.argv.slice(2));
+const { host, port, spinMicros } = parseFlags(process.argv.slice(2));
+configure({ spinMicros });
 let lastLog = 0;
 const listener = listen({
   hostname: host,

@@ -9,7 +9,7 @@
  */
 
 import process from "node:process";
-import { acceptLoop, listen, type Stream, ZevError } from "../mod.ts";
+import { acceptLoop, configure, listen, type Stream, ZevError } from "../mod.ts";
 import { parseFlags } from "./flags.ts";
 
 const encoder = new TextEncoder();
@@ -93,7 +93,8 @@ async function exchange(stream: Stream): Promise<void> {
   }
 }
 
-const { host, port } = parseFlags(process.argv.slice(2));
+const { host, port, spinMicros } = parseFlags(process.argv.slice(2));
+configure({ spinMicros });
 const listener = listen({ hostname: host, port });
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => listener.close());
 console.log(`listening on ${listener.addr.hostname}:${listener.addr.port}`);

@@ -13,6 +13,7 @@ export const symbols = {
   zev_loop_open: { parameters: ["u32"], result: "i32" },
   zev_loop_close: { parameters: ["u32"], result: "i32" },
   zev_poll: { parameters: ["u32", "buffer", "u32", "i32"], result: "i32" },
+  zev_poll_park: { parameters: ["u32", "buffer", "u32"], result: "i32" },
   zev_park: { parameters: ["u32", "i32"], result: "i32" },
   zev_park_fd: { parameters: ["u32"], result: "i32" },
   zev_park_timeout: { parameters: ["u32", "i32"], result: "i32" },
@@ -68,6 +69,7 @@ export interface Symbols {
   zev_loop_open(maxHandles: number): number;
   zev_loop_close(loop: number): number;
   zev_poll(loop: number, out: Buf, cap: number, timeoutMs: number): number;
+  zev_poll_park(loop: number, out: Buf, cap: number): number;
   zev_park(loop: number, timeoutMs: number): number;
   zev_park_fd(loop: number): number;
   zev_park_timeout(loop: number, timeoutMs: number): number;

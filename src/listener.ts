@@ -98,6 +98,8 @@ export class Listener implements Target {
   /** Takes a batch of connections from the native listener. Returns an error to report. */
   #pull(): Error | undefined {
     const r = sym.zev_accept(loop, this.handle, this.#batchBytes, ACCEPT_BATCH);
+    // Any accept may have paused the listener (no descriptors, a full handle table).
+    reactor.pausesChanged();
     if (r > 0) {
       for (let i = 0; i < r; i++) this.#ready.push(this.#batch[i]);
       return undefined;

@@ -98,6 +98,8 @@ export class Reactor {
   #deferred: (() => void)[] = [];
   #resumeTimer: ReturnType<typeof setTimeout> | undefined;
   #parkFailed = false;
+  /** A listener may be paused for EMFILE (see `#armResumeTimer`). */
+  #maybePaused = false;
   #stats = new Float64Array(STAT_KEYS.length);
 
   private constructor() {
@@ -175,8 +177,9 @@ export class Reactor {
     if (this.#state !== State.Scheduled) this.#schedule();
   }
 
-  /** A listener was paused or resumed: a parked driver re-reads when to wake for it. */
+  /** A listener was paused (EMFILE): a parked driver re-reads when to wake for it. */
   pausesChanged(): void {
+    this.#maybePaused = true;
     if (this.#state === State.Parked) this.#armResumeTimer();
   }
 
@@ -186,28 +189,48 @@ export class Reactor {
     outsideTasks(scheduleTick, this.#tick);
   }
 
-  #tick = (): void => {
+  #tick = (): void => this.#turn(false);
+
+  /** One turn of the driver: deferred work, a poll, dispatch, then poll again or park. */
+  #turn(woken: boolean): void {
     this.#state = State.Idle;
     this.#budget = TURN_BUDGET;
     if (this.#deferred.length > 0) this.#runDeferred();
-    const n = native.sym.zev_poll(this.loop, this.#events, this.eventsPerPoll, 0);
+    // With the kernel's wake, a poll that finds nothing parks in the same call (after a
+    // wake, events are there: a plain poll).
+    const kernelWake = this.#parker!.kind === "io_uring" && this.spinMicros === 0;
+    const n = this.#poll(kernelWake && !woken);
     if (n > 0) {
-      this.#idleSince = -1;
-      this.#budget = TURN_BUDGET + 2 * n;
       this.#dispatch(n);
+      if (this.#state !== State.Idle) return; // deferred work: a turn is coming
+      // After a wake that found a few events, park at once rather than a turn later: a
+      // macrotask and a poll less per request at light load. Events that came meanwhile
+      // fire the wake straight away.
+      if (!(woken && kernelWake && n < this.eventsPerPoll)) return this.#schedule();
     } else if (n < 0) {
       reportInternal(abiError(n, "polling the event loop"));
     }
-    if (this.#state !== State.Idle) return; // a handler deferred work: a turn is coming
-    if (n > 0) return this.#schedule();
+    if (this.#state !== State.Idle) return; // deferred work: a turn is coming
     if (this.#open === 0) return this.#parker!.keepAlive(false); // nothing to wait for: idle
     if (this.spinMicros > 0) {
       const now = performance.now();
       if (this.#idleSince < 0) this.#idleSince = now;
       if ((now - this.#idleSince) * 1000 < this.spinMicros) return this.#schedule();
     }
-    this.#park();
-  };
+    this.#park(kernelWake && !woken && n === 0);
+  }
+
+  /** Polls without waiting (and parks when `park` and nothing is there); grants budget. */
+  #poll(park: boolean): number {
+    const n = park
+      ? native.sym.zev_poll_park(this.loop, this.#events, this.eventsPerPoll)
+      : native.sym.zev_poll(this.loop, this.#events, this.eventsPerPoll, 0);
+    if (n > 0) {
+      this.#idleSince = -1;
+      this.#budget += 2 * n;
+    }
+    return n;
+  }
 
   #runDeferred(): void {
     const fns = this.#deferred;
@@ -238,10 +261,11 @@ export class Reactor {
     }
   }
 
-  #park(): void {
+  /** Parks (`armed`: the poll that found nothing parked already). */
+  #park(armed: boolean): void {
     this.#state = State.Parked;
     this.#idleSince = -1;
-    const r = this.#parker!.park();
+    const r = armed ? 0 : this.#parker!.park();
     if (r < 0) {
       // No park possible now (the kernel is out of memory): poll again shortly instead.
       if (!this.#parkFailed) reportInternal(abiError(r, "parking the event loop (polling every millisecond until it works)"));
@@ -254,12 +278,17 @@ export class Reactor {
     this.#updateKeepAlive();
   }
 
-  /** While parked, a timer ends the park when a listener paused for EMFILE is due. */
+  /**
+   * While parked, a timer ends the park when a listener paused for EMFILE is due. Only
+   * asked of the loop after a pause was reported (`pausesChanged`) and until none is left.
+   */
   #armResumeTimer(): void {
     if (this.#resumeTimer !== undefined) clearTimeout(this.#resumeTimer);
     this.#resumeTimer = undefined;
+    if (!this.#maybePaused) return;
     const ms = native.sym.zev_park_timeout(this.loop, -1);
-    if (ms >= 0) this.#resumeTimer = outsideTasks(setTimeout, this.#onWake, ms);
+    if (ms < 0) this.#maybePaused = false;
+    else this.#resumeTimer = outsideTasks(setTimeout, this.#onWake, ms);
   }
 
   /** Leaving a park: the wake may stay armed (a later one is ignored), and stays
@@ -278,7 +307,7 @@ export class Reactor {
   #onWake = (): void => {
     if (this.#state !== State.Parked) return; // a wake from an earlier park
     this.#leavePark();
-    this.#tick();
+    this.#turn(true);
   };
 
   stats(): Stats {

@@ -123,6 +123,15 @@ pub export fn zev_poll(id: u32, out: ?[*]u32, cap: u32, timeout_ms: i32) i32 {
     return result(loop.poll(p[0 .. @as(usize, cap) * 2], timeout_ms));
 }
 
+/// `zev_poll` with timeout 0 that, when it finds no event, parks the loop with the
+/// kernel-delivered wake (`zev_wake_arm`), if `zev_wake_fd` was taken. Returns the number
+/// of pairs; 0 means parked.
+pub export fn zev_poll_park(id: u32, out: ?[*]u32, cap: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const p = out orelse return fail(error.InvalidArgument);
+    return result(loop.pollPark(p[0 .. @as(usize, cap) * 2]));
+}
+
 /// Called from a thread other than the loop's: blocks until the loop has events, or
 /// `timeout_ms` passes, or `zev_wake`. Takes no events. Returns 1 if events are ready.
 pub export fn zev_park(id: u32, timeout_ms: i32) i32 {

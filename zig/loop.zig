@@ -532,6 +532,19 @@ pub const Loop = struct {
         return w.rx;
     }
 
+    /// `poll` with timeout 0, and when it finds nothing, parks with the kernel-delivered
+    /// wake (if the runtime took it): the driver's last poll of a busy spell and its park
+    /// in one call.
+    pub fn pollPark(self: *Loop, out: []u32) Error!usize {
+        const n = try self.poll(out, 0);
+        if (n == 0 and sys.is_linux) {
+            if (self.ring_wake) |*w| {
+                if (w.rx_taken) try w.arm(self.poller.parkFd());
+            } else |_| {}
+        }
+        return n;
+    }
+
     /// Parks with the kernel-delivered wake: one byte arrives on the wake descriptor at the
     /// loop's next event, or at once if it has one now.
     pub fn armWake(self: *Loop) Error!void {

@@ -23,6 +23,7 @@ int32_t zev_limit(uint32_t which);
 int32_t zev_loop_open(uint32_t max_handles);
 int32_t zev_loop_close(uint32_t loop);
 int32_t zev_poll(uint32_t loop, uint32_t *out, uint32_t cap, int32_t timeout_ms);
+int32_t zev_poll_park(uint32_t loop, uint32_t *out, uint32_t cap);
 int32_t zev_park(uint32_t loop, int32_t timeout_ms);
 int32_t zev_park_fd(uint32_t loop);
 int32_t zev_park_timeout(uint32_t loop, int32_t timeout_ms);

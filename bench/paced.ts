@@ -1,0 +1,163 @@
+/**
+ * The load curve: echo servers measured at paced loads (a fixed request rate spread over
+ * N connections, as real servers live) and at saturation, side by side, with CPU per
+ * request as the figure that matters. Shared by `make bench` (bench/run.ts) and the wake
+ * study (bench/wake.ts).
+ *
+ * Every server is started once, pinned to CPU 0; the load runs pinned to CPU 1. Each
+ * level is measured in `repeat` rounds that visit every server back to back (alternating
+ * direction), and ratios are medians of the ratios within a round: this shared machine
+ * drifts by tens of percent over minutes, and a drift must not fall on one server only.
+ *
+ * @module
+ */
+
+import { load, type Server, startServer } from "./server.ts";
+
+/** A load level: connections, and requests per second over all of them (0: saturation). */
+export interface Level {
+  connections: number;
+  rate: number;
+}
+
+/** The curve of the performance issue: light, medium, busy, saturation. */
+export const LEVELS: Level[] = [
+  { connections: 1, rate: 1_000 },
+  { connections: 8, rate: 5_000 },
+  { connections: 16, rate: 20_000 },
+  { connections: 64, rate: 50_000 },
+  { connections: 64, rate: 0 },
+];
+
+export function levelName(l: Level): string {
+  return l.rate === 0 ? `${l.connections} × saturation` : `${l.connections} × ${l.rate.toLocaleString("en-US")} req/s`;
+}
+
+export interface EchoServer {
+  name: string;
+  argv: string[];
+  env?: Record<string, string>;
+  /** The server this one is compared with (a runtime's own sockets). */
+  baseline?: string;
+}
+
+export interface Sample {
+  /** Requests answered per second. */
+  rate: number;
+  p50: number;
+  p99: number;
+  /** Server CPU (user + system, every thread) per answered request, µs. */
+  cpuUs: number;
+  /** Server CPU over the run, as a share of one core. */
+  cpuShare: number;
+  errors: number;
+  /** Paced sends whose slot came before the previous echo (the server fell behind). */
+  late: number;
+}
+
+const pin = (cpu: number, argv: string[]) => ["taskset", "-c", String(cpu), ...argv];
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function measure(server: Server, level: Level, seconds: number): Promise<Sample> {
+  const args = ["echo", "--port", String(server.port), "--connections", String(level.connections)];
+  if (level.rate > 0) args.push("--rate", String(level.rate));
+  // Warm-up (JIT, pools) with the same shape of load, then the measured run.
+  await load([...args, "--duration", "1"], 1);
+  const cpu0 = server.cpuSeconds();
+  const t0 = performance.now();
+  const r = await load([...args, "--duration", String(seconds)], 1);
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = server.cpuSeconds() - cpu0;
+  const answered = Number(r.round_trips);
+  return {
+    rate: Number(r.rtps),
+    p50: Number(r.p50_us),
+    p99: Number(r.p99_us),
+    // The CPU window includes connecting and closing; the requests are what the load saw.
+    cpuUs: answered > 0 ? (cpu / answered) * 1e6 : NaN,
+    cpuShare: cpu / wall,
+    errors: Number(r.errors),
+    late: Number(r.late ?? 0),
+  };
+}
+
+export interface Curve {
+  servers: EchoServer[];
+  levels: Level[];
+  /** samples.get(server)[level][round] */
+  samples: Map<string, Sample[][]>;
+}
+
+/** Measures every server at every level, `repeat` rounds each. */
+export async function measureCurve(
+  servers: EchoServer[],
+  levels: Level[],
+  options: { seconds: number; repeat: number; log?: (line: string) => void },
+): Promise<Curve> {
+  const running = new Map<string, Server>();
+  const samples = new Map<string, Sample[][]>();
+  try {
+    for (const s of servers) {
+      running.set(s.name, await startServer(s.name, pin(0, s.argv), s.env));
+      samples.set(s.name, levels.map(() => []));
+    }
+    for (const [li, level] of levels.entries()) {
+      for (let rep = 1; rep <= options.repeat; rep++) {
+        const order = rep % 2 === 1 ? servers : [...servers].reverse();
+        for (const s of order) {
+          const sample = await measure(running.get(s.name)!, level, options.seconds);
+          samples.get(s.name)![li].push(sample);
+          options.log?.(
+            `[${rep}/${options.repeat}] ${s.name.padEnd(28)} ${levelName(level).padEnd(24)} ${sample.rate.toFixed(0).padStart(7)}/s  ` +
+              `cpu ${(sample.cpuShare * 100).toFixed(1).padStart(5)} %  ${sample.cpuUs.toFixed(2).padStart(7)} µs/req  ` +
+              `p50 ${sample.p50.toFixed(0).padStart(5)} µs  p99 ${sample.p99.toFixed(0).padStart(6)} µs  late ${sample.late}  errors ${sample.errors}`,
+          );
+        }
+      }
+    }
+  } finally {
+    for (const server of running.values()) await server.stop();
+  }
+  return { servers, levels, samples };
+}
+
+/** Median over rounds of `metric(a) / metric(b)` at a level, both measured in the same round. */
+export function pairedRatio(curve: Curve, a: string, b: string, level: number, metric: (s: Sample) => number): number {
+  const as = curve.samples.get(a)![level], bs = curve.samples.get(b)![level];
+  return median(as.map((s, i) => metric(s) / metric(bs[i])));
+}
+
+/** The median of a metric for a server at a level. */
+export function medianOf(curve: Curve, server: string, level: number, metric: (s: Sample) => number): number {
+  return median(curve.samples.get(server)![level].map(metric));
+}
+
+/** One markdown row per server and level: rate, CPU, latency, and the ratio to its baseline. */
+export function curveTable(curve: Curve): string {
+  const header = ["load", "server", "answered/s", "server CPU", "CPU µs / request", "p50 µs", "p99 µs", "vs its runtime's own sockets (CPU, p50)"];
+  const rows: string[][] = [];
+  for (const [li, level] of curve.levels.entries()) {
+    for (const s of curve.servers) {
+      const m = (f: (x: Sample) => number) => medianOf(curve, s.name, li, f);
+      const vs = s.baseline
+        ? `${pairedRatio(curve, s.name, s.baseline, li, (x) => x.cpuUs).toFixed(2)}×, ${pairedRatio(curve, s.name, s.baseline, li, (x) => x.p50).toFixed(2)}×`
+        : "";
+      rows.push([
+        levelName(level),
+        s.name,
+        m((x) => x.rate).toFixed(0),
+        `${(m((x) => x.cpuShare) * 100).toFixed(1)} %`,
+        m((x) => x.cpuUs).toFixed(2),
+        m((x) => x.p50).toFixed(0),
+        m((x) => x.p99).toFixed(0),
+        vs,
+      ]);
+    }
+  }
+  const lines = [header, header.map(() => "---"), ...rows];
+  return lines.map((cells) => `| ${cells.join(" | ")} |`).join("\n");
+}
