@@ -23,9 +23,10 @@ export { listen, connect, type ConnectOptions, type ListenOptions } from "./src/
 export { Listener, type AcceptOptions } from "./src/listener.ts";
 export { Stream, type CloseOptions, type ReadOptions, type WriteOptions } from "./src/stream.ts";
 export type { Addr } from "./src/addr.ts";
-export { acceptLoop, type AcceptLoopOptions } from "./src/accept_loop.ts";
+export { acceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./src/accept_loop.ts";
+export { serve, type Server, type ServeOptions } from "./src/serve.ts";
 export { call, currentTask, go, setDefaultSupervisor, supervise, type Supervisor, Task } from "./src/task.ts";
 export { sleep, type SleepOptions, withDeadline } from "./src/deadline.ts";
-export { Channel, select } from "./src/channel.ts";
+export { Channel, type ChannelWaitOptions, select, type SelectClause, SelectResult } from "./src/channel.ts";
 export { Cancelled, Closed, TimedOut, ZevError } from "./src/errors.ts";
 export { configure, limits, raiseFileLimit, stats, type Limits, type Stats } from "./src/runtime.ts";

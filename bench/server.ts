@@ -124,7 +124,7 @@ export function load(args: string[], cpu?: number): Promise<Record<string, numbe
 export function example(runtime: "deno" | "bun", name: string, flags: string[] = [], binary?: string): string[] {
   const file = `${root}examples/${name}.ts`;
   return runtime === "deno"
-    ? [binary ?? DENO, "run", "--allow-ffi", "--allow-read", "--allow-env", file, ...flags]
+    ? [binary ?? DENO, "run", "--allow-ffi", "--allow-read", "--allow-env", "--allow-net", file, ...flags]
     : [binary ?? BUN, file, ...flags];
 }
 

@@ -1,7 +1,7 @@
 /**
  * A TCP echo server on `acceptLoop` + `go`.
  *
- *   deno run --allow-ffi --allow-read --allow-env examples/echo.ts [--host 127.0.0.1] [--port 0]
+ *   deno run --allow-ffi --allow-read --allow-env --allow-net examples/echo.ts [--host 127.0.0.1] [--port 0]
  *   bun examples/echo.ts [--host 127.0.0.1] [--port 0]
  *
  * Prints `listening on HOST:PORT` once ready; exits 0 on SIGINT or SIGTERM.

@@ -2,7 +2,7 @@
  * A minimal HTTP/1.1 keep-alive server on `acceptLoop` + `go`: every request gets the
  * same small body. Pipelined requests are answered in order, in one write per read.
  *
- *   deno run --allow-ffi --allow-read --allow-env examples/http.ts [--host 127.0.0.1] [--port 0]
+ *   deno run --allow-ffi --allow-read --allow-env --allow-net examples/http.ts [--host 127.0.0.1] [--port 0]
  *   bun examples/http.ts [--host 127.0.0.1] [--port 0]
  *
  * Prints `listening on HOST:PORT` once ready; exits 0 on SIGINT or SIGTERM.

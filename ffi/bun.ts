@@ -36,6 +36,7 @@ export function load(path: string): Native {
     path,
     sym,
     watch,
+    netPermission: () => undefined,
     threadParker: (loop, onWake, reason) => WorkerParker.open(path, loop, onWake, reason),
   };
 }

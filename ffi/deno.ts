@@ -33,8 +33,24 @@ export function load(path: string): Native {
     path,
     sym,
     watch,
+    netPermission,
     threadParker: (loop, onWake, reason) => Promise.resolve(new PollParker(sym, loop, onWake, reason)),
   };
+}
+
+/**
+ * Deno's sockets need `--allow-net`; zev's reach the network through FFI, so they ask
+ * Deno the same question before they listen or connect, and `--allow-net=host:port`
+ * keeps its meaning. A program run without an answer is asked as Deno asks (a prompt on
+ * a terminal, a refusal elsewhere).
+ */
+function netPermission(host: string, port: number): string | undefined {
+  const target = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  const descriptor = { name: "net", host: target } as const;
+  let state = Deno.permissions.querySync(descriptor).state;
+  if (state === "prompt") state = Deno.permissions.requestSync(descriptor).state;
+  if (state === "granted") return undefined;
+  return `Deno's permissions do not allow network access to ${target}: run with --allow-net=${target} (or --allow-net)`;
 }
 
 /** Deno adopts a descriptor as a socket through node:net (`new net.Socket({ fd })`). */

@@ -44,6 +44,7 @@ export const ABI_VERSION = 2;
 export const READ = 1;
 export const WRITE = 2;
 export const ACCEPT = 4;
+export const PAUSED = 8;
 
 /** `zev_limit` selectors (zig/abi.zig). */
 export const LIMIT = {
@@ -56,6 +57,7 @@ export const LIMIT = {
   listenBacklog: 6,
   acceptBackoffMaxMs: 7,
   maxLoops: 8,
+  maxPendingWrites: 9,
 } as const;
 
 /** A buffer argument: both runtimes pass a Uint8Array's memory without copying. */
@@ -126,6 +128,11 @@ export interface Native {
    * JS thread, each time bytes arrive. Takes ownership of `fd`. Unreferenced at first.
    */
   watch(fd: number, onData: () => void): Promise<Watch>;
+  /**
+   * Whether the runtime lets this program reach `host:port` over the network (Deno's
+   * `--allow-net`; Bun has no permissions): undefined if so, else what to run instead.
+   */
+  netPermission(host: string, port: number): string | undefined;
   /** A parker that waits on another thread (the fallback where io_uring is missing). */
   threadParker(loop: number, onWake: () => void, reason: string): Promise<Parker>;
 }

@@ -1,13 +1,16 @@
 /**
- * `acceptLoop`, after Janet's `net/accept-loop`: a supervised task per connection.
+ * `acceptLoop`, after Janet's `net/accept-loop`: a supervised task per connection, and
+ * the graceful shutdown a server needs (stop accepting, let handlers finish within a
+ * grace period, then cancel the rest).
  *
  * @module
  */
 
 import type { Listener } from "./listener.ts";
 import type { Stream } from "./stream.ts";
-import { call, currentTask, go, supervise, type Supervisor } from "./task.ts";
+import { call, currentTask, go, supervise, type Supervisor, type Task } from "./task.ts";
 import { sleep } from "./deadline.ts";
+import { checkMs, checkOptions, show } from "./validate.ts";
 
 /** Options of `acceptLoop`. */
 export interface AcceptLoopOptions {
@@ -15,11 +18,102 @@ export interface AcceptLoopOptions {
   supervisor?: Supervisor;
 }
 
+/** Options of a graceful shutdown. */
+export interface ShutdownOptions {
+  /**
+   * How long running handlers may go on after accepting stops, in milliseconds; then
+   * they are cancelled and their streams reset. Default 10 000.
+   */
+  gracePeriod?: number;
+}
+
+const DEFAULT_GRACE_MS = 10_000;
+
+/** @internal The accept loop and the connection tasks it started. */
+export class AcceptLoop {
+  readonly done: Promise<void>;
+  /** Connection tasks still running, with their streams. */
+  readonly #live = new Map<Task<void>, Stream>();
+  #idle: (() => void)[] = [];
+
+  constructor(readonly listener: Listener, handler: (stream: Stream) => unknown, options: AcceptLoopOptions) {
+    if (typeof handler !== "function") throw new TypeError(`acceptLoop: handler must be a function, not ${show(handler)}`);
+    const serve = async (stream: Stream): Promise<void> => {
+      try {
+        await handler(stream);
+      } finally {
+        if (!stream.closed) await stream.close();
+      }
+    };
+    Object.defineProperty(serve, "name", { value: handler.name || "connection handler" });
+    const run = async (): Promise<void> => {
+      while (!listener.closed) {
+        let stream: Stream;
+        try {
+          stream = await listener.accept();
+        } catch (error) {
+          if (listener.closed) return;
+          // Not a closed listener: report it, and do not spin on a persistent failure.
+          const task = currentTask()!;
+          task.supervisor(error, task);
+          await sleep(10);
+          continue;
+        }
+        const task = go(serve, stream);
+        this.#live.set(task, stream);
+        task.done.then(this.#forget(task), this.#forget(task));
+      }
+    };
+    Object.defineProperty(run, "name", { value: "acceptLoop" });
+    this.done = (options.supervisor ? supervise(options.supervisor, run) : call(run)).done;
+  }
+
+  #forget = (task: Task<void>) => (): void => {
+    this.#live.delete(task);
+    if (this.#live.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
+  };
+
+  /** Resolves once no connection handler is running. */
+  whenIdle(): Promise<void> {
+    if (this.#live.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Connection handlers still running. */
+  get connections(): number {
+    return this.#live.size;
+  }
+
+  /**
+   * Stops accepting (closes the listener), lets the running handlers finish within
+   * `gracePeriod`, then cancels those still running and resets their streams. Resolves
+   * once the accept loop has ended and every handler has settled or been cut off.
+   */
+  async shutdown(options?: ShutdownOptions): Promise<void> {
+    const grace = checkOptions(options, "close")?.gracePeriod;
+    const ms = grace === undefined ? DEFAULT_GRACE_MS : checkMs(grace, "close", "gracePeriod");
+    this.listener.close();
+    await this.done.catch(() => {});
+    if (this.#live.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.whenIdle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+      clearTimeout(timer);
+    }
+    for (const [task, stream] of this.#live) {
+      task.cancel("the server is shutting down");
+      stream.abort();
+    }
+    // Cancelled handlers finish at their next zev call; one turn lets them run.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 /**
  * Accepts connections until the listener closes, running `handler(stream)` as a task for
  * each (started with `go`). A handler's error goes to the supervisor and never stops
  * the loop; the stream is closed when its handler returns or throws. The returned
- * promise resolves when the listener closes.
+ * promise resolves when the listener closes; handlers still running go on (use `serve`
+ * for a server that shuts its handlers down too).
  *
  * @example
  * ```ts
@@ -35,32 +129,9 @@ export function acceptLoop(
   handler: (stream: Stream) => unknown,
   options: AcceptLoopOptions = {},
 ): Promise<void> {
-  const serve = async (stream: Stream): Promise<void> => {
-    try {
-      await handler(stream);
-    } finally {
-      if (!stream.closed) await stream.close();
-    }
-  };
-  Object.defineProperty(serve, "name", { value: handler.name || "connection handler" });
-
-  const run = async (): Promise<void> => {
-    while (!listener.closed) {
-      let stream: Stream;
-      try {
-        stream = await listener.accept();
-      } catch (error) {
-        if (listener.closed) return;
-        // Not a closed listener: report it, and do not spin on a persistent failure.
-        const task = currentTask()!;
-        task.supervisor(error, task);
-        await sleep(10);
-        continue;
-      }
-      go(serve, stream);
-    }
-  };
-  Object.defineProperty(run, "name", { value: "acceptLoop" });
-  const task = options.supervisor ? supervise(options.supervisor, run) : call(run);
-  return task.done;
+  try {
+    return new AcceptLoop(listener, handler, checkOptions(options, "acceptLoop") ?? {}).done;
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }

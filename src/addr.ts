@@ -6,7 +6,9 @@
  */
 
 import { lookup } from "node:dns/promises";
-import { abiError } from "./errors.ts";
+import { isIP } from "node:net";
+import { abiError, ZevError } from "./errors.ts";
+import { show } from "./validate.ts";
 import { reactor } from "./reactor.ts";
 
 /** A TCP address. */
@@ -27,7 +29,16 @@ export function readAddr(handle: number, peer: boolean, what: string): Addr {
   if (addrBuf[0] === 4) return { hostname: addrBuf.subarray(4, 8).join("."), port, family: 4 };
   const groups: string[] = [];
   for (let i = 4; i < 20; i += 2) groups.push(((addrBuf[i] << 8) | addrBuf[i + 1]).toString(16));
+  // IPv4-mapped (::ffff:a.b.c.d) keeps its dotted tail, as RFC 5952 section 5 asks.
+  if (groups.slice(0, 5).every((g) => g === "0") && groups[5] === "ffff") {
+    return { hostname: `::ffff:${addrBuf.subarray(16, 20).join(".")}`, port, family: 6 };
+  }
   return { hostname: compressIPv6(groups), port, family: 6 };
+}
+
+/** `host:port`, with an IPv6 host in brackets (`[::1]:80`), for messages. */
+export function formatAddr(addr: Addr): string {
+  return addr.family === 6 ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
 }
 
 /** RFC 5952 form: the longest run of two or more zero groups becomes "::". */
@@ -43,19 +54,9 @@ function compressIPv6(groups: string[]): string {
   return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
 }
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-/** Whether `host` is an IP literal the native layer parses itself. */
+/** Whether `host` is a well-formed IP literal (the native layer parses those itself). */
 export function isIpLiteral(host: string): boolean {
-  return IPV4.test(host) || host.includes(":");
-}
-
-/** Validates a port: an integer in 0..65535 (0 only where `allowZero`). */
-export function checkPort(port: unknown, what: string, allowZero: boolean): number {
-  if (typeof port !== "number" || !Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > 65535) {
-    throw new RangeError(`${what}: invalid port ${JSON.stringify(port)}: expected an integer from ${allowZero ? 0 : 1} to 65535`);
-  }
-  return port;
+  return isIP(host) !== 0;
 }
 
 /**
@@ -64,7 +65,7 @@ export function checkPort(port: unknown, what: string, allowZero: boolean): numb
  */
 export function literalHost(hostname: unknown, what: string): string | undefined {
   if (typeof hostname !== "string" || hostname.length === 0) {
-    throw new TypeError(`${what}: invalid hostname ${JSON.stringify(hostname)}`);
+    throw new TypeError(`${what}: invalid hostname ${show(hostname)}: expected a host name or an IP address`);
   }
   const host = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
   if (host === "localhost") return "127.0.0.1";
@@ -78,6 +79,7 @@ export async function resolveHost(hostname: string, what: string): Promise<strin
   try {
     return (await lookup(hostname)).address;
   } catch (error) {
-    throw new TypeError(`${what}: cannot resolve hostname ${JSON.stringify(hostname)}`, { cause: error });
+    const code = (error as { code?: string }).code ?? "unknown";
+    throw new ZevError("NameNotResolved", `${what}: cannot resolve hostname ${show(hostname)} (${code})`, { cause: error });
   }
 }

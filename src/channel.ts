@@ -1,25 +1,105 @@
 /**
  * Bounded channels between tasks (Janet's `ev/chan`, `ev/give`, `ev/take`,
  * `ev/select`). A channel holds at most `capacity` items; `give` waits while it is
- * full, `take` while it is empty. Waits are cancellable like every zev wait.
+ * full, `take` while it is empty. Every operation is O(1): items sit in a ring buffer,
+ * and waiters in a queue they leave at once when cancelled. Waits are cancellable like
+ * every zev wait, and a give or take that could complete at once still rejects if its
+ * signal is aborted or its task cancelled.
  *
  * @module
  */
 
 import { Closed } from "./errors.ts";
-import { guardWait } from "./task.ts";
+import { reactor } from "./reactor.ts";
+import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
+import { checkOptions, show } from "./validate.ts";
+import { Deque, Waiter, WaitQueue } from "./wait_queue.ts";
 
-/** A waiting take. `active` turns false once it is served or abandoned (select). */
-interface Taker<T> {
-  active: boolean;
-  resolve: (value: T) => void;
-  reject: (error: unknown) => void;
+/** Options of `give`, `take` and `select`. */
+export interface ChannelWaitOptions {
+  /** Reject with `Cancelled` when this signal aborts. */
+  signal?: AbortSignal;
 }
 
-interface Giver<T> {
-  value: T;
-  resolve: () => void;
-  reject: (error: unknown) => void;
+/** A pending take: a plain `take`, or one arm of a `select`. */
+abstract class Taker<T> extends Waiter {
+  /** Hands the taker a value (it has been taken out of its queue). */
+  abstract deliver(value: T): void;
+  /** The channel closed while the taker waited (it has been taken out of its queue). */
+  abstract closed(channel: Channel<T>): void;
+}
+
+/** A pending give: a plain `give`, or one arm of a `select`. */
+abstract class Giver<T> extends Waiter {
+  abstract readonly value: T;
+  /** The value was taken (the giver has been taken out of its queue). */
+  abstract delivered(): void;
+  abstract closed(channel: Channel<T>): void;
+}
+
+/** Settles a promise once, tied to its task's cancel and its signal while it waits. */
+class Pending<T> {
+  #resolve: (value: T) => void;
+  #reject: (error: unknown) => void;
+  #guard: Guard | null = undefined;
+  settled = false;
+
+  constructor(resolve: (value: T) => void, reject: (error: unknown) => void) {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  /** Ties the wait to the task and `signal`; false if it was cancelled at once. */
+  tie(signal: AbortSignal | undefined, onCancel: () => void): boolean {
+    this.#guard = tieWait(this.#cancel, signal);
+    this.#onCancel = onCancel;
+    return this.#guard !== null;
+  }
+
+  #onCancel: () => void = () => {};
+  #cancel = (error: unknown): void => {
+    if (this.settled) return;
+    this.#onCancel();
+    this.reject(error);
+  };
+
+  resolve(value: T): void {
+    if (this.settled) return;
+    this.settled = true;
+    untieWait(this.#guard, this.#cancel);
+    this.#resolve(value);
+  }
+
+  reject(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    untieWait(this.#guard, this.#cancel);
+    this.#reject(error);
+  }
+}
+
+class TakeWait<T> extends Taker<T> {
+  constructor(readonly pending: Pending<T>) {
+    super();
+  }
+  deliver(value: T): void {
+    this.pending.resolve(value);
+  }
+  closed(): void {
+    this.pending.reject(new Closed("take: the channel was closed"));
+  }
+}
+
+class GiveWait<T> extends Giver<T> {
+  constructor(readonly value: T, readonly pending: Pending<void>) {
+    super();
+  }
+  delivered(): void {
+    this.pending.resolve();
+  }
+  closed(): void {
+    this.pending.reject(new Closed("give: the channel was closed"));
+  }
 }
 
 /**
@@ -34,15 +114,16 @@ interface Giver<T> {
  */
 export class Channel<T> {
   readonly capacity: number;
-  #items: T[] = [];
-  #takers: Taker<T>[] = [];
-  #givers: Giver<T>[] = [];
+  #items = new Deque<T>();
+  #takers = new WaitQueue<Taker<T>>();
+  #givers = new WaitQueue<Giver<T>>();
   #closed = false;
+  #serviceQueued = false;
 
   /** `capacity` 0 makes a rendezvous channel: `give` waits for a `take`. */
   constructor(capacity = 0) {
-    if (!Number.isInteger(capacity) || capacity < 0) {
-      throw new RangeError(`Channel: invalid capacity ${capacity}: expected an integer >= 0`);
+    if (!Number.isInteger(capacity) || capacity < 0 || capacity > 2 ** 32) {
+      throw new RangeError(`Channel: invalid capacity ${show(capacity)}: expected an integer from 0 to 2^32`);
     }
     this.capacity = capacity;
   }
@@ -52,54 +133,43 @@ export class Channel<T> {
     return this.#items.length;
   }
 
+  /** Whether `close` has been called. */
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** Puts `value` in the channel, waiting while it is full. */
-  give(value: T, options?: { signal?: AbortSignal }): Promise<void> {
+  /** Puts `value` in the channel, waiting while it is full. Rejects with `Closed` once closed. */
+  give(value: T, options?: ChannelWaitOptions): Promise<void> {
+    const signal = checkOptions(options, "give")?.signal;
+    const cancelled = cancelledOnEntry(signal, "give");
+    if (cancelled) return Promise.reject(cancelled);
     if (this.#closed) return Promise.reject(new Closed("give: the channel is closed"));
-    for (let taker = this.#takers.shift(); taker; taker = this.#takers.shift()) {
-      if (!taker.active) continue;
-      taker.active = false;
-      taker.resolve(value);
+    if (this.#givers.length === 0 && this.#canTakeGive() && reactor.spend()) {
+      this.#giveNow(value);
       return Promise.resolve();
     }
-    if (this.#items.length < this.capacity) {
-      this.#items.push(value);
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      let release: (() => void) | null = null;
-      const giver: Giver<T> = {
-        value,
-        resolve: () => (release?.(), resolve()),
-        reject: (e) => (release?.(), reject(e)),
-      };
+    return new Promise<void>((resolve, reject) => {
+      const pending = new Pending<void>(resolve, reject);
+      const giver = new GiveWait(value, pending);
+      if (!pending.tie(signal, () => this.#givers.remove(giver))) return;
       this.#givers.push(giver);
-      release = guardWait((error) => {
-        const i = this.#givers.indexOf(giver);
-        if (i >= 0) this.#givers.splice(i, 1), reject(error);
-      }, options?.signal);
+      this.#serviceSoon();
     });
   }
 
   /** Takes the oldest item, waiting while the channel is empty. Rejects once closed and empty. */
-  take(options?: { signal?: AbortSignal }): Promise<T> {
-    const ready = this.#takeNow();
-    if (ready) return Promise.resolve(ready.value);
-    if (this.#closed) return Promise.reject(new Closed("take: the channel is closed"));
-    return new Promise((resolve, reject) => {
-      let release: (() => void) | null = null;
-      const taker: Taker<T> = {
-        active: true,
-        resolve: (v) => (release?.(), resolve(v)),
-        reject: (e) => (release?.(), reject(e)),
-      };
+  take(options?: ChannelWaitOptions): Promise<T> {
+    const signal = checkOptions(options, "take")?.signal;
+    const cancelled = cancelledOnEntry(signal, "take");
+    if (cancelled) return Promise.reject(cancelled);
+    if (this.#takers.length === 0 && this.#hasValue() && reactor.spend()) return Promise.resolve(this.#takeNow());
+    if (this.#closed && !this.#hasValue()) return Promise.reject(new Closed("take: the channel is closed"));
+    return new Promise<T>((resolve, reject) => {
+      const pending = new Pending<T>(resolve, reject);
+      const taker = new TakeWait(pending);
+      if (!pending.tie(signal, () => this.#takers.remove(taker))) return;
       this.#takers.push(taker);
-      release = guardWait((error) => {
-        if (taker.active) (taker.active = false), reject(error);
-      }, options?.signal);
+      this.#serviceSoon();
     });
   }
 
@@ -107,75 +177,224 @@ export class Channel<T> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const t of this.#takers.splice(0)) {
-      if (t.active) (t.active = false), t.reject(new Closed("take: the channel was closed"));
-    }
-    for (const g of this.#givers.splice(0)) g.reject(new Closed("give: the channel was closed"));
+    for (const t of this.#takers.drain()) t.closed(this);
+    for (const g of this.#givers.drain()) g.closed(this);
   }
 
-  /** Takes an item if one is ready, moving a waiting giver's item into the buffer. */
-  #takeNow(): { value: T } | undefined {
+  /** `for await (const item of channel)` takes items until the channel is closed and empty. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T> {
+    for (;;) {
+      try {
+        yield await this.take();
+      } catch (error) {
+        if (error instanceof Closed && this.#closed) return;
+        throw error;
+      }
+    }
+  }
+
+  /** Whether a take would complete at once: an item buffered, or a giver waiting. */
+  #hasValue(): boolean {
+    return this.#items.length > 0 || this.#givers.length > 0;
+  }
+
+  /** Whether a give would complete at once: a taker waiting, or room in the buffer. */
+  #canTakeGive(): boolean {
+    return this.#takers.length > 0 || this.#items.length < this.capacity;
+  }
+
+  /** Takes the next value (there is one): the oldest item, then a waiting giver's. */
+  #takeNow(): T {
     if (this.#items.length > 0) {
       const value = this.#items.shift()!;
       const giver = this.#givers.shift();
       if (giver) {
         this.#items.push(giver.value);
-        giver.resolve();
+        giver.delivered();
       }
-      return { value };
+      return value;
     }
-    const giver = this.#givers.shift();
-    if (giver) {
-      giver.resolve();
-      return { value: giver.value };
+    const giver = this.#givers.shift()!;
+    giver.delivered();
+    return giver.value;
+  }
+
+  /** Gives `value` (there is room or a taker). */
+  #giveNow(value: T): void {
+    const taker = this.#takers.shift();
+    if (taker) taker.deliver(value);
+    else this.#items.push(value);
+  }
+
+  /** Matches waiting takers with values and waiting givers with room, next turn. */
+  #serviceSoon(): void {
+    if (this.#serviceQueued) return;
+    this.#serviceQueued = true;
+    reactor.defer(this.#service);
+  }
+
+  #service = (): void => {
+    this.#serviceQueued = false;
+    while (this.#takers.length > 0 && this.#hasValue()) this.#takers.shift()!.deliver(this.#takeNow());
+    while (this.#givers.length > 0 && this.#items.length < this.capacity) {
+      const giver = this.#givers.shift()!;
+      this.#items.push(giver.value);
+      giver.delivered();
     }
-    return undefined;
+  };
+
+  /** @internal For `select`: completes a take or give at once if it can. */
+  static tryNow<T>(ch: Channel<T>, give: boolean, value: T | undefined): { value: T | undefined } | undefined {
+    if (give) {
+      if (ch.#closed || !ch.#canTakeGive()) return undefined;
+      ch.#giveNow(value as T);
+      return { value: undefined };
+    }
+    return ch.#hasValue() ? { value: ch.#takeNow() } : undefined;
   }
 
   /** @internal For `select`. */
-  static takeNow<T>(ch: Channel<T>): { value: T } | undefined {
-    return ch.#takeNow();
+  static enqueue<T>(ch: Channel<T>, waiter: Taker<T> | Giver<T>): void {
+    if (waiter instanceof Taker) ch.#takers.push(waiter);
+    else ch.#givers.push(waiter);
+    ch.#serviceSoon();
   }
 
   /** @internal For `select`. */
-  static addTaker<T>(ch: Channel<T>, taker: Taker<T>): void {
-    ch.#takers.push(taker);
+  static dequeue<T>(ch: Channel<T>, waiter: Taker<T> | Giver<T>): void {
+    if (waiter instanceof Taker) ch.#takers.remove(waiter);
+    else ch.#givers.remove(waiter);
   }
 }
 
+/** A `select` clause: a channel to take from, or `[channel, value]` to give to. */
+export type SelectClause = Channel<any> | readonly [Channel<any>, unknown];
+
+/** The value type a clause takes (nothing, for a give). */
+type ClauseValue<C> = C extends Channel<infer T> ? T : undefined;
+
 /**
- * Waits until one of `channels` has an item and takes it from that one only. Resolves
- * with the channel and the item. Rejects if every channel is closed and empty.
+ * What `select` completed: the clause's `index`, its `channel`, `op` ("take" or "give")
+ * and, for a take, the `value`. It destructures as `[channel, value]`.
+ */
+export class SelectResult<C extends SelectClause> {
+  constructor(
+    readonly index: number,
+    readonly channel: C extends readonly [infer Ch, unknown] ? Ch : C,
+    readonly op: "take" | "give",
+    readonly value: ClauseValue<C>,
+  ) {}
+
+  *[Symbol.iterator](): Generator<unknown> {
+    yield this.channel;
+    yield this.value;
+  }
+}
+
+/** One select in progress: its arms in each channel's queue, settled by the first. */
+class Selection<C extends SelectClause> {
+  readonly arms: (Taker<any> | Giver<any>)[] = [];
+  open: number;
+
+  constructor(readonly clauses: readonly C[], readonly pending: Pending<SelectResult<C>>) {
+    this.open = clauses.length;
+  }
+
+  /** Takes every arm out of its queue (the select is settled or cancelled). */
+  withdraw(): void {
+    this.arms.forEach((arm, i) => Channel.dequeue(channelOf(this.clauses[i]), arm));
+  }
+
+  win(index: number, op: "take" | "give", value: unknown): void {
+    this.withdraw();
+    this.pending.resolve(new SelectResult(index, channelOf(this.clauses[index]) as never, op, value as never));
+  }
+
+  /** A channel closed: the select fails only when every channel has. */
+  lose(): void {
+    if (--this.open > 0) return;
+    this.withdraw();
+    this.pending.reject(new Closed("select: every channel is closed"));
+  }
+}
+
+class SelectTaker<T> extends Taker<T> {
+  constructor(readonly selection: Selection<any>, readonly index: number) {
+    super();
+  }
+  deliver(value: T): void {
+    this.selection.win(this.index, "take", value);
+  }
+  closed(): void {
+    this.selection.lose();
+  }
+}
+
+class SelectGiver<T> extends Giver<T> {
+  constructor(readonly selection: Selection<any>, readonly index: number, readonly value: T) {
+    super();
+  }
+  delivered(): void {
+    this.selection.win(this.index, "give", undefined);
+  }
+  closed(): void {
+    this.selection.lose();
+  }
+}
+
+function channelOf(clause: SelectClause): Channel<any> {
+  return clause instanceof Channel ? clause : clause[0];
+}
+
+function isGive(clause: SelectClause): clause is readonly [Channel<any>, unknown] {
+  return !(clause instanceof Channel);
+}
+
+/**
+ * Waits until one clause can complete and completes that one only (Janet's `ev/select`):
+ * a channel clause takes an item, a `[channel, value]` clause gives `value`. Clauses that
+ * can complete at once are tried in order. Rejects with `Closed` only once every channel
+ * is closed (a take clause still completes while its channel has items). A last argument
+ * `{ signal }` cancels it like any wait.
  *
  * @example
  * ```ts
  * const [from, value] = await select(requests, shutdown);
+ * const r = await select(jobs, [results, 42]); // r.op is "take" or "give"
  * ```
  */
-export function select<T>(...channels: Channel<T>[]): Promise<[Channel<T>, T]> {
-  for (const ch of channels) {
-    const ready = Channel.takeNow(ch);
-    if (ready) return Promise.resolve([ch, ready.value]);
+export function select<const C extends readonly SelectClause[]>(
+  ...args: [...C] | [...C, ChannelWaitOptions]
+): Promise<SelectResult<C[number]>> {
+  const last = args[args.length - 1];
+  const hasOptions = args.length > 0 && !(last instanceof Channel) && !Array.isArray(last);
+  const clauses = (hasOptions ? args.slice(0, -1) : args) as unknown as C;
+  const signal = hasOptions ? checkOptions(last as ChannelWaitOptions, "select")?.signal : undefined;
+  if (clauses.length === 0) return Promise.reject(new TypeError("select: expected at least one channel or [channel, value] clause"));
+  for (const [i, c] of clauses.entries()) {
+    const ok = c instanceof Channel || (Array.isArray(c) && c.length === 2 && c[0] instanceof Channel);
+    if (!ok) return Promise.reject(new TypeError(`select: clause ${i} must be a Channel or [channel, value], not ${show(c)}`));
   }
-  if (channels.every((ch) => ch.closed)) return Promise.reject(new Closed("select: every channel is closed"));
-  return new Promise((resolve, reject) => {
-    const takers: Taker<T>[] = [];
-    let release: (() => void) | null = null;
-    const settle = () => {
-      for (const t of takers) t.active = false;
-      release?.();
-    };
-    for (const ch of channels) {
-      const taker: Taker<T> = {
-        active: true,
-        resolve: (value) => (settle(), resolve([ch, value])),
-        reject: (error) => (settle(), reject(error)),
-      };
-      takers.push(taker);
-      Channel.addTaker(ch, taker);
+  const cancelled = cancelledOnEntry(signal, "select");
+  if (cancelled) return Promise.reject(cancelled);
+  if (reactor.spend()) {
+    for (const [i, c] of clauses.entries()) {
+      const done = Channel.tryNow(channelOf(c), isGive(c), isGive(c) ? c[1] : undefined);
+      if (done) return Promise.resolve(new SelectResult(i, channelOf(c) as never, isGive(c) ? "give" : "take", done.value as never));
     }
-    release = guardWait((error) => {
-      if (takers[0].active) settle(), reject(error);
-    }, undefined);
+  }
+  // A take from a closed, empty channel can never complete, nor can a give to a closed one.
+  const live = (c: SelectClause) => !channelOf(c).closed || (!isGive(c) && channelOf(c).size > 0);
+  if (!clauses.some(live)) return Promise.reject(new Closed("select: every channel is closed"));
+  return new Promise((resolve, reject) => {
+    const pending = new Pending<SelectResult<C[number]>>(resolve, reject);
+    const selection = new Selection<C[number]>(clauses, pending);
+    if (!pending.tie(signal, () => selection.withdraw())) return;
+    for (const [i, c] of clauses.entries()) {
+      const arm = isGive(c) ? new SelectGiver(selection, i, c[1]) : new SelectTaker(selection, i);
+      selection.arms.push(arm);
+      if (live(c)) Channel.enqueue(channelOf(c), arm);
+      else selection.open--;
+    }
   });
 }

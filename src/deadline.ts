@@ -6,18 +6,12 @@
 
 import { Cancelled, TimedOut } from "./errors.ts";
 import { guardWait, Task } from "./task.ts";
+import { checkMs } from "./validate.ts";
 
 /** Options of `sleep`. */
 export interface SleepOptions {
   /** Reject with `Cancelled` when this signal aborts. */
   signal?: AbortSignal;
-}
-
-function checkMs(ms: unknown, what: string): number {
-  if (typeof ms !== "number" || !(ms >= 0) || ms > 2 ** 31 - 1) {
-    throw new RangeError(`${what}: invalid duration ${JSON.stringify(ms)}: expected milliseconds from 0 to 2^31-1`);
-  }
-  return ms;
 }
 
 /**
@@ -50,9 +44,11 @@ export function sleep(ms: number, options?: SleepOptions): Promise<void> {
 }
 
 /**
- * Runs `fn(...args)` as a task and cancels it if it has not finished within `ms`: its
- * pending zev wait rejects, and the returned promise rejects with `TimedOut`. Errors of
- * `fn` reject the returned promise (they are not also sent to a supervisor).
+ * Runs `fn(...args)` as a task and, if it has not finished within `ms`, cancels it (its
+ * pending zev wait rejects with `Cancelled`) and rejects with `TimedOut` at that moment,
+ * whatever the task awaits: a zev wait, a timer, a `fetch`. Errors of `fn` reject the
+ * returned promise; an error the task throws after its deadline has passed goes to its
+ * supervisor. The task, and the tasks it starts, inherit the caller's supervisor.
  *
  * @example
  * ```ts
@@ -66,21 +62,30 @@ export function withDeadline<A extends unknown[], T>(
 ): Promise<T> {
   try {
     checkMs(ms, "withDeadline");
+    if (typeof fn !== "function") throw new TypeError("withDeadline: fn must be a function");
   } catch (error) {
     return Promise.reject(error);
   }
   const deadline = new TimedOut(`deadline of ${ms} ms exceeded`);
-  const task = new Task<T>(fn.name, () => {});
-  const timer = setTimeout(() => task.cancel(deadline), ms);
-  task.run(fn, args);
-  return task.done.then(
-    (value) => {
-      clearTimeout(timer);
-      return value;
-    },
-    (error) => {
-      clearTimeout(timer);
-      throw error instanceof Cancelled && error.reason === deadline ? deadline : error;
-    },
-  );
+  const task = new Task<T>(fn.name, undefined);
+  // The caller gets the task's error; once the deadline has passed, nobody waits for it.
+  task.reportsErrors = false;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      task.reportsErrors = true;
+      task.cancel(deadline);
+      reject(deadline);
+    }, ms);
+    task.run(fn, args);
+    task.done.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error instanceof Cancelled && error.reason === deadline ? deadline : error);
+      },
+    );
+  });
 }

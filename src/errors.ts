@@ -27,6 +27,8 @@ const CODES: Record<number, [name: string, message: string]> = {
   [-18]: ["OutOfMemory", "the system is out of memory or buffers"],
   [-19]: ["InProgress", "the operation is in progress"],
   [-20]: ["Interrupted", "interrupted by a signal"],
+  [-21]: ["Unsupported", "the kernel lacks the feature or forbids it"],
+  [-22]: ["NetworkError", "the network failed the connection"],
   [-99]: ["Unexpected", "unexpected system error"],
 };
 
@@ -34,6 +36,14 @@ const CODES: Record<number, [name: string, message: string]> = {
 export const WOULD_BLOCK = -1;
 /** ABI code for "no free descriptors": the listener is paused and retried. */
 export const TOO_MANY_OPEN_FILES = -14;
+
+/**
+ * Whether an accept failure is one the loop recovers from by itself, pausing the
+ * listener and retrying: no descriptors, no memory, a full handle table.
+ */
+export function isRecoverableAcceptError(code: number): boolean {
+  return code === TOO_MANY_OPEN_FILES || code === -18 || code === -7;
+}
 
 /** An error from the network layer. `code` is stable and meant for programs. */
 export class ZevError extends Error {
@@ -55,10 +65,10 @@ export class Closed extends ZevError {
  * Raised in a task's waits when the task is cancelled, or by a wait whose AbortSignal
  * fired. `reason` is what was given to `cancel()` or `abort()`.
  */
-export class Cancelled extends Error {
+export class Cancelled extends ZevError {
   override name = "Cancelled";
   constructor(readonly reason?: unknown) {
-    super(`cancelled${reason === undefined ? "" : `: ${describe(reason)}`}`);
+    super("Cancelled", `cancelled${reason === undefined ? "" : `: ${describe(reason)}`}`);
   }
 }
 
@@ -75,10 +85,18 @@ function describe(reason: unknown): string {
   return String(reason);
 }
 
+/** The errno behind the last `Unexpected` result, told by the library. */
+let lastErrno: () => number = () => 0;
+
+/** @internal Wires `abiError` to the library's `zev_last_errno`. */
+export function setLastErrno(get: () => number): void {
+  lastErrno = get;
+}
+
 /** The error for a negative ABI result, naming the operation that failed. */
-export function abiError(code: number, what: string, lastErrno?: number): ZevError {
+export function abiError(code: number, what: string): ZevError {
   const [name, message] = CODES[code] ?? ["Unexpected", `unknown error code ${code}`];
-  const errno = code === -99 && lastErrno ? ` (errno ${lastErrno})` : "";
+  const errno = code === -99 ? ` (errno ${lastErrno()})` : "";
   if (name === "Closed") return new Closed(`${what}: ${message}`);
   if (name === "TimedOut") return new TimedOut(`${what}: ${message}`);
   return new ZevError(name, `${what}: ${message}${errno}`);

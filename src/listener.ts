@@ -7,12 +7,14 @@
  * @module
  */
 
-import { ACCEPT, LIMIT } from "../ffi/mod.ts";
-import { abiError, Closed, TOO_MANY_OPEN_FILES, WOULD_BLOCK, type ZevError } from "./errors.ts";
+import { ACCEPT, LIMIT, PAUSED } from "../ffi/mod.ts";
+import { abiError, Closed, isRecoverableAcceptError, WOULD_BLOCK, type ZevError } from "./errors.ts";
 import { reactor, type Target } from "./reactor.ts";
 import { Stream } from "./stream.ts";
-import { guardWait } from "./task.ts";
-import { type Addr, readAddr } from "./addr.ts";
+import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
+import { type Addr, formatAddr, readAddr } from "./addr.ts";
+import { checkOptions } from "./validate.ts";
+import { Deque, Waiter, WaitQueue } from "./wait_queue.ts";
 
 const sym = reactor.native.sym;
 const loop = reactor.loop;
@@ -24,10 +26,17 @@ export interface AcceptOptions {
   signal?: AbortSignal;
 }
 
-interface Waiter {
-  resolve: (stream: Stream) => void;
-  reject: (error: unknown) => void;
-  release: (() => void) | null;
+/** A pending accept, queued until a connection comes or it is cancelled. */
+class AcceptWait extends Waiter {
+  guard: Guard | null = undefined;
+  constructor(
+    readonly listener: Listener,
+    readonly resolve: (stream: Stream) => void,
+    readonly reject: (error: unknown) => void,
+  ) {
+    super();
+  }
+  cancel = (error: unknown): void => this.listener._cancelWait(this, error);
 }
 
 /**
@@ -45,13 +54,15 @@ export class Listener implements Target {
   /** The address it listens on (with the real port when 0 was asked). */
   readonly addr: Addr;
   /** Accepted connections not yet handed out: at most one batch. */
-  #ready: number[] = [];
-  #waiters: Waiter[] = [];
+  #ready = new Deque<number>();
+  #waiters = new WaitQueue<AcceptWait>();
   #batch = new Uint32Array(ACCEPT_BATCH);
   #batchBytes = new Uint8Array(this.#batch.buffer);
   #closed = false;
   #onClose: (() => void)[] = [];
-
+  #ref = true;
+  #holding = false;
+  #serveQueued = false;
   #onAcceptError: ((error: ZevError) => void) | undefined;
 
   /** @internal Listeners come from `listen`. */
@@ -67,36 +78,66 @@ export class Listener implements Target {
     return this.#closed;
   }
 
+  /**
+   * Lets the process exit while this listener waits in `accept` (as Node's and Deno's
+   * `unref`); `ref` undoes it. A new listener is referenced.
+   */
+  unref(): this {
+    this.#ref = false;
+    this.#updateHold();
+    return this;
+  }
+
+  ref(): this {
+    this.#ref = true;
+    this.#updateHold();
+    return this;
+  }
+
   /** Resolves with the next connection. Rejects with `Closed` once the listener closes. */
   accept(options?: AcceptOptions): Promise<Stream> {
-    if (this.#closed) return Promise.reject(new Closed("accept: the listener is closed"));
-    if (this.#ready.length === 0 && this.#waiters.length === 0) {
-      const error = this.#pull();
-      if (error) return Promise.reject(error);
+    let signal: AbortSignal | undefined;
+    try {
+      signal = checkOptions(options, "accept")?.signal;
+      const cancelled = cancelledOnEntry(signal, "accept");
+      if (cancelled) return Promise.reject(cancelled);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (this.#ready.length > 0 && this.#waiters.length === 0) {
-      return Promise.resolve(new Stream(this.#ready.shift()!));
+    if (this.#closed) return Promise.reject(new Closed(`accept on ${formatAddr(this.addr)}: the listener is closed`));
+    if (this.#waiters.length === 0) {
+      if (this.#ready.length === 0) {
+        const error = this.#pull();
+        if (error) return Promise.reject(error);
+      }
+      if (this.#ready.length > 0 && reactor.spend()) return Promise.resolve(new Stream(this.#ready.shift()!));
     }
     return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve: (s) => (reactor.release(), resolve(s)),
-        reject: (e) => (reactor.release(), reject(e)),
-        release: null,
-      };
-      reactor.hold();
-      this.#waiters.push(waiter);
-      waiter.release = guardWait((error) => {
-        const i = this.#waiters.indexOf(waiter);
-        if (i < 0) return;
-        this.#waiters.splice(i, 1);
-        waiter.reject(error);
-      }, options?.signal);
-      reactor.kick();
+      const wait = new AcceptWait(this, resolve, reject);
+      wait.guard = tieWait(wait.cancel, signal);
+      if (wait.guard === null) return; // cancelled at once
+      this.#waiters.push(wait);
+      this.#updateHold();
+      // Connections already here wait for the next turn (the budget is spent); otherwise
+      // an ACCEPT event says when they come.
+      if (this.#ready.length > 0) this.#serveSoon();
+      else reactor.kick();
     });
   }
 
+  /** @internal A pending accept was cancelled: it leaves the queue at once. */
+  _cancelWait(wait: AcceptWait, error: unknown): void {
+    if (!this.#waiters.remove(wait)) return;
+    this.#updateHold();
+    wait.reject(error);
+  }
+
+  #settle(wait: AcceptWait): void {
+    untieWait(wait.guard, wait.cancel);
+  }
+
   /** Takes a batch of connections from the native listener. Returns an error to report. */
-  #pull(): Error | undefined {
+  #pull(): ZevError | undefined {
     const r = sym.zev_accept(loop, this.handle, this.#batchBytes, ACCEPT_BATCH);
     // Any accept may have paused the listener (no descriptors, a full handle table).
     reactor.pausesChanged();
@@ -104,35 +145,71 @@ export class Listener implements Target {
       for (let i = 0; i < r; i++) this.#ready.push(this.#batch[i]);
       return undefined;
     }
-    // Nothing pending, or no descriptors (the loop paused the listener and retries):
-    // an ACCEPT event follows either way.
-    if (r === WOULD_BLOCK) return undefined;
-    if (r === TOO_MANY_OPEN_FILES) {
-      this.#onAcceptError?.(abiError(r, `accept on port ${this.addr.port} (paused, will retry)`));
-      return undefined;
-    }
-    return abiError(r, "accept");
+    // Nothing pending, or paused (the loop retries, and a PAUSED notice tells why): an
+    // ACCEPT event follows either way.
+    if (r === WOULD_BLOCK || isRecoverableAcceptError(r)) return undefined;
+    return abiError(r, `accept on ${formatAddr(this.addr)}`);
   }
 
-  /** @internal */
-  onEvent(flags: number): void {
-    if (!(flags & ACCEPT) || this.#waiters.length === 0) return;
+  #serveSoon(): void {
+    if (this.#serveQueued) return;
+    this.#serveQueued = true;
+    reactor.defer(this.#serveDeferred);
+  }
+
+  #serveDeferred = (): void => {
+    this.#serveQueued = false;
+    if (!this.#closed) this.#serve();
+  };
+
+  /** Hands connections to waiting accepts, pulling batches as needed. */
+  #serve(): void {
     while (this.#waiters.length > 0) {
       if (this.#ready.length === 0) {
         const error = this.#pull();
         if (error) {
-          for (const w of this.#waiters.splice(0)) {
-            w.release?.();
+          // Not a transient failure: every waiter learns it (the listener stays open).
+          for (const w of this.#waiters.drain()) {
+            this.#settle(w);
             w.reject(error);
           }
+          this.#updateHold();
           return;
         }
-        if (this.#ready.length === 0) return;
+        if (this.#ready.length === 0) break;
       }
       const w = this.#waiters.shift()!;
-      w.release?.();
+      this.#settle(w);
       w.resolve(new Stream(this.#ready.shift()!));
     }
+    this.#updateHold();
+  }
+
+  /** @internal */
+  onEvent(flags: number): void {
+    if (flags & PAUSED) this.#onPaused();
+    if (flags & ACCEPT && this.#waiters.length > 0) this.#serve();
+  }
+
+  /** One notice per pause of the native listener, with its reason. */
+  #onPaused(): void {
+    const r = sym.zev_status(loop, this.handle);
+    if (r >= 0) return;
+    const error = abiError(r, `accept on ${formatAddr(this.addr)} (paused, retrying shortly and as soon as a descriptor is closed)`);
+    try {
+      this.#onAcceptError?.(error);
+    } catch (thrown) {
+      console.error(`zev: the onAcceptError callback of the listener on ${formatAddr(this.addr)} threw:`, thrown);
+    }
+  }
+
+  /** Holds the process alive while accepts wait on a referenced listener. */
+  #updateHold(): void {
+    const hold = this.#ref && this.#waiters.length > 0 && !this.#closed;
+    if (hold === this.#holding) return;
+    this.#holding = hold;
+    if (hold) reactor.hold();
+    else reactor.release();
   }
 
   /**
@@ -145,11 +222,12 @@ export class Listener implements Target {
     reactor.unregister(this);
     sym.zev_close(loop, this.handle, 0);
     // Accepted in the last batch but never asked for: nobody will serve them.
-    for (const h of this.#ready.splice(0)) sym.zev_close(loop, h, 0);
-    for (const w of this.#waiters.splice(0)) {
-      w.release?.();
-      w.reject(new Closed("accept: the listener was closed"));
+    for (let h = this.#ready.shift(); h !== undefined; h = this.#ready.shift()) sym.zev_close(loop, h, 0);
+    for (const w of this.#waiters.drain()) {
+      this.#settle(w);
+      w.reject(new Closed(`accept on ${formatAddr(this.addr)}: the listener was closed`));
     }
+    this.#updateHold();
     for (const f of this.#onClose.splice(0)) f();
   }
 

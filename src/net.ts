@@ -4,11 +4,13 @@
  * @module
  */
 
-import { abiError, WOULD_BLOCK, type ZevError } from "./errors.ts";
+import { abiError, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { Listener } from "./listener.ts";
 import { Stream } from "./stream.ts";
-import { checkPort, literalHost, resolveHost } from "./addr.ts";
+import { formatAddr, literalHost, resolveHost } from "./addr.ts";
+import { cancelledOnEntry } from "./task.ts";
+import { checkPort, show } from "./validate.ts";
 
 const sym = reactor.native.sym;
 const loop = reactor.loop;
@@ -23,11 +25,23 @@ export interface ListenOptions {
   /** Kernel backlog of completed connections (capped; see the README's limits). */
   backlog?: number;
   /**
-   * Told when accepting fails in a way zev recovers from by itself: the process ran out
-   * of descriptors (EMFILE, ENFILE), so the listener is paused and retried shortly and
-   * as soon as a descriptor is closed. For logging; `stats().acceptPaused` counts them.
+   * Told each time accepting pauses in a way zev recovers from by itself: the process
+   * ran out of descriptors (EMFILE, ENFILE) or memory, or the loop's handle table is
+   * full, so the listener is paused and retried shortly (and as soon as a descriptor is
+   * closed). For logging; `stats().acceptPaused` counts them.
    */
   onAcceptError?: (error: ZevError) => void;
+}
+
+/** `host:port` for an IP literal, IPv6 in brackets. */
+function hostPort(host: string, port: number): string {
+  return formatAddr({ hostname: host, port, family: host.includes(":") ? 6 : 4 });
+}
+
+/** The error for a network access the runtime does not allow (Deno's `--allow-net`). */
+function checkPermission(host: string, port: number, what: string): void {
+  const denied = reactor.native.netPermission(host, port);
+  if (denied !== undefined) throw new ZevError("PermissionDenied", `${what}: ${denied}`);
 }
 
 /**
@@ -41,17 +55,24 @@ export interface ListenOptions {
  */
 export function listen(options: ListenOptions): Listener {
   const what = "listen";
-  if (typeof options !== "object" || options === null) throw new TypeError(`${what}: options must be an object`);
+  if (typeof options !== "object" || options === null) throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
   const port = checkPort(options.port, what, true);
   const host = literalHost(options.hostname ?? "0.0.0.0", what);
   if (host === undefined) {
-    throw new TypeError(`${what}: hostname must be an IP address or "localhost", not ${JSON.stringify(options.hostname)}`);
+    throw new TypeError(`${what}: hostname must be an IP address or "localhost", not ${show(options.hostname)}`);
   }
-  const bytes = encoder.encode(host);
   const backlog = options.backlog ?? 0;
-  if (!Number.isInteger(backlog) || backlog < 0) throw new RangeError(`${what}: invalid backlog ${backlog}`);
+  if (!Number.isInteger(backlog) || backlog < 0 || backlog > 2 ** 31 - 1) {
+    throw new RangeError(`${what}: invalid backlog ${show(backlog)}: expected an integer from 0 (the default) up`);
+  }
+  if (options.onAcceptError !== undefined && typeof options.onAcceptError !== "function") {
+    throw new TypeError(`${what}: onAcceptError must be a function, not ${show(options.onAcceptError)}`);
+  }
+  const where = hostPort(host, port);
+  checkPermission(host, port, `${what} on ${where}`);
+  const bytes = encoder.encode(host);
   const h = sym.zev_listen(loop, bytes, bytes.length, port, backlog);
-  if (h < 0) throw abiError(h, `${what} on ${host}:${port}`);
+  if (h < 0) throw abiError(h, `${what} on ${where}`);
   return new Listener(h, options.onAcceptError);
 }
 
@@ -60,12 +81,12 @@ export interface ConnectOptions {
   /** Host name or IP address. Default "127.0.0.1". */
   hostname?: string;
   port: number;
-  /** Reject with `Cancelled` when this signal aborts. */
+  /** Reject with `Cancelled` when this signal aborts (checked before anything is sent). */
   signal?: AbortSignal;
 }
 
 /**
- * Opens a TCP connection.
+ * Opens a TCP connection. Host names are resolved through the system's resolver.
  *
  * @example
  * ```ts
@@ -74,17 +95,28 @@ export interface ConnectOptions {
  */
 export async function connect(options: ConnectOptions): Promise<Stream> {
   const what = "connect";
-  if (typeof options !== "object" || options === null) throw new TypeError(`${what}: options must be an object`);
+  if (typeof options !== "object" || options === null) throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
   const port = checkPort(options.port, what, false);
-  const host = await resolveHost(options.hostname ?? "127.0.0.1", what);
+  const name = options.hostname ?? "127.0.0.1";
+  const signal = options.signal;
+  const cancelled = cancelledOnEntry(signal, what);
+  if (cancelled) throw cancelled;
+  const literal = literalHost(name, what);
+  // Deno asks about the name the program gave, before any lookup, as Deno.connect does.
+  checkPermission(literal ?? name, port, `${what} to ${literal === undefined ? `${name}:${port}` : hostPort(literal, port)}`);
+  const host = literal ?? await resolveHost(name, what);
+  const target = hostPort(host, port);
+  // The lookup may have taken a while: a cancel meanwhile sends no SYN.
+  const late = cancelledOnEntry(signal, what);
+  if (late) throw late;
   const bytes = encoder.encode(host);
   const h = sym.zev_connect(loop, bytes, bytes.length, port);
-  if (h < 0) throw abiError(h, `${what} to ${host}:${port}`);
+  if (h < 0) throw abiError(h, `${what} to ${target}`);
   const stream = new Stream(h);
   const status = sym.zev_status(loop, h);
   try {
-    if (status === WOULD_BLOCK) await stream.whenConnected(`${what} to ${host}:${port}`, options.signal);
-    else if (status < 0) throw abiError(status, `${what} to ${host}:${port}`);
+    if (status === WOULD_BLOCK) await stream.whenConnected(`${what} to ${target}`, signal);
+    else if (status < 0) throw abiError(status, `${what} to ${target}`);
   } catch (error) {
     stream.abort();
     throw error;

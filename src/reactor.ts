@@ -23,7 +23,7 @@
  */
 
 import { LIMIT, native, type Native, openParker, type Parker } from "../ffi/mod.ts";
-import { abiError } from "./errors.ts";
+import { abiError, setLastErrno } from "./errors.ts";
 import { outsideTasks, reportInternal } from "./task.ts";
 
 /** Something with a handle that the reactor delivers events to. */
@@ -324,4 +324,5 @@ function scheduleTick(tick: () => void): void {
 }
 
 /** This thread's reactor. */
+setLastErrno(() => native.sym.zev_last_errno());
 export const reactor: Reactor = await Reactor.open();

@@ -3,20 +3,27 @@
  * close, close.
  *
  * Reads and writes go straight to the native loop in the caller's turn: a read finds
- * buffered data or a write fits in the kernel's buffer without waiting for any event.
- * Only when the socket would block does the stream wait, for the one event it asked for.
+ * buffered data or a write fits in the kernel's buffer without waiting for any event,
+ * within the turn's budget (src/reactor.ts), so a peer that is always ready cannot starve
+ * timers and other tasks. Only when the socket would block does the stream wait, for the
+ * one event it asked for. Every call first honours an aborted signal or a pending cancel
+ * of its task.
  *
  * @module
  */
 
 import { LIMIT, READ, WRITE } from "../ffi/mod.ts";
-import { abiError, Closed, TimedOut, WOULD_BLOCK } from "./errors.ts";
+import { abiError, Closed, TimedOut, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { reactor, type Target } from "./reactor.ts";
-import { type Guard, guardWait, tieWait, untieWait } from "./task.ts";
-import { type Addr, readAddr } from "./addr.ts";
+import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
+import { type Addr, formatAddr, readAddr } from "./addr.ts";
+import { checkBytes, checkMs, checkOptions } from "./validate.ts";
+import { Waiter, WaitQueue } from "./wait_queue.ts";
 
 const sym = reactor.native.sym;
 const loop = reactor.loop;
+/** Write calls one stream may have pending at once (README: "Limits"). */
+export const MAX_PENDING_WRITES = sym.zev_limit(LIMIT.maxPendingWrites);
 
 /** Options of a single read. */
 export interface ReadOptions {
@@ -28,7 +35,10 @@ export interface ReadOptions {
 
 /** Options of a single write. */
 export interface WriteOptions {
-  /** Reject with `Cancelled` when this signal aborts (the stream is then closed). */
+  /**
+   * Reject with `Cancelled` when this signal aborts. If part of the data had been sent,
+   * the stream is closed too (its byte stream was cut).
+   */
   signal?: AbortSignal;
 }
 
@@ -41,19 +51,27 @@ export interface CloseOptions {
   timeout?: number;
 }
 
+/** A write waiting for room in the stream's queue. */
+class WriteWait extends Waiter {
+  guard: Guard | null = undefined;
+  constructor(
+    readonly stream: Stream,
+    readonly data: Uint8Array,
+    public offset: number,
+    readonly resolve: (n: number) => void,
+    readonly reject: (error: unknown) => void,
+  ) {
+    super();
+  }
+  cancel = (error: unknown): void => this.stream._cancelWrite(this, error);
+}
+
 interface PendingConnect {
   what: string;
   resolve: () => void;
   reject: (error: unknown) => void;
-  release: (() => void) | null;
-}
-
-interface PendingWrite {
-  data: Uint8Array;
-  offset: number;
-  resolve: (n: number) => void;
-  reject: (error: unknown) => void;
-  release: (() => void) | null;
+  guard: Guard | null;
+  cancel: (error: unknown) => void;
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
@@ -84,12 +102,22 @@ export class Stream implements Target {
   #readGuard: Guard | null = undefined;
   #readTimer: ReturnType<typeof setTimeout> | undefined;
   #cancelRead = (error: unknown): void => this.#endRead(error);
-  #writers: PendingWrite[] = [];
-  /** Waiting for the write queue to drain (close, closeWrite). */
+  #retryRead = (): void => {
+    if (this.#reading) this.#onReadable();
+  };
+  #writers = new WaitQueue<WriteWait>();
+  #retryWrite = (): void => {
+    if (this.#writers.length > 0) this.#onWritable();
+  };
+  /** Waiting for the write queue to drain (close, closeWrite): at most two. */
   #drainers: (() => void)[] = [];
   #writeClosed = false;
   #closed = false;
   #closing: Promise<void> | undefined;
+  #ref = true;
+  #holding = false;
+  #released = false;
+  #peer: string | undefined;
 
   /** @internal Streams come from `connect` and `Listener.accept`. */
   constructor(handle: number) {
@@ -97,9 +125,25 @@ export class Stream implements Target {
     reactor.register(this);
   }
 
-  /** Whether `close` has been called. */
+  /** Whether `close` (or `abort`) has been called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Lets the process exit while this stream waits (in `read`, `write`, `close`), as
+   * Node's and Deno's `unref`; `ref` undoes it. A new stream is referenced.
+   */
+  unref(): this {
+    this.#ref = false;
+    this.#updateHold();
+    return this;
+  }
+
+  ref(): this {
+    this.#ref = true;
+    this.#updateHold();
+    return this;
   }
 
   /**
@@ -121,9 +165,21 @@ export class Stream implements Target {
     return readAddr(this.handle, false, "stream.localAddr");
   }
 
-  /** The peer's address. */
+  /** The peer's address (known even after the peer reset the connection). */
   get remoteAddr(): Addr {
     return readAddr(this.handle, true, "stream.remoteAddr");
+  }
+
+  /** `read from 10.0.0.1:5000`: an operation and the peer, for messages. */
+  #what(op: string): string {
+    if (this.#peer === undefined) {
+      try {
+        this.#peer = formatAddr(this.remoteAddr);
+      } catch {
+        this.#peer = "a closed stream";
+      }
+    }
+    return `${op} ${op === "read" ? "from" : "to"} ${this.#peer}`;
   }
 
   /**
@@ -132,37 +188,52 @@ export class Stream implements Target {
    * leaves the stream usable: no byte is consumed by a read that did not resolve.
    */
   read(buf: Uint8Array, options?: ReadOptions): Promise<number | null> {
-    if (this.#closed) return Promise.reject(new Closed("read: the stream is closed"));
-    if (this.#reading) return Promise.reject(new Error("read: another read is already pending on this stream"));
-    if (!(buf instanceof Uint8Array) || buf.length === 0) {
-      return Promise.reject(new TypeError("read: buf must be a non-empty Uint8Array"));
+    let signal: AbortSignal | undefined, timeout: number | undefined;
+    try {
+      signal = checkOptions(options, "read")?.signal;
+      timeout = options?.timeout;
+      if (timeout !== undefined) checkMs(timeout, "read", "timeout");
+      checkBytes(buf, "read", "buf", false);
+      const cancelled = cancelledOnEntry(signal, "read");
+      if (cancelled) return Promise.reject(cancelled);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    const r = sym.zev_read(loop, this.handle, buf, buf.length);
-    if (r > 0) return Promise.resolve(r);
-    if (r === 0) return Promise.resolve(null);
-    if (r !== WOULD_BLOCK) return Promise.reject(abiError(r, "read"));
+    if (this.#closed) return Promise.reject(new Closed(`${this.#what("read")}: the stream is closed`));
+    if (this.#reading) {
+      return Promise.reject(new ZevError("Busy", `${this.#what("read")}: another read is already pending on this stream`));
+    }
+    const now = reactor.spend();
+    if (now) {
+      const r = sym.zev_read(loop, this.handle, buf, buf.length);
+      if (r > 0) return Promise.resolve(r);
+      if (r === 0) return Promise.resolve(null);
+      if (r !== WOULD_BLOCK) return Promise.reject(abiError(r, this.#what("read")));
+    }
     return new Promise((resolve, reject) => {
       this.#reading = true;
-      reactor.hold();
       this.#readBuf = buf;
       this.#readResolve = resolve;
       this.#readReject = reject;
-      this.#readGuard = tieWait(this.#cancelRead, options?.signal);
+      this.#readGuard = tieWait(this.#cancelRead, signal);
       if (this.#readGuard === null) return; // cancelled at once
-      const timeout = options?.timeout;
+      this.#updateHold();
       if (timeout !== undefined) {
-        this.#readTimer = setTimeout(() => this.#endRead(new TimedOut(`read: no data within ${timeout} ms`)), timeout);
+        this.#readTimer = setTimeout(() => this.#endRead(new TimedOut(`${this.#what("read")}: no data within ${timeout} ms`)), timeout);
       }
-      reactor.kick();
+      // The budget is spent: read on the next turn. Otherwise a READ event follows.
+      if (now) reactor.kick();
+      else reactor.defer(this.#retryRead);
     });
   }
 
   /** Reads until `buf` is full. Rejects if the stream ends first. */
   async readFull(buf: Uint8Array, options?: ReadOptions): Promise<Uint8Array> {
+    checkBytes(buf, "readFull", "buf", true);
     let got = 0;
     while (got < buf.length) {
       const n = await this.read(buf.subarray(got), options);
-      if (n === null) throw new Closed(`readFull: the stream ended after ${got} of ${buf.length} bytes`);
+      if (n === null) throw new Closed(`${this.#what("readFull")}: the stream ended after ${got} of ${buf.length} bytes`);
       got += n;
     }
     return buf;
@@ -178,7 +249,6 @@ export class Stream implements Target {
 
   #clearRead(): void {
     this.#reading = false;
-    reactor.release();
     this.#readBuf = EMPTY;
     this.#readResolve = this.#readReject = noop;
     untieWait(this.#readGuard, this.#cancelRead);
@@ -187,71 +257,101 @@ export class Stream implements Target {
       clearTimeout(this.#readTimer);
       this.#readTimer = undefined;
     }
+    this.#updateHold();
   }
 
   #onReadable(): void {
-    if (!this.#reading) return;
     const buf = this.#readBuf;
-    const r = sym.zev_read(loop, this.handle, buf, buf.length);
+    let r: number;
+    try {
+      r = sym.zev_read(loop, this.handle, buf, buf.length);
+    } catch (error) {
+      // The caller's buffer was detached (transferred) while the read waited.
+      return this.#endRead(error);
+    }
     if (r === WOULD_BLOCK) return; // spurious; the loop re-armed the interest
     const resolve = this.#readResolve, reject = this.#readReject;
     this.#clearRead();
     if (r > 0) resolve(r);
     else if (r === 0) resolve(null);
-    else reject(abiError(r, "read"));
+    else reject(abiError(r, this.#what("read")));
   }
 
   /**
    * Writes all of `data`. Resolves with `data.length` once every byte is in the kernel
    * or in the stream's write queue (bounded: see `Limits` in the README); until then the
-   * caller is held back, which is the backpressure. Writes are sent in call order.
+   * caller is held back, which is the backpressure. Writes are sent in call order. The
+   * stream keeps a reference to `data` (no copy) until the write resolves: do not
+   * change or transfer it before.
    */
   write(data: Uint8Array, options?: WriteOptions): Promise<number> {
-    if (this.#closed) return Promise.reject(new Closed("write: the stream is closed"));
-    if (this.#writeClosed) return Promise.reject(new Closed("write: the stream's write side is closed (closeWrite)"));
-    if (!(data instanceof Uint8Array)) return Promise.reject(new TypeError("write: data must be a Uint8Array"));
+    let signal: AbortSignal | undefined;
+    try {
+      signal = checkOptions(options, "write")?.signal;
+      checkBytes(data, "write", "data", true);
+      const cancelled = cancelledOnEntry(signal, "write");
+      if (cancelled) return Promise.reject(cancelled);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#closed) return Promise.reject(new Closed(`${this.#what("write")}: the stream is closed`));
+    if (this.#writeClosed) return Promise.reject(new Closed(`${this.#what("write")}: the stream's write side is closed (closeWrite)`));
     if (this.#writers.length === 0) {
+      if (!reactor.spend()) return this.#queueWrite(data, 0, signal, true);
       const r = data.length === 0 ? 0 : sym.zev_write(loop, this.handle, data, data.length);
       if (r === data.length) return Promise.resolve(r);
-      if (r < 0) return Promise.reject(abiError(r, "write"));
-      return this.#queueWrite(data, r, options);
+      if (r < 0) return Promise.reject(abiError(r, this.#what("write")));
+      return this.#queueWrite(data, r, signal, false);
     }
-    return this.#queueWrite(data, 0, options);
+    if (this.#writers.length >= MAX_PENDING_WRITES) {
+      return Promise.reject(
+        new ZevError("Limit", `${this.#what("write")}: ${MAX_PENDING_WRITES} writes are already pending on this stream; await them`),
+      );
+    }
+    return this.#queueWrite(data, 0, signal, false);
   }
 
-  #queueWrite(data: Uint8Array, offset: number, options: WriteOptions | undefined): Promise<number> {
+  #queueWrite(data: Uint8Array, offset: number, signal: AbortSignal | undefined, deferred: boolean): Promise<number> {
     return new Promise((resolve, reject) => {
-      const pending: PendingWrite = {
-        data,
-        offset,
-        resolve: (n) => (reactor.release(), resolve(n)),
-        reject: (e) => (reactor.release(), reject(e)),
-        release: null,
-      };
-      reactor.hold();
-      this.#writers.push(pending);
-      pending.release = guardWait((error) => {
-        // Part of the data may be sent already: the byte stream is broken, so close it.
-        const i = this.#writers.indexOf(pending);
-        if (i < 0) return;
-        this.#writers.splice(i, 1);
-        pending.reject(error);
-        this.abort();
-      }, options?.signal);
-      reactor.kick();
+      const w = new WriteWait(this, data, offset, resolve, reject);
+      w.guard = tieWait(w.cancel, signal);
+      if (w.guard === null) return; // cancelled at once
+      this.#writers.push(w);
+      this.#updateHold();
+      if (deferred) reactor.defer(this.#retryWrite);
+      else reactor.kick();
     });
   }
 
+  /** @internal A pending write was cancelled. */
+  _cancelWrite(w: WriteWait, error: unknown): void {
+    if (!this.#writers.remove(w)) return;
+    w.reject(error);
+    // Part of it may be sent already: the byte stream is cut, so close it.
+    if (w.offset > 0) this.abort();
+    else this.#updateHold();
+  }
+
   #onWritable(): void {
-    while (this.#writers.length > 0) {
-      const w = this.#writers[0];
+    for (let w = this.#writers.peek(); w !== null; w = this.#writers.peek()) {
       const rest = w.data.subarray(w.offset);
-      const r = sym.zev_write(loop, this.handle, rest, rest.length);
+      let r: number;
+      try {
+        r = sym.zev_write(loop, this.handle, rest, rest.length);
+      } catch (error) {
+        // The caller's buffer was detached (transferred) while the write waited: this
+        // write fails, and since its bytes are gone mid-stream, so does the stream.
+        this.#writers.shift();
+        untieWait(w.guard, w.cancel);
+        w.reject(error);
+        this.abort();
+        return;
+      }
       if (r < 0) {
         if (r === WOULD_BLOCK) return;
-        const error = abiError(r, "write");
-        for (const pending of this.#writers.splice(0)) {
-          pending.release?.();
+        const error = abiError(r, this.#what("write"));
+        for (const pending of this.#writers.drain()) {
+          untieWait(pending.guard, pending.cancel);
           pending.reject(error);
         }
         break;
@@ -259,17 +359,18 @@ export class Stream implements Target {
       w.offset += r;
       if (w.offset < w.data.length) return; // the queue is full again: wait for WRITE
       this.#writers.shift();
-      w.release?.();
+      untieWait(w.guard, w.cancel);
       w.resolve(w.data.length);
     }
+    this.#updateHold();
     this.#checkDrained();
   }
 
   /** Resolves when every write has been handed over and the queue is empty. */
   #drained(): Promise<void> {
     return new Promise((resolve) => {
-      reactor.hold();
-      this.#drainers.push(() => (reactor.release(), resolve()));
+      this.#drainers.push(resolve);
+      this.#updateHold();
       this.#checkDrained();
     });
   }
@@ -281,7 +382,19 @@ export class Stream implements Target {
       reactor.kick();
       return; // a WRITE event follows when the queue is empty
     }
-    for (const resolve of this.#drainers.splice(0)) resolve();
+    const drainers = this.#drainers.splice(0);
+    this.#updateHold();
+    for (const resolve of drainers) resolve();
+  }
+
+  /** Holds the process alive while a referenced stream has an operation pending. */
+  #updateHold(): void {
+    const busy = this.#reading || this.#writers.length > 0 || this.#drainers.length > 0 || this.#connecting !== undefined;
+    const hold = this.#ref && busy && !this.#released;
+    if (hold === this.#holding) return;
+    this.#holding = hold;
+    if (hold) reactor.hold();
+    else reactor.release();
   }
 
   /**
@@ -289,13 +402,13 @@ export class Stream implements Target {
    * the end of stream, and this side can still read. Later writes reject with `Closed`.
    */
   async closeWrite(): Promise<void> {
-    if (this.#closed) throw new Closed("closeWrite: the stream is closed");
+    if (this.#closed) throw new Closed(`${this.#what("closeWrite")}: the stream is closed`);
     if (this.#writeClosed) return;
     this.#writeClosed = true;
     // Pending writes finish first; the loop sends the FIN after the queued bytes.
     if (this.#writers.length > 0) await this.#drained();
     const r = sym.zev_shutdown(loop, this.handle);
-    if (r < 0 && !this.#closed) throw abiError(r, "closeWrite");
+    if (r < 0 && !this.#closed) throw abiError(r, this.#what("closeWrite"));
   }
 
   /**
@@ -304,13 +417,20 @@ export class Stream implements Target {
    */
   close(options?: CloseOptions): Promise<void> {
     if (this.#closing) return this.#closing;
+    let timeout = DEFAULT_CLOSE_TIMEOUT_MS;
+    try {
+      const t = checkOptions(options, "close")?.timeout;
+      if (t !== undefined) timeout = checkMs(t, "close", "timeout");
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#closed = true;
-    this.#closing = this.#close(options?.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS);
+    this.#closing = this.#close(timeout);
     return this.#closing;
   }
 
   async #close(timeoutMs: number): Promise<void> {
-    if (this.#reading) this.#endRead(new Closed("read: the stream was closed while reading"));
+    if (this.#reading) this.#endRead(new Closed(`${this.#what("read")}: the stream was closed while reading`));
     let reset = false;
     if (this.#writers.length > 0 || sym.zev_flush(loop, this.handle) > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -325,49 +445,54 @@ export class Stream implements Target {
   abort(): void {
     this.#closed = true;
     this.#closing ??= Promise.resolve();
-    if (this.#reading) this.#endRead(new Closed("read: the stream was aborted while reading"));
+    if (this.#reading) this.#endRead(new Closed(`${this.#what("read")}: the stream was aborted while reading`));
     this.#release(true);
   }
 
   #release(reset: boolean): void {
-    if (reactor.unregister(this)) {
-      for (const pending of this.#writers.splice(0)) {
-        pending.release?.();
-        pending.reject(new Closed("write: the stream was closed before the data was sent"));
-      }
-      for (const resolve of this.#drainers.splice(0)) resolve();
-      sym.zev_close(loop, this.handle, reset ? 1 : 0);
+    if (!reactor.unregister(this)) return;
+    this.#released = true;
+    for (const pending of this.#writers.drain()) {
+      untieWait(pending.guard, pending.cancel);
+      pending.reject(new Closed(`${this.#what("write")}: the stream was closed before the data was sent`));
     }
+    const drainers = this.#drainers.splice(0);
+    if (this.#connecting) this.#endConnect(new Closed(`${this.#connecting.what}: the stream was closed`));
+    this.#updateHold();
+    for (const resolve of drainers) resolve();
+    sym.zev_close(loop, this.handle, reset ? 1 : 0);
   }
 
   /** @internal Waits for the connect under way; rejects with its error. */
   whenConnected(what: string, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
-      const pending: PendingConnect = {
-        what,
-        resolve: () => (reactor.release(), resolve()),
-        reject: (e) => (reactor.release(), reject(e)),
-        release: null,
-      };
-      reactor.hold();
+      const pending: PendingConnect = { what, resolve, reject, guard: undefined, cancel: (error) => this.#endConnect(error) };
+      pending.guard = tieWait(pending.cancel, signal);
+      if (pending.guard === null) return;
       this.#connecting = pending;
-      pending.release = guardWait((error) => {
-        if (this.#connecting !== pending) return;
-        this.#connecting = undefined;
-        pending.reject(error);
-      }, signal);
+      this.#updateHold();
       reactor.kick();
     });
+  }
+
+  #endConnect(error: unknown): void {
+    const pending = this.#connecting;
+    if (!pending) return;
+    this.#connecting = undefined;
+    untieWait(pending.guard, pending.cancel);
+    this.#updateHold();
+    pending.reject(error);
   }
 
   #onConnected(): void {
     const pending = this.#connecting!;
     const status = sym.zev_status(loop, this.handle);
     if (status === WOULD_BLOCK) return;
+    if (status !== 0) return this.#endConnect(abiError(status, pending.what));
     this.#connecting = undefined;
-    pending.release?.();
-    if (status === 0) pending.resolve();
-    else pending.reject(abiError(status, pending.what));
+    untieWait(pending.guard, pending.cancel);
+    this.#updateHold();
+    pending.resolve();
   }
 
   /** @internal */
@@ -376,7 +501,7 @@ export class Stream implements Target {
       if (flags & WRITE) this.#onConnected();
       return;
     }
-    if (flags & READ) this.#onReadable();
+    if (flags & READ && this.#reading) this.#onReadable();
     if (flags & WRITE) {
       if (this.#writers.length > 0) this.#onWritable();
       else this.#checkDrained();

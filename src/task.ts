@@ -19,8 +19,16 @@ import { Cancelled } from "./errors.ts";
 /** Receives the errors of the tasks it supervises. */
 export type Supervisor = (error: unknown, task: Task<unknown>) => void;
 
+/** Errors that are routine for a server (a peer went away): one line, no stack. */
+const ROUTINE = new Set(["ConnectionReset", "BrokenPipe", "TimedOut"]);
+
 let defaultSupervisor: Supervisor = (error, task) => {
-  console.error(`zev: task ${task.name} failed:`, error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (error instanceof Error && typeof code === "string" && ROUTINE.has(code)) {
+    console.error(`zev: task ${task.name}: ${error.message}`);
+  } else {
+    console.error(`zev: task ${task.name} failed:`, error);
+  }
 };
 
 /** Sets the supervisor of tasks that have no other (the default logs to stderr). */
@@ -38,6 +46,12 @@ type CancelWait = (error: Cancelled) => void;
 export class Task<T> {
   readonly name: string;
   readonly supervisor: Supervisor;
+  /**
+   * @internal Whether the task's own error goes to its supervisor. `withDeadline` hands
+   * its task's error to its caller instead, until the deadline has passed.
+   */
+  reportsErrors = true;
+  #cancelled = false;
   #controller: AbortController | undefined;
   /** The task's pending waits: nearly always one, so one slot and a set for the rest. */
   #wait: CancelWait | undefined;
@@ -82,12 +96,20 @@ export class Task<T> {
     return this.#state !== 0;
   }
 
+  /** Whether `cancel` has been called. */
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
   /**
-   * Cancels the task: its current zev wait (or its next) rejects with `Cancelled`
-   * carrying `reason`, and `signal` aborts. Does nothing once the task has settled.
+   * Cancels the task: its current zev wait (or its next zev call) rejects with
+   * `Cancelled` carrying `reason`, and `signal` aborts. A task is cancelled once: later
+   * calls do nothing, so the cleanup a task runs after catching `Cancelled` is not
+   * cancelled in turn. Does nothing once the task has settled.
    */
   cancel(reason?: unknown): void {
-    if (this.#state !== 0) return;
+    if (this.#state !== 0 || this.#cancelled) return;
+    this.#cancelled = true;
     const error = new Cancelled(reason ?? `task ${this.name} was cancelled`);
     const signal = this.signal;
     if (!signal.aborted) this.#controller!.abort(error);
@@ -121,12 +143,19 @@ export class Task<T> {
     this.#state = 2;
     this.#outcome = error;
     this.#reject?.(error);
-    if (error instanceof Cancelled) return;
+    if (error instanceof Cancelled || !this.reportsErrors) return;
     try {
       this.supervisor(error, this as Task<unknown>);
     } catch (inner) {
       console.error(`zev: the supervisor of task ${this.name} threw:`, inner);
     }
+  }
+
+  /** @internal Takes the cancel not yet delivered, if any (a zev call delivers it). */
+  takePendingCancel(): Cancelled | undefined {
+    const pending = this.#pendingCancel;
+    this.#pendingCancel = undefined;
+    return pending;
   }
 
   /** @internal Registers a wait of this task; returns false if a cancel was pending. */
@@ -165,6 +194,19 @@ export function reportInternal(error: unknown): void {
 /** The running task, if the caller runs inside one. */
 export function currentTask(): Task<unknown> | undefined {
   return current.getStore();
+}
+
+/**
+ * What every zev call checks before it does anything: an aborted `signal`, or a cancel
+ * of the calling task not yet delivered. Returns the `Cancelled` to reject with (the
+ * task's cancel is delivered, and so consumed, here), or undefined to go on.
+ */
+export function cancelledOnEntry(signal: AbortSignal | undefined, what: string): Cancelled | undefined {
+  if (signal !== undefined) {
+    if (!(signal instanceof AbortSignal)) throw new TypeError(`${what}: options.signal must be an AbortSignal`);
+    if (signal.aborted) return new Cancelled(signal.reason);
+  }
+  return current.getStore()?.takePendingCancel();
 }
 
 /** A wait tied to a signal (and maybe a task): undone by `releaseWait`. */

@@ -83,6 +83,7 @@ pub export fn zev_limit(which: u32) i32 {
         6 => limits.listen_backlog,
         7 => limits.accept_backoff_max_ms,
         8 => limits.max_loops,
+        9 => limits.max_pending_writes,
         else => return fail(error.InvalidArgument),
     };
     return @intCast(v);

@@ -24,6 +24,8 @@ pub const Error = error{
     TooManyOpenFiles,
     PermissionDenied,
     Unreachable,
+    /// The network failed a connection (EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EOPNOTSUPP).
+    NetworkError,
     NotConnected,
     NoMemory,
     InProgress,
@@ -57,8 +59,18 @@ pub fn code(err: Error) i32 {
         error.InProgress => -19,
         error.Interrupted => -20,
         error.Unsupported => -21,
+        error.NetworkError => -22,
         error.Unexpected => -99,
     };
+}
+
+/// The errors accept(2) says to treat like EAGAIN, beyond those mapped to Unreachable;
+/// not every OS has every one (macOS has no ENONET).
+fn isNetworkErrno(e: posix.E) bool {
+    inline for (.{ "PROTO", "NOPROTOOPT", "HOSTDOWN", "NONET", "OPNOTSUPP" }) |name| {
+        if (@hasField(posix.E, name) and e == @field(posix.E, name)) return true;
+    }
+    return false;
 }
 
 /// The last errno that had no mapping, for diagnostics (`zev_last_errno`).
@@ -66,6 +78,7 @@ pub var last_unexpected_errno = std.atomic.Value(i32).init(0);
 
 /// Classifies an errno. Unknown values become `Unexpected` and are remembered.
 pub fn fromErrno(e: posix.E) Error {
+    if (isNetworkErrno(e)) return error.NetworkError;
     return switch (e) {
         .AGAIN => error.WouldBlock,
         .INTR => error.Interrupted,
@@ -105,6 +118,8 @@ test "errors: errno classification" {
     try std.testing.expectEqual(error.WouldBlock, fromErrno(.AGAIN));
     try std.testing.expectEqual(error.ConnectionReset, fromErrno(.CONNRESET));
     try std.testing.expectEqual(error.TooManyOpenFiles, fromErrno(.MFILE));
+    try std.testing.expectEqual(error.NetworkError, fromErrno(.PROTO));
+    try std.testing.expectEqual(error.Unreachable, fromErrno(.HOSTUNREACH));
     try std.testing.expectEqual(error.Unexpected, fromErrno(.NOEXEC));
     try std.testing.expect(last_unexpected_errno.load(.monotonic) == @intFromEnum(posix.E.NOEXEC));
 }

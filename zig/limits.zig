@@ -33,5 +33,6 @@ pub const listen_backlog: u32 = 4096;
 pub const accept_backoff_first_ms: u32 = 1;
 pub const accept_backoff_max_ms: u32 = 100;
 
-/// Listeners one loop can hold paused (for EMFILE) at the same time.
-pub const max_paused_listeners: u32 = 256;
+/// Write calls one stream may have waiting at once (in mod.ts): each holds the caller's
+/// buffer, so their number is bounded too. Past it, `write` rejects with `Limit`.
+pub const max_pending_writes: u32 = 1024;

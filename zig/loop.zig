@@ -37,6 +37,9 @@ pub const Flag = struct {
     pub const write: u32 = 2;
     /// A listener that wanted connections has some pending.
     pub const accept: u32 = 4;
+    /// A listener was paused since the last poll (out of descriptors or memory, or the
+    /// handle table full); `status` on it tells why. One notice per pause.
+    pub const paused: u32 = 8;
 };
 
 const no_deadline: i64 = std.math.maxInt(i64);
@@ -70,6 +73,16 @@ const Socket = struct {
     paused: bool = false,
     resume_at_ns: i64 = 0,
     backoff_ms: u32 = 0,
+    /// The next paused listener (a handle; 0 ends the list).
+    next_paused: u32 = 0,
+    /// Why the listener was last paused, not yet told through a `paused` flag (then
+    /// `notice_next` links it into the loop's list of notices).
+    pause_reason: ?Error = null,
+    notice_pending: bool = false,
+    notice_next: u32 = 0,
+    /// The peer's address (ABI layout), kept from accept or connect: after a reset the
+    /// kernel no longer tells it, and error messages still name it.
+    peer: [address.abi_len]u8 = @splat(0),
 };
 
 /// Counters for the application and the tests (`zev_stats`); order is ABI.
@@ -94,9 +107,11 @@ pub const Loop = struct {
     sockets: handles.Table(Socket),
     events: [limits.max_events_per_poll]backend.Event = undefined,
     stats: Stats = .{},
-    /// Paused listeners, found without scanning the table.
-    paused: [limits.max_paused_listeners]u32 = undefined,
-    paused_len: u32 = 0,
+    /// Paused listeners, linked through `next_paused`: found without scanning the table,
+    /// and as many as there are listeners.
+    paused_head: u32 = 0,
+    /// Listeners with a pause not yet told, linked through `notice_next`.
+    notices_head: u32 = 0,
     /// Earliest resume time of a paused listener; read by `park` on another thread.
     resume_due_ns: std.atomic.Value(i64) = .init(no_deadline),
     /// The kernel-delivered wake (Linux with io_uring), made when the loop opens, or the
@@ -172,15 +187,17 @@ pub const Loop = struct {
         var count: usize = 0;
         var attempts: usize = 0;
         while (attempts < max) : (attempts += 1) {
-            const fd = sys.accept(l.fd) catch |err| switch (err) {
+            var peer: std.posix.sockaddr.storage = undefined;
+            const fd = sys.accept(l.fd, &peer) catch |err| switch (err) {
                 error.WouldBlock => break,
-                // The connection died between the handshake and accept: skip it.
-                error.ConnectionReset, error.PermissionDenied, error.Unreachable => {
+                // The connection died between the handshake and accept, or the network
+                // failed it (accept(2): treat these like EAGAIN): skip it, take the next.
+                error.ConnectionReset, error.PermissionDenied, error.Unreachable, error.NetworkError => {
                     self.stats.accept_skipped += 1;
                     continue;
                 },
                 error.TooManyOpenFiles, error.NoMemory => {
-                    try self.pause(lh, l);
+                    self.pause(lh, l, err);
                     if (count == 0) return err;
                     break;
                 },
@@ -194,9 +211,11 @@ pub const Loop = struct {
                 // than leave it in the backlog, and back off like for EMFILE.
                 sys.close(fd);
                 self.stats.accept_rejected += 1;
-                try self.pause(lh, l);
+                self.pause(lh, l, error.Limit);
                 break;
             };
+            const s = self.sockets.get(h).?;
+            address.write(&peer, &s.peer) catch {};
             self.poller.addStream(fd, h) catch {
                 self.sockets.remove(h);
                 sys.close(fd);
@@ -217,54 +236,82 @@ pub const Loop = struct {
     }
 
     /// Stops polling a listener that cannot accept (no descriptors), so that level
-    /// triggering does not spin, and schedules a retry with a doubling backoff.
-    fn pause(self: *Loop, lh: u32, l: *Socket) Error!void {
+    /// triggering does not spin, and schedules a retry with a doubling backoff. The next
+    /// poll tells the caller (`Flag.paused`), once per pause.
+    pub fn pause(self: *Loop, lh: u32, l: *Socket, reason: Error) void {
         self.stats.accept_paused += 1;
+        l.pause_reason = reason;
+        if (!l.notice_pending) {
+            l.notice_pending = true;
+            l.notice_next = self.notices_head;
+            self.notices_head = lh;
+        }
         if (l.paused) return;
-        if (self.paused_len == self.paused.len) return error.Limit;
         l.backoff_ms = if (l.backoff_ms == 0) limits.accept_backoff_first_ms else @min(l.backoff_ms * 2, limits.accept_backoff_max_ms);
         l.resume_at_ns = sys.monotonicNs() + @as(i64, l.backoff_ms) * std.time.ns_per_ms;
-        if (l.armed) try self.poller.armListener(l.fd, lh, listener_edge_single, false);
+        // If disarming fails the listener stays armed: the next poll reports it, and the
+        // caller's accept pauses it again. Nothing is lost either way.
+        if (l.armed) self.poller.armListener(l.fd, lh, listener_edge_single, false) catch {};
         l.armed = false;
         l.paused = true;
-        self.paused[self.paused_len] = lh;
-        self.paused_len += 1;
+        l.next_paused = self.paused_head;
+        self.paused_head = lh;
         self.updateResumeDue();
     }
 
     /// Resumes paused listeners that are due (all of them when `now` is maxInt).
     fn resumeDue(self: *Loop, now: i64) void {
-        var i: u32 = 0;
-        while (i < self.paused_len) {
-            const lh = self.paused[i];
-            const l = self.sockets.get(lh) orelse {
-                self.dropPaused(i);
-                continue;
-            };
+        var prev: ?*Socket = null;
+        var lh = self.paused_head;
+        while (lh != 0) {
+            const l = self.sockets.get(lh).?;
+            const next = l.next_paused;
             if (l.resume_at_ns > now) {
-                i += 1;
-                continue;
+                prev = l;
+            } else {
+                if (prev) |p| p.next_paused = next else self.paused_head = next;
+                l.paused = false;
+                l.next_paused = 0;
+                // If re-arming fails the listener stays quiet; its next accept() re-arms it.
+                if (self.poller.armListener(l.fd, lh, listener_edge_single, true)) |_| {
+                    l.armed = true;
+                } else |_| {}
             }
-            self.dropPaused(i);
-            l.paused = false;
-            // If re-arming fails the listener stays quiet; its next accept() call re-arms it.
-            self.poller.armListener(l.fd, lh, listener_edge_single, true) catch continue;
-            l.armed = true;
+            lh = next;
         }
         self.updateResumeDue();
     }
 
-    fn dropPaused(self: *Loop, i: u32) void {
-        self.paused_len -= 1;
-        self.paused[i] = self.paused[self.paused_len];
+    /// Takes a listener out of the paused and notice lists (it is closing).
+    fn unlinkListener(self: *Loop, lh: u32, l: *Socket) void {
+        if (l.paused) {
+            l.resume_at_ns = std.math.minInt(i64);
+            self.resumeDue(std.math.minInt(i64));
+        }
+        if (l.notice_pending) {
+            var link = &self.notices_head;
+            while (link.* != lh) link = &self.sockets.get(link.*).?.notice_next;
+            link.* = l.notice_next;
+            l.notice_pending = false;
+        }
     }
 
     fn updateResumeDue(self: *Loop) void {
         var due: i64 = no_deadline;
-        for (self.paused[0..self.paused_len]) |lh| {
-            if (self.sockets.get(lh)) |l| due = @min(due, l.resume_at_ns);
+        var lh = self.paused_head;
+        while (lh != 0) {
+            const l = self.sockets.get(lh).?;
+            due = @min(due, l.resume_at_ns);
+            lh = l.next_paused;
         }
         self.resume_due_ns.store(due, .release);
+    }
+
+    /// Why a listener was last paused (and forgets it), or null.
+    pub fn pauseReason(self: *Loop, lh: u32) Error!?Error {
+        const l = try self.get(lh, .listener);
+        defer l.pause_reason = null;
+        return l.pause_reason;
     }
 
     // ---- streams -----------------------------------------------------------------
@@ -286,11 +333,22 @@ pub const Loop = struct {
         };
         const h = try self.sockets.insert(.{ .fd = fd, .kind = .stream, .connecting = connecting, .writable = !connecting });
         errdefer self.sockets.remove(h);
+        var storage: std.posix.sockaddr.storage = undefined;
+        const len = addr.getOsSockLen();
+        @memcpy(std.mem.asBytes(&storage)[0..len], @as([*]const u8, @ptrCast(&addr.any))[0..len]);
+        try address.write(&storage, &self.sockets.get(h).?.peer);
         try self.poller.addStream(fd, h);
         return h;
     }
 
+    /// A stream: 0 when connected and healthy, `WouldBlock` while connecting, or the error
+    /// that ended it. A listener: why it was last paused (once), or 0.
     pub fn status(self: *Loop, h: u32) Error!void {
+        const any = self.sockets.get(h) orelse return error.BadHandle;
+        if (any.kind == .listener) {
+            if (try self.pauseReason(h)) |reason| return reason;
+            return;
+        }
         const s = try self.get(h, .stream);
         if (s.connecting) {
             s.want_write = true;
@@ -393,18 +451,23 @@ pub const Loop = struct {
     /// waits for `flush` to reach 0 first (mod.ts does). `reset` sends RST instead of FIN.
     pub fn close(self: *Loop, h: u32, reset: bool) Error!void {
         const s = self.sockets.get(h) orelse return error.BadHandle;
+        if (s.kind == .listener) self.unlinkListener(h, s);
         self.stats.queued_bytes -= s.queue.len();
         s.queue.deinit(self.allocator);
         if (reset and s.kind == .stream) sys.setLingerZero(s.fd) catch {};
         sys.close(s.fd);
         self.sockets.remove(h);
         // A descriptor came free: a listener paused for EMFILE can accept again now.
-        if (self.paused_len > 0) self.resumeDue(std.math.maxInt(i64));
+        if (self.paused_head != 0) self.resumeDue(std.math.maxInt(i64));
     }
 
     pub fn addressOf(self: *Loop, h: u32, peer: bool, out: *[address.abi_len]u8) Error!void {
         const s = self.sockets.get(h) orelse return error.BadHandle;
         if (peer and s.kind != .stream) return error.WrongKind;
+        if (peer) {
+            out.* = s.peer;
+            return;
+        }
         var storage: std.posix.sockaddr.storage = undefined;
         try sys.sockName(s.fd, &storage, peer);
         try address.write(&storage, out);
@@ -447,7 +510,7 @@ pub const Loop = struct {
     /// `out`, at most `out.len / 2` of them. Returns the number of pairs.
     pub fn poll(self: *Loop, out: []u32, timeout_ms: i32) Error!usize {
         self.stats.polls += 1;
-        if (self.paused_len > 0) self.resumeDue(sys.monotonicNs());
+        if (self.paused_head != 0) self.resumeDue(sys.monotonicNs());
         const cap = @min(out.len / 2, self.events.len);
         if (cap == 0) return error.InvalidArgument;
         const n = try self.poller.wait(self.events[0..cap], clampTimeout(timeout_ms, self.resume_due_ns.load(.acquire)));
@@ -462,6 +525,17 @@ pub const Loop = struct {
             if (flags == 0) continue;
             out[2 * count] = ev.token;
             out[2 * count + 1] = flags;
+            count += 1;
+        }
+        // Pauses not yet told, as far as `out` has room; the rest in the next poll.
+        while (self.notices_head != 0 and count < out.len / 2) {
+            const lh = self.notices_head;
+            const l = self.sockets.get(lh).?;
+            self.notices_head = l.notice_next;
+            l.notice_pending = false;
+            l.notice_next = 0;
+            out[2 * count] = lh;
+            out[2 * count + 1] = Flag.paused;
             count += 1;
         }
         return count;

@@ -95,17 +95,20 @@ pub fn listen(fd: fd_t, backlog: u32) Error!void {
     _ = try check(system.listen(fd, @intCast(backlog)));
 }
 
-/// Accepts one pending connection as a nonblocking, close-on-exec socket.
-pub fn accept(fd: fd_t) Error!fd_t {
+/// Accepts one pending connection as a nonblocking, close-on-exec socket; the peer's
+/// address is written to `peer`.
+pub fn accept(fd: fd_t, peer: *posix.sockaddr.storage) Error!fd_t {
+    var len: posix.socklen_t = @sizeOf(posix.sockaddr.storage);
+    const p: *posix.sockaddr = @ptrCast(peer);
     if (comptime is_darwin) {
-        const conn: fd_t = @intCast(try retry(system.accept, .{ fd, null, null }));
+        const conn: fd_t = @intCast(try retry(system.accept, .{ fd, p, &len }));
         errdefer close(conn);
         try setNonblockCloexec(conn);
         try setInt(conn, posix.SOL.SOCKET, posix.SO.NOSIGPIPE, 1);
         return conn;
     }
     const flags = posix.SOCK.NONBLOCK | posix.SOCK.CLOEXEC;
-    return @intCast(try retry(system.accept4, .{ fd, null, null, flags }));
+    return @intCast(try retry(system.accept4, .{ fd, p, &len, flags }));
 }
 
 pub fn connect(fd: fd_t, addr: *const posix.sockaddr, len: posix.socklen_t) Error!void {

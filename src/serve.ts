@@ -1,0 +1,72 @@
+/**
+ * `serve`, after Janet's `net/server`: listen and run an accept loop in one call, with a
+ * graceful shutdown.
+ *
+ * @module
+ */
+
+import type { Addr } from "./addr.ts";
+import { AcceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./accept_loop.ts";
+import { listen, type ListenOptions } from "./net.ts";
+import type { Stream } from "./stream.ts";
+import { show } from "./validate.ts";
+
+/** Options of `serve`: those of `listen` and of `acceptLoop`. */
+export interface ServeOptions extends ListenOptions, AcceptLoopOptions {}
+
+/** A running server, from `serve`. */
+export interface Server {
+  /** The address it listens on. */
+  readonly addr: Addr;
+  /** Connection handlers still running. */
+  readonly connections: number;
+  /**
+   * Resolves when the server has stopped: after `close`, or once its listener was closed
+   * otherwise and the last handler has finished.
+   */
+  readonly finished: Promise<void>;
+  /**
+   * Stops accepting, lets running handlers finish within `gracePeriod` (default 10 s),
+   * then cancels the rest and resets their streams. Calling it again returns the same
+   * promise.
+   */
+  close(options?: ShutdownOptions): Promise<void>;
+  /** `await using server = serve(...)` closes it (with the default grace period). */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Listens and runs `handler(stream)` as a supervised task for each connection.
+ *
+ * @example
+ * ```ts
+ * const server = serve({ hostname: "127.0.0.1", port: 8080 }, async (stream) => {
+ *   const buf = new Uint8Array(4096);
+ *   for (let n; (n = await stream.read(buf)) !== null;) await stream.write(buf.subarray(0, n));
+ * });
+ * process.on("SIGINT", () => server.close({ gracePeriod: 5000 }));
+ * await server.finished;
+ * ```
+ */
+export function serve(options: ServeOptions, handler: (stream: Stream) => unknown): Server {
+  if (typeof handler !== "function") throw new TypeError(`serve: handler must be a function, not ${show(handler)}`);
+  const listener = listen(options);
+  const loop = new AcceptLoop(listener, handler, { supervisor: options.supervisor });
+  let closing: Promise<void> | undefined;
+  let finish: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  loop.done.then(() => loop.whenIdle()).then(() => finish());
+  const close = (shutdown?: ShutdownOptions): Promise<void> => {
+    closing ??= loop.shutdown(shutdown).then(() => finish());
+    return closing;
+  };
+  return {
+    addr: listener.addr,
+    get connections() {
+      return loop.connections;
+    },
+    finished,
+    close,
+    [Symbol.asyncDispose]: () => close(),
+  };
+}
