@@ -138,11 +138,26 @@ export class Channel<T> {
     return this.#closed;
   }
 
+  /** Takes (and select take clauses) waiting on this channel now. */
+  get takers(): number {
+    return this.#takers.length;
+  }
+
+  /** Gives (and select give clauses) waiting on this channel now. */
+  get givers(): number {
+    return this.#givers.length;
+  }
+
   /** Puts `value` in the channel, waiting while it is full. Rejects with `Closed` once closed. */
   give(value: T, options?: ChannelWaitOptions): Promise<void> {
-    const signal = checkOptions(options, "give")?.signal;
-    const cancelled = cancelledOnEntry(signal, "give");
-    if (cancelled) return Promise.reject(cancelled);
+    let signal: AbortSignal | undefined;
+    try {
+      signal = checkOptions(options, "give")?.signal;
+      const cancelled = cancelledOnEntry(signal, "give");
+      if (cancelled) return Promise.reject(cancelled);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#closed) return Promise.reject(new Closed("give: the channel is closed"));
     if (this.#givers.length === 0 && this.#canTakeGive() && reactor.spend()) {
       this.#giveNow(value);
@@ -159,9 +174,14 @@ export class Channel<T> {
 
   /** Takes the oldest item, waiting while the channel is empty. Rejects once closed and empty. */
   take(options?: ChannelWaitOptions): Promise<T> {
-    const signal = checkOptions(options, "take")?.signal;
-    const cancelled = cancelledOnEntry(signal, "take");
-    if (cancelled) return Promise.reject(cancelled);
+    let signal: AbortSignal | undefined;
+    try {
+      signal = checkOptions(options, "take")?.signal;
+      const cancelled = cancelledOnEntry(signal, "take");
+      if (cancelled) return Promise.reject(cancelled);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#takers.length === 0 && this.#hasValue() && reactor.spend()) return Promise.resolve(this.#takeNow());
     if (this.#closed && !this.#hasValue()) return Promise.reject(new Closed("take: the channel is closed"));
     return new Promise<T>((resolve, reject) => {
@@ -367,16 +387,24 @@ export function select<const C extends readonly SelectClause[]>(
   ...args: [...C] | [...C, ChannelWaitOptions]
 ): Promise<SelectResult<C[number]>> {
   const last = args[args.length - 1];
-  const hasOptions = args.length > 0 && !(last instanceof Channel) && !Array.isArray(last);
+  const hasOptions = typeof last === "object" && last !== null && !(last instanceof Channel) && !Array.isArray(last);
   const clauses = (hasOptions ? args.slice(0, -1) : args) as unknown as C;
-  const signal = hasOptions ? checkOptions(last as ChannelWaitOptions, "select")?.signal : undefined;
   if (clauses.length === 0) return Promise.reject(new TypeError("select: expected at least one channel or [channel, value] clause"));
   for (const [i, c] of clauses.entries()) {
     const ok = c instanceof Channel || (Array.isArray(c) && c.length === 2 && c[0] instanceof Channel);
     if (!ok) return Promise.reject(new TypeError(`select: clause ${i} must be a Channel or [channel, value], not ${show(c)}`));
   }
-  const cancelled = cancelledOnEntry(signal, "select");
-  if (cancelled) return Promise.reject(cancelled);
+  try {
+    const signal = hasOptions ? (last as ChannelWaitOptions).signal : undefined;
+    const cancelled = cancelledOnEntry(signal, "select");
+    if (cancelled) return Promise.reject(cancelled);
+    return selectNow(clauses, signal);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function selectNow<const C extends readonly SelectClause[]>(clauses: C, signal: AbortSignal | undefined): Promise<SelectResult<C[number]>> {
   if (reactor.spend()) {
     for (const [i, c] of clauses.entries()) {
       const done = Channel.tryNow(channelOf(c), isGive(c), isGive(c) ? c[1] : undefined);

@@ -264,6 +264,7 @@ export class Stream implements Target {
     const buf = this.#readBuf;
     let r: number;
     try {
+      checkBytes(buf, "read", "buf", false);
       r = sym.zev_read(loop, this.handle, buf, buf.length);
     } catch (error) {
       // The caller's buffer was detached (transferred) while the read waited.
@@ -334,9 +335,10 @@ export class Stream implements Target {
 
   #onWritable(): void {
     for (let w = this.#writers.peek(); w !== null; w = this.#writers.peek()) {
-      const rest = w.data.subarray(w.offset);
       let r: number;
       try {
+        checkBytes(w.data, "write", "data", true);
+        const rest = w.data.subarray(w.offset);
         r = sym.zev_write(loop, this.handle, rest, rest.length);
       } catch (error) {
         // The caller's buffer was detached (transferred) while the write waited: this

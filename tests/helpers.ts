@@ -5,6 +5,7 @@
  */
 
 import net from "node:net";
+import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import process from "node:process";
 
@@ -125,3 +126,38 @@ export function openDescriptors(): number {
 export const runtime = "Bun" in globalThis ? "bun" : "deno";
 
 export { process };
+
+/** What a program run by `runProgram` did. */
+export interface ProgramRun {
+  /** Exit code, or null when it was killed for running past its time. */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs tests/programs/NAME.ts as its own process, in the runtime running the tests (so
+ * what keeps a process alive, or crashes it, is seen from outside). `nofile` lowers the
+ * descriptor limit first; `denoFlags` replaces Deno's `--allow-all`.
+ */
+export function runProgram(
+  name: string,
+  options: { args?: string[]; env?: Record<string, string>; nofile?: number; denoFlags?: string[]; timeoutMs?: number } = {},
+): Promise<ProgramRun> {
+  const file = new URL(`./programs/${name}.ts`, import.meta.url).pathname;
+  const exec = process.execPath;
+  let argv = runtime === "bun" ? [exec, file] : [exec, "run", ...(options.denoFlags ?? ["--allow-all"]), file];
+  argv.push(...(options.args ?? []));
+  if (options.nofile !== undefined) argv = ["sh", "-c", `ulimit -n ${options.nofile} && exec "$@"`, "sh", ...argv];
+  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "", stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  child.stderr!.on("data", (d) => (stderr += d));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 15_000);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}

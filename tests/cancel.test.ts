@@ -1,0 +1,267 @@
+/**
+ * Cancellation at every call and fairness. A zev call that could complete at once still
+ * honours an aborted signal or a pending cancel of its task, before doing anything; a
+ * peer that is always ready cannot keep timers and other tasks from running; a task is
+ * cancelled once; a deadline fires whatever the task awaits.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import { hostname } from "node:os";
+import { lookup } from "node:dns/promises";
+import {
+  call,
+  Cancelled,
+  Channel,
+  connect,
+  listen,
+  select,
+  sleep,
+  stats,
+  type Stream,
+  supervise,
+  TimedOut,
+  withDeadline,
+  ZevError,
+} from "../mod.ts";
+import { openClient, text, within } from "./helpers.ts";
+import { checkLeaks } from "./leaks.ts";
+
+checkLeaks("cancel");
+
+async function pair() {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  return { listener, client, server };
+}
+
+/** Resolves once `stream` has `n` bytes waiting (reads never block after this). */
+async function buffered(stream: Stream, peer: Stream, n: number): Promise<void> {
+  await peer.write(new Uint8Array(n).fill(7));
+  await sleep(20);
+  void stream;
+}
+
+const aborted = () => AbortSignal.abort("stop");
+const isCancelled = (reason: string) => (e: unknown) =>
+  e instanceof Cancelled && e instanceof ZevError && e.code === "Cancelled" && e.reason === reason;
+
+test("an aborted signal rejects read, write, accept and connect that could complete at once", async () => {
+  const { listener, client, server } = await pair();
+  await buffered(server, client, 10);
+  await assert.rejects(server.read(new Uint8Array(4), { signal: aborted() }), isCancelled("stop"));
+  // Nothing was consumed: the data is all still there.
+  assert.equal(await server.read(new Uint8Array(64)), 10);
+  await assert.rejects(client.write(text("x"), { signal: aborted() }), isCancelled("stop"));
+  assert.equal(client.closed, false, "a write cancelled before it started leaves the stream usable");
+
+  // A connection is waiting to be accepted; an aborted accept does not take it.
+  const c2 = await connect({ port: listener.addr.port });
+  await sleep(20);
+  await assert.rejects(listener.accept({ signal: aborted() }), isCancelled("stop"));
+  const s2 = await within(2000, "the waiting connection", listener.accept());
+
+  // connect with an aborted signal sends no SYN: nothing reaches the listener.
+  const accepted = stats().accepted;
+  await assert.rejects(connect({ port: listener.addr.port, signal: aborted() }), isCancelled("stop"));
+  await sleep(50);
+  const late = listener.accept({ signal: AbortSignal.timeout(100) });
+  await assert.rejects(late, Cancelled);
+  assert.equal(stats().accepted, accepted, "no connection was made");
+
+  for (const s of [client, server, c2, s2]) await s.close();
+  listener.close();
+});
+
+test("a signal aborted while connect resolves a host name sends no SYN", async () => {
+  const server = net.createServer();
+  let connections = 0;
+  server.on("connection", (s) => (connections++, s.destroy()));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  // A name that goes through the resolver (this machine's own name).
+  const name = hostname();
+  await lookup(name).catch((e) => assert.fail(`this test needs ${name} to resolve: ${e}`));
+  const ac = new AbortController();
+  const pending = connect({ hostname: name, port, signal: ac.signal });
+  ac.abort("changed my mind");
+  await assert.rejects(pending, isCancelled("changed my mind"));
+  await sleep(50);
+  assert.equal(connections, 0);
+  server.close();
+});
+
+test("a task cancelled while busy has its next zev call reject, once; later calls work", async () => {
+  const { listener, client, server } = await pair();
+  await buffered(server, client, 10);
+  let step = "";
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const task = call(async () => {
+    // Busy elsewhere (awaiting something that is not a zev wait) when the cancel comes.
+    await gate;
+    try {
+      await server.read(new Uint8Array(4));
+      step = "read succeeded";
+    } catch (error) {
+      assert.ok(error instanceof Cancelled);
+      step = "read cancelled";
+    }
+    // The cancel was delivered: cleanup runs normally.
+    assert.equal(await server.read(new Uint8Array(64)), 10);
+    await server.write(text("bye"));
+    return "cleaned up";
+  });
+  task.cancel("enough");
+  open();
+  assert.equal(await task.done, "cleaned up");
+  assert.equal(step, "read cancelled");
+  for (const s of [client, server]) await s.close();
+  listener.close();
+});
+
+test("cancel twice: the second does nothing, and the cleanup after the first runs", async () => {
+  const ch = new Channel<number>();
+  const log: string[] = [];
+  const task = call(async () => {
+    try {
+      await ch.take();
+    } catch (error) {
+      log.push(`first: ${(error as Cancelled).reason}`);
+    }
+    await sleep(20); // cleanup that waits in zev
+    log.push("cleanup done");
+  });
+  task.cancel("one");
+  await sleep(5);
+  task.cancel("two");
+  await task.done;
+  assert.deepEqual(log, ["first: one", "cleanup done"]);
+  assert.equal(task.cancelled, true);
+});
+
+test("give, take and select that could complete at once honour an aborted signal and a pending cancel", async () => {
+  const ch = new Channel<number>(2);
+  await assert.rejects(ch.give(1, { signal: aborted() }), isCancelled("stop"));
+  assert.equal(ch.size, 0);
+  await ch.give(1);
+  await assert.rejects(ch.take({ signal: aborted() }), isCancelled("stop"));
+  await assert.rejects(select(ch, { signal: aborted() }), isCancelled("stop"));
+  assert.equal(ch.size, 1, "nothing was taken");
+  const task = call(async () => {
+    await sleep(10);
+    return await ch.take();
+  });
+  task.cancel("no");
+  await assert.rejects(task.done, isCancelled("no"));
+  assert.equal(await ch.take(), 1);
+});
+
+test("a peer that is always ready cannot starve timers: immediate completions are budgeted per turn", async () => {
+  const { listener, client, server } = await pair();
+  // Several megabytes sit in the kernel's buffers: every read of 512 bytes could
+  // complete at once.
+  const total = 4 << 20;
+  const writing = client.write(new Uint8Array(total));
+  await sleep(50);
+  let turns = 0, running = true;
+  const turn = () => {
+    turns++;
+    if (running) setImmediate(turn);
+  };
+  setImmediate(turn);
+  let got = 0, reads = 0, longest = 0, run = 0, lastTurn = turns;
+  const buf = new Uint8Array(512);
+  while (got < total) {
+    got += (await server.read(buf))!;
+    reads++;
+    if (turns === lastTurn) run++;
+    else (lastTurn = turns), (run = 1);
+    longest = Math.max(longest, run);
+  }
+  running = false;
+  await writing;
+  assert.ok(reads > 2000, `${reads} reads`);
+  // The budget is 128 per turn, plus 2 per event dispatched in that turn.
+  assert.ok(longest <= 1024, `${longest} reads in a row without a macrotask turn`);
+  for (const s of [client, server]) await s.close();
+  listener.close();
+});
+
+test("a busy channel producer and consumer let timers run", async () => {
+  const ch = new Channel<number>(1 << 16);
+  for (let i = 0; i < 100_000 && ch.size < ch.capacity; i++) await ch.give(i);
+  let fired = false;
+  setTimeout(() => (fired = true), 0);
+  let taken = 0;
+  while (ch.size > 0 && !fired) {
+    await ch.take();
+    taken++;
+  }
+  assert.ok(fired, `the timer never fired while ${taken} items were taken`);
+  assert.ok(ch.size > 0, "the timer fired before the channel ran dry");
+});
+
+test("withDeadline around a busy read loop fires, and cancels it", async () => {
+  const { listener, client, server } = await pair();
+  const flood = (async () => {
+    const chunk = new Uint8Array(1 << 16);
+    try {
+      for (;;) await client.write(chunk);
+    } catch {
+      // closed below
+    }
+  })();
+  const buf = new Uint8Array(512);
+  let reads = 0;
+  await assert.rejects(
+    withDeadline(100, async () => {
+      for (;;) {
+        await server.read(buf);
+        reads++;
+      }
+    }),
+    TimedOut,
+  );
+  assert.ok(reads > 0);
+  client.abort();
+  await flood;
+  await server.close();
+  listener.close();
+});
+
+test("withDeadline rejects at its deadline whatever the task awaits (a plain timer here)", async () => {
+  let timerFired = false;
+  const started = Date.now();
+  const outcome = await withDeadline(50, async () => {
+    await new Promise((r) => setTimeout(r, 400)).then(() => (timerFired = true));
+    return "late";
+  }).catch((e) => e);
+  assert.ok(outcome instanceof TimedOut, `got ${outcome}`);
+  assert.equal(timerFired, false, "the deadline rejected before the task's timer fired");
+  assert.ok(Date.now() - started < 400);
+  await sleep(400); // let the task finish before the leak check
+});
+
+test("no error is lost: a child of a withDeadline task reports to the inherited supervisor, and so does a late failure", async () => {
+  const seen: string[] = [];
+  await supervise((e) => seen.push((e as Error).message), async () => {
+    await withDeadline(1000, async () => {
+      call(async () => {
+        throw new Error("child failed");
+      });
+      await sleep(10);
+    });
+    // A task that fails after its deadline passed: nobody waits for it but its supervisor.
+    await withDeadline(20, async () => {
+      try {
+        await sleep(500);
+      } catch {
+        throw new Error("failed after the deadline");
+      }
+    }).catch(() => {});
+    await sleep(30);
+  }).done;
+  assert.deepEqual(seen.sort(), ["child failed", "failed after the deadline"]);
+});

@@ -1,0 +1,137 @@
+/**
+ * Channels and select: waiters that are cancelled or abandoned leave at once (nothing
+ * piles up for a later give to walk over), select fails only when every channel is
+ * closed, takes gives and a signal, and its types accept channels of different types.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { call, Cancelled, Channel, Closed, go, select, SelectResult, sleep } from "../mod.ts";
+import { within } from "./helpers.ts";
+import { checkLeaks } from "./leaks.ts";
+
+checkLeaks("channel");
+
+test("bounded give and take, in order, across tasks", async () => {
+  const ch = new Channel<number>(2);
+  assert.throws(() => new Channel(-1), RangeError);
+  assert.throws(() => new Channel(1.5), RangeError);
+  const producer = go(async () => {
+    for (let i = 0; i < 10; i++) await ch.give(i);
+    ch.close();
+  });
+  const got: number[] = [];
+  for await (const v of ch) got.push(v);
+  await producer.done;
+  assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  await assert.rejects(ch.give(1), Closed);
+  await assert.rejects(ch.take(), Closed);
+});
+
+test("cancelled takes and abandoned selects leave their channels at once", async () => {
+  const a = new Channel<number>(), b = new Channel<number>();
+  for (let i = 0; i < 2000; i++) {
+    const ac = new AbortController();
+    const take = a.take({ signal: ac.signal });
+    const sel = select(a, b, { signal: ac.signal });
+    ac.abort("abandoned");
+    await assert.rejects(take, Cancelled);
+    await assert.rejects(sel, Cancelled);
+  }
+  assert.equal(a.takers, 0);
+  assert.equal(b.takers, 0);
+  // A task cancelled while it takes leaves too.
+  const task = call(() => a.take());
+  task.cancel();
+  await assert.rejects(task.done, Cancelled);
+  assert.equal(a.takers, 0);
+  // And the next give finds nobody to walk over: it waits for a real taker.
+  const give = a.give(7);
+  assert.equal(a.givers, 1);
+  assert.equal(await a.take(), 7);
+  await give;
+  assert.equal(a.givers, 0);
+});
+
+test("a select completes one clause only; the others' waiters are withdrawn", async () => {
+  const a = new Channel<string>(), b = new Channel<string>();
+  const sel = select(a, b);
+  await sleep(1);
+  assert.equal(a.takers + b.takers, 2);
+  void b.give("from b");
+  const r = await sel;
+  assert.equal(r.channel, b);
+  assert.equal(r.value, "from b");
+  assert.equal(r.index, 1);
+  assert.equal(r.op, "take");
+  assert.equal(a.takers, 0);
+  const [from, value] = r; // destructures as [channel, value]
+  assert.equal(from, b);
+  assert.equal(value, "from b");
+});
+
+test("select rejects only when every channel is closed", async () => {
+  const a = new Channel<number>(), b = new Channel<number>();
+  const sel = select(a, b);
+  a.close();
+  await sleep(5);
+  go(async () => await b.give(42));
+  const r = await within(2000, "select after one channel closed", sel);
+  assert.equal(r.value, 42);
+  const both = select(a, b);
+  b.close();
+  await assert.rejects(both, Closed);
+  // A closed channel that still holds items can be selected from.
+  const c = new Channel<number>(1);
+  await c.give(5);
+  c.close();
+  assert.equal((await select(c)).value, 5);
+  await assert.rejects(select(c), Closed);
+});
+
+test("select with gives, with a signal, and bad clauses", async () => {
+  const jobs = new Channel<string>(), results = new Channel<number>(1);
+  const r = await select(jobs, [results, 42] as const);
+  assert.equal(r.op, "give");
+  assert.equal(r.channel, results);
+  assert.equal(r.index, 1);
+  assert.equal(await results.take(), 42);
+  // A give clause waits for room like give does.
+  await results.give(1);
+  const pending = select([results, 2] as const);
+  await sleep(1);
+  assert.equal(results.givers, 1);
+  assert.equal(await results.take(), 1);
+  assert.equal((await pending).op, "give");
+  assert.equal(await results.take(), 2);
+
+  const ac = new AbortController();
+  const waiting = select(jobs, { signal: ac.signal });
+  ac.abort("bye");
+  await assert.rejects(waiting, (e: unknown) => e instanceof Cancelled && e.reason === "bye");
+  assert.equal(jobs.takers, 0);
+
+  await assert.rejects((select as (...a: unknown[]) => Promise<unknown>)(), TypeError);
+  await assert.rejects((select as (...a: unknown[]) => Promise<unknown>)(jobs, 5), /clause 1 must be a Channel/);
+});
+
+test("select's types accept channels of different types (checked by the type checker)", async () => {
+  const requests = new Channel<string>(1), shutdown = new Channel<number>(1);
+  await shutdown.give(1);
+  const r: SelectResult<Channel<string> | Channel<number>> = await select(requests, shutdown);
+  const v: string | number | undefined = r.value;
+  assert.equal(v, 1);
+  const [from] = await Promise.all([select(requests, shutdown, { signal: AbortSignal.timeout(1000) }), requests.give("x")]);
+  assert.equal(from.value, "x");
+});
+
+test("many items through a large buffered channel (every operation O(1))", async () => {
+  const n = 200_000;
+  const ch = new Channel<number>(n);
+  for (let i = 0; i < n; i++) await ch.give(i);
+  assert.equal(ch.size, n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += await ch.take();
+  assert.equal(sum, (n * (n - 1)) / 2);
+  assert.equal(ch.size, 0);
+});
