@@ -26,6 +26,7 @@ export const symbols = {
   zev_status: { parameters: ["u32", "u32"], result: "i32" },
   zev_read: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
   zev_write: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
+  zev_pauses: { parameters: ["u32", "u32"], result: "i32" },
   zev_flush: { parameters: ["u32", "u32"], result: "i32" },
   zev_shutdown: { parameters: ["u32", "u32"], result: "i32" },
   zev_close: { parameters: ["u32", "u32", "u32"], result: "i32" },
@@ -84,6 +85,7 @@ export interface Symbols {
   zev_status(loop: number, h: number): number;
   zev_read(loop: number, h: number, buf: Buf, len: number): number;
   zev_write(loop: number, h: number, buf: Buf, len: number): number;
+  zev_pauses(loop: number, h: number): number;
   zev_flush(loop: number, h: number): number;
   zev_shutdown(loop: number, h: number): number;
   zev_close(loop: number, h: number, reset: number): number;

@@ -191,15 +191,18 @@ export class Listener implements Target {
     if (flags & ACCEPT && this.#waiters.length > 0) this.#serve();
   }
 
-  /** One notice per pause of the native listener, with its reason. */
+  /** One call of `onAcceptError` per pause of the native listener, with its reason. */
   #onPaused(): void {
+    const pauses = sym.zev_pauses(loop, this.handle);
     const r = sym.zev_status(loop, this.handle);
-    if (r >= 0) return;
+    if (pauses <= 0 || r >= 0 || this.#onAcceptError === undefined) return;
     const error = abiError(r, `accept on ${formatAddr(this.addr)} (paused, retrying shortly and as soon as a descriptor is closed)`);
-    try {
-      this.#onAcceptError?.(error);
-    } catch (thrown) {
-      console.error(`zev: the onAcceptError callback of the listener on ${formatAddr(this.addr)} threw:`, thrown);
+    for (let i = 0; i < pauses; i++) {
+      try {
+        this.#onAcceptError(error);
+      } catch (thrown) {
+        console.error(`zev: the onAcceptError callback of the listener on ${formatAddr(this.addr)} threw:`, thrown);
+      }
     }
   }
 

@@ -135,15 +135,25 @@ export interface ProgramRun {
   stderr: string;
 }
 
+/** A program started by `startProgram`. */
+export interface Program {
+  /** What it printed so far. */
+  stdout(): string;
+  /** Sends it a signal. */
+  signal(signal: NodeJS.Signals): void;
+  /** Settles when it exits (or is killed for running past its time). */
+  done: Promise<ProgramRun>;
+}
+
 /**
- * Runs tests/programs/NAME.ts as its own process, in the runtime running the tests (so
+ * Starts tests/programs/NAME.ts as its own process, in the runtime running the tests (so
  * what keeps a process alive, or crashes it, is seen from outside). `nofile` lowers the
  * descriptor limit first; `denoFlags` replaces Deno's `--allow-all`.
  */
-export function runProgram(
+export function startProgram(
   name: string,
   options: { args?: string[]; env?: Record<string, string>; nofile?: number; denoFlags?: string[]; timeoutMs?: number } = {},
-): Promise<ProgramRun> {
+): Program {
   const file = new URL(`./programs/${name}.ts`, import.meta.url).pathname;
   const exec = process.execPath;
   let argv = runtime === "bun" ? [exec, file] : [exec, "run", ...(options.denoFlags ?? ["--allow-all"]), file];
@@ -153,11 +163,19 @@ export function runProgram(
   let stdout = "", stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
   child.stderr!.on("data", (d) => (stderr += d));
-  return new Promise((resolve) => {
+  const done = new Promise<ProgramRun>((resolve) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 15_000);
     child.once("close", (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
   });
+  // process.kill, not child.kill: Deno's node:child_process reports a child it signalled
+  // itself as killed by the signal even when the child exits 0.
+  return { stdout: () => stdout, signal: (sig) => process.kill(child.pid!, sig), done };
+}
+
+/** `startProgram`, waiting for the program to exit. */
+export function runProgram(name: string, options: Parameters<typeof startProgram>[1] = {}): Promise<ProgramRun> {
+  return startProgram(name, options).done;
 }

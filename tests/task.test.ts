@@ -17,7 +17,6 @@ import {
   listen,
   select,
   sleep,
-  stats,
   type Stream,
   supervise,
   TimedOut,
@@ -135,15 +134,22 @@ test("cancel while waiting in accept and in sleep; a cancel before the wait land
 
 test("AbortSignal cancels read, accept, sleep and connect the same way", async () => {
   const { listener, client, server } = await pair();
+  // A listener that accepts nothing with a backlog of 1: once it holds two connections,
+  // the kernel drops further SYNs, and a connect waits.
+  const full = listen({ hostname: "127.0.0.1", port: 0, backlog: 1 });
+  const held = [await connect({ port: full.addr.port }), await connect({ port: full.addr.port })];
   const ac = new AbortController();
-  const waits = [server.read(new Uint8Array(4), { signal: ac.signal }), listener.accept({ signal: ac.signal }), sleep(60_000, { signal: ac.signal })];
+  const connecting = connect({ port: full.addr.port, signal: ac.signal });
+  await sleep(20);
+  const waits = [server.read(new Uint8Array(4), { signal: ac.signal }), listener.accept({ signal: ac.signal }), sleep(60_000, { signal: ac.signal }), connecting];
   ac.abort("enough");
   for (const w of waits) await assert.rejects(w, (e: unknown) => e instanceof Cancelled && e.reason === "enough");
   await assert.rejects(sleep(1, { signal: ac.signal }), Cancelled, "an aborted signal rejects at once");
   await client.write(text("still"));
   assert.equal(decode(await server.readFull(new Uint8Array(5))), "still");
-  await Promise.all([client.close(), server.close()]);
+  await Promise.all([client.close(), server.close(), ...held.map((s) => s.close())]);
   listener.close();
+  full.close();
 });
 
 test("a read timeout rejects with TimedOut and leaves the stream usable", async () => {
@@ -200,8 +206,12 @@ test("timers keep running while the loop is busy", async () => {
     const buf = new Uint8Array(1024);
     for (let n; (n = await stream.read(buf)) !== null;) await stream.write(buf.subarray(0, n));
   });
-  let ticks = 0;
-  const timer = setInterval(() => ticks++, 10);
+  let ticks = 0, last = Date.now(), longestGap = 0;
+  const timer = setInterval(() => {
+    ticks++;
+    longestGap = Math.max(longestGap, Date.now() - last);
+    last = Date.now();
+  }, 10);
   const started = Date.now();
   let requests = 0;
   while (Date.now() - started < 500) {
@@ -209,9 +219,9 @@ test("timers keep running while the loop is busy", async () => {
     requests += 20;
   }
   clearInterval(timer);
-  // Starvation would leave this at 0; any live timer gets dozens in 500 ms.
-  assert.ok(ticks >= 5, `timer ticked ${ticks} times during ${requests} requests`);
+  // Starvation shows as a gap as long as the load; a 10 ms timer under load on a shared
+  // machine may slip, but not by hundreds of milliseconds.
+  assert.ok(ticks > 0 && longestGap < 250, `timer: ${ticks} ticks, longest gap ${longestGap} ms during ${requests} requests`);
   listener.close();
   await loop;
-  assert.equal(typeof stats().polls, "number");
 });

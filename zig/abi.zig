@@ -237,6 +237,13 @@ pub export fn zev_write(id: u32, h: u32, buf: ?[*]const u8, len: u32) i32 {
     return result(loop.write(h, b));
 }
 
+/// Pauses of a listener since the last call (each `PAUSED` notice stands for at least
+/// one); `zev_status` on the listener tells the last one's reason.
+pub export fn zev_pauses(id: u32, h: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    return result(loop.pausesUntold(h));
+}
+
 /// Bytes still queued; when not 0, a WRITE event follows once they are sent.
 pub export fn zev_flush(id: u32, h: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);

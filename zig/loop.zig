@@ -78,6 +78,8 @@ const Socket = struct {
     /// Why the listener was last paused, not yet told through a `paused` flag (then
     /// `notice_next` links it into the loop's list of notices).
     pause_reason: ?Error = null,
+    /// Pauses since the caller was last told (`pausesUntold`).
+    pauses_untold: u32 = 0,
     notice_pending: bool = false,
     notice_next: u32 = 0,
     /// The peer's address (ABI layout), kept from accept or connect: after a reset the
@@ -241,6 +243,7 @@ pub const Loop = struct {
     pub fn pause(self: *Loop, lh: u32, l: *Socket, reason: Error) void {
         self.stats.accept_paused += 1;
         l.pause_reason = reason;
+        l.pauses_untold +|= 1;
         if (!l.notice_pending) {
             l.notice_pending = true;
             l.notice_next = self.notices_head;
@@ -312,6 +315,14 @@ pub const Loop = struct {
         const l = try self.get(lh, .listener);
         defer l.pause_reason = null;
         return l.pause_reason;
+    }
+
+    /// How many times a listener was paused since the last call (a `paused` notice may
+    /// stand for several).
+    pub fn pausesUntold(self: *Loop, lh: u32) Error!u32 {
+        const l = try self.get(lh, .listener);
+        defer l.pauses_untold = 0;
+        return l.pauses_untold;
     }
 
     // ---- streams -----------------------------------------------------------------

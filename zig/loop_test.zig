@@ -334,6 +334,8 @@ test "loop: more paused listeners than any fixed table, each told once, none lef
     }
     try testing.expectEqual(@as(usize, n), told);
     for (ls) |l| try testing.expectError(error.NoMemory, loop.status(l));
+    for (ls) |l| try testing.expectEqual(@as(u32, 1), try loop.pausesUntold(l));
+    for (ls) |l| try testing.expectEqual(@as(u32, 0), try loop.pausesUntold(l));
     // Closing a paused listener takes it out of every list.
     for (ls[0 .. n / 2]) |l| try loop.close(l, false);
     try e.poll(loop, 0);

@@ -36,6 +36,7 @@ int32_t zev_connect(uint32_t loop, const uint8_t *host, uint32_t host_len, uint3
 int32_t zev_status(uint32_t loop, uint32_t h);
 int32_t zev_read(uint32_t loop, uint32_t h, uint8_t *buf, uint32_t len);
 int32_t zev_write(uint32_t loop, uint32_t h, const uint8_t *buf, uint32_t len);
+int32_t zev_pauses(uint32_t loop, uint32_t h);
 int32_t zev_flush(uint32_t loop, uint32_t h);
 int32_t zev_shutdown(uint32_t loop, uint32_t h);
 int32_t zev_close(uint32_t loop, uint32_t h, uint32_t reset);

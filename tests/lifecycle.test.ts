@@ -1,0 +1,110 @@
+/**
+ * Lifecycle, seen from outside, each program in its own process: what keeps a program
+ * alive, graceful shutdown, running out of descriptors at any moment, Deno's
+ * permissions, and how routine errors are reported.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import { openClient, runProgram, runtime, startProgram } from "./helpers.ts";
+
+/** A node:net server for the programs to connect to: it writes `reply` (if any) and ends, or stays silent. */
+async function peer(reply?: string): Promise<{ port: number; close: () => void }> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    sockets.push(s);
+    if (reply !== undefined) s.end(reply);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => (sockets.forEach((s) => s.destroy()), server.close()),
+  };
+}
+
+test("a client that read to the end and never closed exits, as with the runtimes' own sockets", async () => {
+  const p = await peer("hello");
+  const run = await runProgram("read_to_end", { args: [String(p.port)], timeoutMs: 10_000 });
+  p.close();
+  assert.equal(run.code, 0, `exit code ${run.code} (null: still alive after 10 s)\n${run.stderr}`);
+  assert.match(run.stdout, /read 5 bytes to the end/);
+});
+
+test("unref: a listener waiting in accept and a stream waiting in read do not keep the process alive", async () => {
+  const p = await peer();
+  const run = await runProgram("unref", { args: [String(p.port)], timeoutMs: 10_000 });
+  p.close();
+  assert.equal(run.code, 0, `exit code ${run.code} (null: still alive after 10 s)\n${run.stderr}`);
+  assert.match(run.stdout, /exited with an accept and a read pending/);
+});
+
+for (const wake of ["auto", "thread"]) {
+  test(`EMFILE while parked (${wake} wake): an accept from a timer completes once descriptors free up, every pause is told, outside any task`, async () => {
+    const run = await runProgram("emfile_parked", { nofile: 64, env: { ZEV_WAKE: wake } });
+    assert.equal(run.code, 0, `exit code ${run.code}\n${run.stdout}\n${run.stderr}`);
+    const report = JSON.parse(run.stdout.trim().split("\n").pop()!);
+    assert.equal(report.accepted, true, `the accept never completed: ${run.stdout}`);
+    assert.ok(report.paused >= 1, `no pause counted: ${run.stdout}`);
+    assert.equal(report.told, report.paused, `onAcceptError told ${report.told} of ${report.paused} pauses`);
+    assert.equal(report.taskSeen, null, `onAcceptError ran inside task ${report.taskSeen}`);
+  });
+
+  test(`descriptors exhausted before the loop ever parked (${wake} wake): TooManyOpenFiles errors, no crash, and recovery`, async () => {
+    const run = await runProgram("emfile_early", { nofile: 64, env: { ZEV_WAKE: wake } });
+    assert.equal(run.code, 0, `exit code ${run.code}\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /while exhausted: TooManyOpenFiles, TooManyOpenFiles/);
+    assert.match(run.stdout, /^ok$/m);
+  });
+}
+
+test("graceful shutdown: accepting stops, a reply in progress finishes, an idle handler is cancelled, the process exits", async () => {
+  const program = startProgram("shutdown", { timeoutMs: 15_000 });
+  const port = await new Promise<number>((resolve, reject) => {
+    const deadline = Date.now() + 10_000;
+    const poll = () => {
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(program.stdout());
+      if (m) return resolve(Number(m[1]));
+      if (Date.now() > deadline) return reject(new Error("no ready line"));
+      setTimeout(poll, 20);
+    };
+    poll();
+  });
+  const idle = await openClient(port);
+  const busy = await openClient(port);
+  const reply = new Promise<string>((resolve) => busy.once("data", (d) => resolve(String(d))));
+  busy.write("ping");
+  await new Promise((r) => setTimeout(r, 30));
+  program.signal("SIGTERM");
+  assert.equal(await reply, "ping", "the reply in progress finished");
+  const run = await program.done;
+  idle.destroy();
+  busy.destroy();
+  assert.equal(run.code, 0, `exit code ${run.code}\n${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /replied/);
+  assert.match(run.stdout, /cancelled an idle handler/);
+  assert.match(run.stdout, /closed; handlers left: 0/);
+  assert.match(run.stdout, /finished/);
+});
+
+test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permissions)", async () => {
+  if (runtime === "bun") {
+    const run = await runProgram("permissions");
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /listen: allowed/);
+    assert.match(run.stdout, /connect: NameNotResolved/);
+    return;
+  }
+  const run = await runProgram("permissions", { denoFlags: ["--allow-ffi", "--allow-read", "--allow-env", "--allow-net=127.0.0.1:1"] });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /listen: PermissionDenied: listen on 127\.0\.0\.1:0: .*--allow-net=127\.0\.0\.1:0/);
+  assert.match(run.stdout, /connect: PermissionDenied: connect to no-such-host\.invalid:80: .*--allow-net=no-such-host\.invalid:80/);
+});
+
+test("a peer reset in a handler is reported by the default supervisor in one line, with no stack", async () => {
+  const run = await runProgram("reset_log");
+  assert.equal(run.code, 0, run.stderr);
+  const lines = run.stderr.trim().split("\n").filter((l) => l.length > 0);
+  assert.equal(lines.length, 1, `stderr:\n${run.stderr}`);
+  assert.match(lines[0], /^zev: task handler: read from 127\.0\.0\.1:\d+: the connection was reset by the peer$/);
+});

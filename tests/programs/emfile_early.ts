@@ -1,0 +1,33 @@
+/**
+ * Run under a small descriptor limit: descriptors run out before the loop has ever
+ * parked. listen and connect must fail with TooManyOpenFiles (never crash the process),
+ * and everything works again once descriptors are free. Prints "ok" at the end.
+ */
+import { closeSync, openSync } from "node:fs";
+import { connect, listen, ZevError } from "../../mod.ts";
+
+const files: number[] = [];
+for (;;) {
+  try {
+    files.push(openSync("/dev/null", "r"));
+  } catch {
+    break;
+  }
+}
+const codes: string[] = [];
+try {
+  listen({ hostname: "127.0.0.1", port: 0 });
+} catch (error) {
+  codes.push(error instanceof ZevError ? error.code : String(error));
+}
+await connect({ port: 9 }).catch((error) => codes.push(error instanceof ZevError ? error.code : String(error)));
+console.log(`while exhausted: ${codes.join(", ")}`);
+for (const fd of files) closeSync(fd);
+const listener = listen({ hostname: "127.0.0.1", port: 0 });
+const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+await client.write(new TextEncoder().encode("hi"));
+const buf = new Uint8Array(2);
+await server.readFull(buf);
+await Promise.all([client.close(), server.close()]);
+listener.close();
+console.log(new TextDecoder().decode(buf) === "hi" ? "ok" : "wrong data");

@@ -1,0 +1,19 @@
+/**
+ * Under Deno, run with --allow-net=127.0.0.1:1 only: listen and connect elsewhere must be
+ * refused for lack of permission (a host name too, before any DNS lookup), with a
+ * message saying what to run. Prints one line per attempt.
+ */
+import { connect, listen, ZevError } from "../../mod.ts";
+
+const report = (what: string, error: unknown) =>
+  console.log(`${what}: ${error instanceof ZevError ? `${error.code}: ${error.message}` : String(error)}`);
+try {
+  listen({ hostname: "127.0.0.1", port: 0 }).close();
+  console.log("listen: allowed");
+} catch (error) {
+  report("listen", error);
+}
+await connect({ hostname: "no-such-host.invalid", port: 80 }).then(
+  (s) => (s.abort(), console.log("connect: allowed")),
+  (error) => report("connect", error),
+);
