@@ -1,11 +1,14 @@
 /**
  * Run under a small descriptor limit: descriptors run out before the loop has ever
- * parked. listen and connect must fail with TooManyOpenFiles (never crash the process),
- * and everything works again once descriptors are free. Prints "ok" at the end.
+ * parked, and the loop then parks while they are still out. listen and connect must fail
+ * with TooManyOpenFiles (never crash the process), and everything works again once
+ * descriptors are free. Prints "ok" at the end.
  */
 import { closeSync, openSync } from "node:fs";
-import { connect, listen, ZevError } from "../../mod.ts";
+import { connect, listen, sleep, ZevError } from "../../mod.ts";
 
+// No await before this point: the loop has not parked yet.
+const listener = listen({ hostname: "127.0.0.1", port: 0 });
 const files: number[] = [];
 for (;;) {
   try {
@@ -20,10 +23,10 @@ try {
 } catch (error) {
   codes.push(error instanceof ZevError ? error.code : String(error));
 }
-await connect({ port: 9 }).catch((error) => codes.push(error instanceof ZevError ? error.code : String(error)));
+await connect({ port: listener.addr.port }).catch((error) => codes.push(error instanceof ZevError ? error.code : String(error)));
 console.log(`while exhausted: ${codes.join(", ")}`);
+await sleep(50); // the loop parks, descriptors still exhausted
 for (const fd of files) closeSync(fd);
-const listener = listen({ hostname: "127.0.0.1", port: 0 });
 const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
 await client.write(new TextEncoder().encode("hi"));
 const buf = new Uint8Array(2);
