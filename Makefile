@@ -31,7 +31,7 @@ BUN_TEST = $(1) test --timeout 120000
 TS_TESTS := $(sort $(wildcard tests/*.test.ts))
 BURST_TESTS := tests/burst.test.ts
 
-.PHONY: setup lib lib-edge cross tools test test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench clean
+.PHONY: setup lib lib-edge cross abi tools test test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench clean
 
 # ---- setup: the tools, installed into the project (Debian packages system-wide) ----------
 
@@ -74,6 +74,10 @@ $(EDGE_GNU) $(EDGE_MUSL) &: $(ZIG_SOURCES) | $(VENV)/.zig-$(ZIG_VERSION)
 cross: | $(VENV)/.zig-$(ZIG_VERSION)
 	$(ZIG) build cross
 
+# zig/zev.h and ffi/abi.ts, generated from the Zig source (make test checks them).
+abi: | $(VENV)/.zig-$(ZIG_VERSION)
+	$(ZIG) build abi
+
 tools: | $(VENV)/.zig-$(ZIG_VERSION)
 	$(ZIG) build tools
 
@@ -89,6 +93,7 @@ test: setup
 
 # The reactor's tests natively for glibc and musl, and for aarch64 musl under qemu-user.
 test-zig: | $(VENV)/.zig-$(ZIG_VERSION) .tools/debs-test
+	$(ZIG) build abi-check
 	$(ZIG) build test --summary all
 	$(ZIG) build test-aarch64 -fqemu --summary all
 
@@ -103,11 +108,15 @@ test-musl-c: lib lib-edge tests/out/burst-musl
 	cat tests/out/burst-musl-edge.log
 	grep -q '^stall:' tests/out/burst-musl-edge.log
 
+# Every suite under Deno and Bun, with each library; and once more with the fallback
+# parker (ZEV_WAKE=thread: another thread waits, as where io_uring is forbidden).
 test-ts: lib node_modules/.installed
 	@for lib in $(LIB_GNU) $(LIB_MUSL); do \
 	  echo "== deno, $$lib"; ZEV_LIB=$$lib $(DENO_TEST) $(TS_TESTS); \
 	  echo "== bun, $$lib"; ZEV_LIB=$$lib $(call BUN_TEST,$(BUN)) $(TS_TESTS); \
 	done
+	@echo "== deno, $(LIB_GNU), ZEV_WAKE=thread"; ZEV_WAKE=thread ZEV_LIB=$(LIB_GNU) $(DENO_TEST) $(TS_TESTS)
+	@echo "== bun, $(LIB_MUSL), ZEV_WAKE=thread"; ZEV_WAKE=thread ZEV_LIB=$(LIB_MUSL) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
 
 # The proof that the burst tests test something: against Janet 1.32's listener
 # behaviour they must fail, and fail by stalling.

@@ -4,6 +4,7 @@
 //!   zig build test       the reactor's tests, for x86_64-linux-gnu and x86_64-linux-musl
 //!   zig build test-aarch64 -fqemu   the same tests for aarch64-linux-musl, under qemu-user
 //!   zig build tools      bench/load (load generator) and bench/floor (the Zig floor server)
+//!   zig build abi        zig/zev.h and ffi/abi.ts from the Zig source (abi-check: verify them)
 //! Option -Dlistener-mode=edge-single builds Janet 1.32's listener bug back in, only to
 //! prove that the burst tests fail against it.
 
@@ -66,6 +67,27 @@ pub fn build(b: *std.Build) void {
     // static musl needs no aarch64 libraries on this machine.
     const test_aarch64 = b.step("test-aarch64", "Run the reactor's tests for aarch64-linux-musl under qemu (-fqemu)");
     test_aarch64.dependOn(&reactorTests(b, aarch64_musl, options).step);
+
+    // The C and TypeScript declarations of the ABI, generated from the Zig source.
+    const gen = b.addExecutable(.{
+        .name = "zev-abi-gen",
+        .root_module = b.createModule(.{
+            .root_source_file = b.path("zig/abi_gen.zig"),
+            .target = b.graph.host,
+            .optimize = .Debug,
+        }),
+    });
+    gen.root_module.addOptions("build_options", options);
+    const abi_write = b.step("abi", "Write zig/zev.h and ffi/abi.ts from the Zig source");
+    const abi_check = b.step("abi-check", "Fail if zig/zev.h or ffi/abi.ts differ from the Zig source");
+    for ([_][2][]const u8{ .{ "c", "zig/zev.h" }, .{ "ts", "ffi/abi.ts" } }) |out| {
+        for ([_]struct { *std.Build.Step, []const u8 }{ .{ abi_write, "--write" }, .{ abi_check, "--check" } }) |mode| {
+            const run = b.addRunArtifact(gen);
+            run.addArgs(&.{ out[0], mode[1], b.pathFromRoot(out[1]) });
+            run.has_side_effects = true;
+            mode[0].dependOn(&run.step);
+        }
+    }
 
     // Benchmark and load tools (Linux, no libc).
     const tools = b.step("tools", "Build bench/load and bench/floor");

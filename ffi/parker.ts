@@ -11,7 +11,7 @@
  * @module
  */
 
-import { type Native, type Parker, type Symbols, type Watch } from "./symbols.ts";
+import { ERRORS, type Native, type Parker, type Symbols, type Watch } from "./symbols.ts";
 
 /** The kernel-delivered wake: a park arms an io_uring poll linked to a one-byte send. */
 class RingParker implements Parker {
@@ -44,10 +44,7 @@ export async function openParker(native: Native, loop: number, onWake: () => voi
   if (mode === "auto") {
     const fd = native.sym.zev_wake_fd(loop);
     if (fd >= 0) return new RingParker(native.sym, loop, await native.watch(fd, onWake));
-    reason = fd === UNSUPPORTED ? "io_uring is missing or forbidden here" : `io_uring could not be set up (code ${fd})`;
+    reason = fd === ERRORS.Unsupported ? "io_uring is missing or forbidden here" : `io_uring could not be set up (code ${fd})`;
   }
   return native.threadParker(loop, onWake, reason);
 }
-
-/** `Unsupported` in zig/errors.zig. */
-const UNSUPPORTED = -21;

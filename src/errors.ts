@@ -5,44 +5,52 @@
  * @module
  */
 
-/** Names of the C ABI's error codes (zig/errors.zig), by code. */
-const CODES: Record<number, [name: string, message: string]> = {
-  [-1]: ["WouldBlock", "the operation would block"],
-  [-2]: ["BadResource", "the handle is closed or was never valid"],
-  [-3]: ["BadResource", "the event loop is closed"],
-  [-4]: ["BadResource", "the handle is of the wrong kind for this operation"],
-  [-5]: ["Closed", "the stream's write side is closed"],
-  [-6]: ["InvalidArgument", "invalid argument"],
-  [-7]: ["Limit", "a zev limit was reached (handles per loop, or loops per process)"],
-  [-8]: ["AddrInUse", "the address is already in use"],
-  [-9]: ["AddrNotAvailable", "the address is not available on this machine"],
-  [-10]: ["ConnectionRefused", "the connection was refused"],
-  [-11]: ["ConnectionReset", "the connection was reset by the peer"],
-  [-12]: ["BrokenPipe", "the peer closed the connection"],
-  [-13]: ["TimedOut", "the operation timed out"],
-  [-14]: ["TooManyOpenFiles", "the process has no free file descriptors"],
-  [-15]: ["PermissionDenied", "permission denied"],
-  [-16]: ["Unreachable", "the network or host is unreachable"],
-  [-17]: ["NotConnected", "the socket is not connected"],
-  [-18]: ["OutOfMemory", "the system is out of memory or buffers"],
-  [-19]: ["InProgress", "the operation is in progress"],
-  [-20]: ["Interrupted", "interrupted by a signal"],
-  [-21]: ["Unsupported", "the kernel lacks the feature or forbids it"],
-  [-22]: ["NetworkError", "the network failed the connection"],
-  [-99]: ["Unexpected", "unexpected system error"],
+import { ERRORS, type ErrorName } from "../ffi/abi.ts";
+
+/**
+ * Every error code of the C ABI (generated from zig/errors.zig into ffi/abi.ts): the
+ * stable `code` programs see, and the message. Typed as total: a code added in Zig and
+ * missing here does not compile.
+ */
+const MESSAGES: Record<ErrorName, [code: string, message: string]> = {
+  WouldBlock: ["WouldBlock", "the operation would block"],
+  BadHandle: ["BadResource", "the handle is closed or was never valid"],
+  BadLoop: ["BadResource", "the event loop is closed"],
+  WrongKind: ["BadResource", "the handle is of the wrong kind for this operation"],
+  Closed: ["Closed", "the stream's write side is closed"],
+  InvalidArgument: ["InvalidArgument", "invalid argument"],
+  Limit: ["Limit", "a zev limit was reached (handles per loop, or loops per process)"],
+  AddressInUse: ["AddrInUse", "the address is already in use"],
+  AddressNotAvailable: ["AddrNotAvailable", "the address is not available on this machine"],
+  ConnectionRefused: ["ConnectionRefused", "the connection was refused"],
+  ConnectionReset: ["ConnectionReset", "the connection was reset by the peer"],
+  BrokenPipe: ["BrokenPipe", "the peer closed the connection"],
+  TimedOut: ["TimedOut", "the operation timed out"],
+  TooManyOpenFiles: ["TooManyOpenFiles", "the process has no free file descriptors"],
+  PermissionDenied: ["PermissionDenied", "permission denied"],
+  Unreachable: ["Unreachable", "the network or host is unreachable"],
+  NetworkError: ["NetworkError", "the network failed the connection"],
+  NotConnected: ["NotConnected", "the socket is not connected"],
+  NoMemory: ["OutOfMemory", "the system is out of memory or buffers"],
+  InProgress: ["InProgress", "the operation is in progress"],
+  Interrupted: ["Interrupted", "interrupted by a signal"],
+  Unsupported: ["Unsupported", "the kernel lacks the feature or forbids it"],
+  Unexpected: ["Unexpected", "unexpected system error"],
 };
 
+const BY_CODE = new Map<number, [string, string]>(
+  (Object.keys(ERRORS) as ErrorName[]).map((name) => [ERRORS[name], MESSAGES[name]]),
+);
+
 /** ABI code for "would block": not an error, a reason to wait for an event. */
-export const WOULD_BLOCK = -1;
-/** ABI code for "no free descriptors": the listener is paused and retried. */
-export const TOO_MANY_OPEN_FILES = -14;
+export const WOULD_BLOCK: number = ERRORS.WouldBlock;
 
 /**
  * Whether an accept failure is one the loop recovers from by itself, pausing the
  * listener and retrying: no descriptors, no memory, a full handle table.
  */
 export function isRecoverableAcceptError(code: number): boolean {
-  return code === TOO_MANY_OPEN_FILES || code === -18 || code === -7;
+  return code === ERRORS.TooManyOpenFiles || code === ERRORS.NoMemory || code === ERRORS.Limit;
 }
 
 /** An error from the network layer. `code` is stable and meant for programs. */
@@ -95,8 +103,8 @@ export function setLastErrno(get: () => number): void {
 
 /** The error for a negative ABI result, naming the operation that failed. */
 export function abiError(code: number, what: string): ZevError {
-  const [name, message] = CODES[code] ?? ["Unexpected", `unknown error code ${code}`];
-  const errno = code === -99 ? ` (errno ${lastErrno()})` : "";
+  const [name, message] = BY_CODE.get(code) ?? ["Unexpected", `unknown error code ${code}`];
+  const errno = code === ERRORS.Unexpected ? ` (errno ${lastErrno()})` : "";
   if (name === "Closed") return new Closed(`${what}: ${message}`);
   if (name === "TimedOut") return new TimedOut(`${what}: ${message}`);
   return new ZevError(name, `${what}: ${message}${errno}`);

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { LIMIT, native, type Native, openParker, type Parker } from "../ffi/mod.ts";
+import { LIMIT, native, type Native, openParker, type Parker, STATS } from "../ffi/mod.ts";
 import { abiError, setLastErrno } from "./errors.ts";
 import { outsideTasks, reportInternal } from "./task.ts";
 
@@ -60,16 +60,8 @@ export interface Stats {
   queuedBytes: number;
 }
 
-const STAT_KEYS: (keyof Stats)[] = [
-  "accepted",
-  "acceptSkipped",
-  "acceptPaused",
-  "acceptRejected",
-  "polls",
-  "events",
-  "liveHandles",
-  "queuedBytes",
-];
+/** The counters in the order the library writes them; each must be a key of `Stats`. */
+const STAT_KEYS: readonly (keyof Stats)[] = STATS;
 
 const enum State {
   /** Nothing open: no poll is coming, and none is needed. */

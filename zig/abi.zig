@@ -17,7 +17,7 @@ const address = @import("address.zig");
 const Loop = @import("loop.zig").Loop;
 const listener_edge_single = @import("loop.zig").listener_edge_single;
 
-pub const abi_version: u32 = 2;
+pub const abi_version: u32 = 3;
 
 /// Allocator for loops, handle tables and write queues (tests swap in a checking one).
 pub var allocator: std.mem.Allocator = std.heap.page_allocator;
@@ -33,7 +33,7 @@ var registry_lock: std.Thread.Mutex = .{};
 var loops: [limits.max_loops]?*Loop = .{null} ** limits.max_loops;
 var loop_gens: [limits.max_loops]u16 = .{1} ** limits.max_loops;
 
-fn lookup(id: u32) ?*Loop {
+pub fn lookup(id: u32) ?*Loop {
     const i = id & (limits.max_loops - 1);
     const gen = id >> loop_index_bits;
     if (gen == 0 or gen != loop_gens[i]) return null;
@@ -71,22 +71,27 @@ pub export fn zev_listener_mode() u32 {
     return @intFromBool(listener_edge_single);
 }
 
-/// The bounds in limits.zig, so that callers document and size by the real values.
+/// The bounds of limits.zig that callers size by and document, in selector order: the
+/// selector of `zev_limit` is the index here (ffi/abi.ts is generated from this table).
+pub const limit_table = .{
+    .{ "eventsPerPoll", limits.max_events_per_poll },
+    .{ "acceptBatch", limits.accept_batch },
+    .{ "defaultMaxHandles", limits.default_max_handles },
+    .{ "maxHandles", limits.max_handles },
+    .{ "defaultWriteQueueBytes", limits.default_write_queue_bytes },
+    .{ "maxWriteQueueBytes", limits.max_write_queue_bytes },
+    .{ "listenBacklog", limits.listen_backlog },
+    .{ "acceptBackoffMaxMs", limits.accept_backoff_max_ms },
+    .{ "maxLoops", limits.max_loops },
+    .{ "maxPendingWrites", limits.max_pending_writes },
+};
+
+/// One bound of limits.zig by its selector (see `limit_table`).
 pub export fn zev_limit(which: u32) i32 {
-    const v: u32 = switch (which) {
-        0 => limits.max_events_per_poll,
-        1 => limits.accept_batch,
-        2 => limits.default_max_handles,
-        3 => limits.max_handles,
-        4 => limits.default_write_queue_bytes,
-        5 => limits.max_write_queue_bytes,
-        6 => limits.listen_backlog,
-        7 => limits.accept_backoff_max_ms,
-        8 => limits.max_loops,
-        9 => limits.max_pending_writes,
-        else => return fail(error.InvalidArgument),
-    };
-    return @intCast(v);
+    inline for (limit_table, 0..) |entry, i| {
+        if (which == i) return @intCast(@as(u32, entry[1]));
+    }
+    return fail(error.InvalidArgument);
 }
 
 /// Opens a loop able to hold `max_handles` handles (0: the default). Returns its id.

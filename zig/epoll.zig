@@ -78,7 +78,8 @@ pub const Poller = struct {
                 .token = token,
                 .readable = ev.events & (E.IN | E.PRI) != 0,
                 .writable = ev.events & E.OUT != 0,
-                .hup = ev.events & (E.HUP | E.RDHUP) != 0,
+                .read_closed = ev.events & (E.HUP | E.RDHUP) != 0,
+                .write_closed = ev.events & E.HUP != 0,
                 .err = ev.events & E.ERR != 0,
             };
             count += 1;

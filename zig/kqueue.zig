@@ -93,7 +93,8 @@ pub const Poller = struct {
                 .token = token,
                 .readable = ev.filter == c.EVFILT.READ,
                 .writable = ev.filter == c.EVFILT.WRITE,
-                .hup = ev.flags & ev_eof != 0,
+                .read_closed = ev.filter == c.EVFILT.READ and ev.flags & ev_eof != 0,
+                .write_closed = ev.filter == c.EVFILT.WRITE and ev.flags & ev_eof != 0,
                 .err = ev.flags & c.EV.ERROR != 0,
             };
             count += 1;

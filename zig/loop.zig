@@ -570,12 +570,11 @@ pub const Loop = struct {
     fn onStream(self: *Loop, s: *Socket, ev: backend.Event) u32 {
         if (ev.readable) s.readable = true;
         if (ev.writable) s.writable = true;
-        if (ev.hup or ev.err) {
-            // Reads and writes will no longer block: they return data, 0 or the error.
-            s.hup = true;
-            s.writable = true;
-        }
-        if (s.connecting and (ev.writable or ev.err or ev.hup)) {
+        // Reads no longer block once the peer closed its side or an error is pending;
+        // writes only once the connection is gone (or failed).
+        if (ev.read_closed or ev.err) s.hup = true;
+        if (ev.write_closed or ev.err) s.writable = true;
+        if (s.connecting and (ev.writable or ev.err or ev.write_closed)) {
             s.connecting = false;
             const posix = std.posix;
             if (sys.getInt(s.fd, posix.SOL.SOCKET, posix.SO.ERROR)) |so_error| {
@@ -644,6 +643,53 @@ pub const Loop = struct {
 
     pub fn wake(self: *const Loop) void {
         self.poller.wake();
+    }
+
+    /// Checks the invariants of the loop's state machine (tests call it after every
+    /// step of a random sequence; every function keeps them):
+    /// - a listener is paused exactly when it is in the paused list, and then disarmed;
+    /// - a listener has a notice pending exactly when it is in the notices list, and a
+    ///   notice stands for at least one untold pause;
+    /// - the queued-bytes counter is the sum of the streams' queues, each within its limit;
+    /// - a stream shut down has nothing queued, and one still connecting has nothing queued.
+    pub fn checkInvariants(self: *Loop) void {
+        var in_paused: u32 = 0;
+        var lh = self.paused_head;
+        while (lh != 0) : (lh = self.sockets.get(lh).?.next_paused) {
+            const l = self.sockets.get(lh).?;
+            assert(l.kind == .listener and l.paused and !l.armed);
+            in_paused += 1;
+        }
+        var in_notices: u32 = 0;
+        lh = self.notices_head;
+        while (lh != 0) : (lh = self.sockets.get(lh).?.notice_next) {
+            const l = self.sockets.get(lh).?;
+            assert(l.kind == .listener and l.notice_pending);
+            in_notices += 1;
+        }
+        var paused: u32 = 0;
+        var noticed: u32 = 0;
+        var queued: u64 = 0;
+        var i: u32 = 0;
+        while (i < self.sockets.capacity()) : (i += 1) {
+            const h = self.sockets.liveHandle(i) orelse continue;
+            const s = self.sockets.get(h).?;
+            switch (s.kind) {
+                .listener => {
+                    paused += @intFromBool(s.paused);
+                    noticed += @intFromBool(s.notice_pending);
+                    if (s.notice_pending) assert(s.pauses_untold > 0);
+                },
+                .stream => {
+                    queued += s.queue.len();
+                    assert(s.queue.len() <= s.queue_limit);
+                    if (s.shut_done or s.connecting) assert(s.queue.isEmpty());
+                },
+            }
+        }
+        assert(paused == in_paused);
+        assert(noticed == in_notices);
+        assert(queued == self.stats.queued_bytes);
     }
 
     pub fn snapshot(self: *Loop) Stats {

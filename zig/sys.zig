@@ -151,6 +151,12 @@ pub fn pollReadable(fd: fd_t, timeout_ms: i32) Error!bool {
     return n > 0;
 }
 
+/// Whether `fd` is an open descriptor (for tests that count them without /proc).
+pub fn isOpen(fd: fd_t) bool {
+    _ = check(system.fcntl(fd, posix.F.GETFD, @as(usize, 0))) catch return false;
+    return true;
+}
+
 pub fn monotonicNs() i64 {
     const ts = posix.clock_gettime(.MONOTONIC) catch return 0;
     return @as(i64, ts.sec) * std.time.ns_per_s + ts.nsec;
