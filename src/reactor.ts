@@ -35,11 +35,13 @@ export interface Target {
 const INDEX_MASK = (1 << 18) - 1;
 
 /**
- * Operations that may complete at once in one turn, before the rest wait for the next
- * (tokio's cooperative budget is 128 too). A turn that dispatched events grants two more
- * per event, so a busy server answering each event at once is never held back.
+ * Operations that may complete at once in one turn, before the rest wait for the next.
+ * A turn that dispatched events grants two more per event, so a busy server answering
+ * each event at once is never held back. At about a microsecond per operation this
+ * keeps a timer waiting at most a millisecond or so; a budget of 128 (tokio's) cost a
+ * write-and-read loop 20 % in Bun for the extra turns (bench/WAKE.md).
  */
-export const TURN_BUDGET = 128;
+export const TURN_BUDGET = 1024;
 
 /** Reactor counters, from the native loop (zig/loop.zig `Stats`). */
 export interface Stats {

@@ -39,6 +39,9 @@ export function setDefaultSupervisor(supervisor: Supervisor): void {
 /** The task whose code is running, across awaits. */
 const current = new AsyncLocalStorage<Task<unknown>>();
 
+/** Tasks with a cancel not yet delivered (so that most zev calls need not look one up). */
+let pendingCancels = 0;
+
 /** A pending wait's way to be cancelled. */
 type CancelWait = (error: Cancelled) => void;
 
@@ -116,7 +119,10 @@ export class Task<T> {
     const waits = [...(this.#wait ? [this.#wait] : []), ...(this.#moreWaits ?? [])];
     this.#wait = undefined;
     this.#moreWaits?.clear();
-    if (waits.length === 0) this.#pendingCancel = error;
+    if (waits.length === 0) {
+      this.#pendingCancel = error;
+      pendingCancels++;
+    }
     for (const cancel of waits) cancel(error);
   }
 
@@ -154,15 +160,16 @@ export class Task<T> {
   /** @internal Takes the cancel not yet delivered, if any (a zev call delivers it). */
   takePendingCancel(): Cancelled | undefined {
     const pending = this.#pendingCancel;
+    if (pending === undefined) return undefined;
     this.#pendingCancel = undefined;
+    pendingCancels--;
     return pending;
   }
 
   /** @internal Registers a wait of this task; returns false if a cancel was pending. */
   addWait(cancel: CancelWait): boolean {
-    const pending = this.#pendingCancel;
+    const pending = this.takePendingCancel();
     if (pending) {
-      this.#pendingCancel = undefined;
       cancel(pending);
       return false;
     }
@@ -206,7 +213,8 @@ export function cancelledOnEntry(signal: AbortSignal | undefined, what: string):
     if (!(signal instanceof AbortSignal)) throw new TypeError(`${what}: options.signal must be an AbortSignal`);
     if (signal.aborted) return new Cancelled(signal.reason);
   }
-  return current.getStore()?.takePendingCancel();
+  // Most calls come with no cancel pending anywhere: skip looking up the task.
+  return pendingCancels === 0 ? undefined : current.getStore()?.takePendingCancel();
 }
 
 /** A wait tied to a signal (and maybe a task): undone by `releaseWait`. */

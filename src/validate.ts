@@ -41,10 +41,14 @@ export const MAX_IO_BYTES = 2 ** 31 - 1;
 /** A byte buffer for I/O: a Uint8Array, not detached, at most `MAX_IO_BYTES` long. */
 export function checkBytes(buf: unknown, what: string, name: string, allowEmpty: boolean): Uint8Array {
   if (!(buf instanceof Uint8Array)) throw new TypeError(`${what}: ${name} must be a Uint8Array, not ${show(buf)}`);
-  if ((buf.buffer as ArrayBuffer).detached) {
-    throw new TypeError(`${what}: ${name}'s ArrayBuffer is detached (transferred): its bytes are gone`);
+  // A detached array reads as empty; only then is `.buffer` looked at (JavaScriptCore
+  // makes an ArrayBuffer for a small array the first time `.buffer` is read).
+  if (buf.length === 0) {
+    if ((buf.buffer as ArrayBuffer).detached) {
+      throw new TypeError(`${what}: ${name}'s ArrayBuffer is detached (transferred): its bytes are gone`);
+    }
+    if (!allowEmpty) throw new TypeError(`${what}: ${name} must be a non-empty Uint8Array`);
   }
-  if (!allowEmpty && buf.length === 0) throw new TypeError(`${what}: ${name} must be a non-empty Uint8Array`);
   if (buf.length > MAX_IO_BYTES) {
     throw new RangeError(`${what}: ${name} is ${buf.length} bytes: at most ${MAX_IO_BYTES} per call`);
   }
