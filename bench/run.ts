@@ -1,16 +1,18 @@
 /**
  * `make bench`: zev against the runtimes' own sockets, on this machine, in one run.
  *
- * TCP echo servers, in turn: zev in Deno and in Bun (examples/echo.ts), `Deno.listen`,
- * `Bun.listen`, node `net`, and a plain single-threaded epoll server in Zig (the floor).
- * Each is measured by bench/load.zig at 1 and 64 connections and in accept mode
- * (connect, one echo, close). The server runs on CPU 0 and the load on CPU 1, so the two
- * do not trade places between runs. Then HTTP: examples/http.ts in both runtimes
- * against `Bun.serve` and `Deno.serve`, under wrk at 20 and 256 connections.
+ * TCP echo servers: zev in Deno and in Bun (examples/echo.ts), `Deno.listen`, `Bun.listen`,
+ * node `net`, and a plain single-threaded epoll server in Zig (the floor), measured by
+ * bench/load.zig along the load curve (paced 1 × 1,000, 8 × 5,000, 16 × 20,000 and
+ * 64 × 50,000 requests/s, and 64 connections at saturation), at one connection in a closed
+ * loop, and under connection churn (bench/curve.ts). The server runs on CPU 0 and the load
+ * on CPU 1. Then the idle servers, HTTP (examples/http.ts in both runtimes against
+ * `Bun.serve` and `Deno.serve` under wrk), and mitata microbenchmarks.
  *
- * Server CPU per round trip (user + system time of the server process over the run,
- * divided by round trips) is the steadiest figure on a shared machine; ratios against the
- * runtime's own API are the headline. Writes bench/RESULTS.md.
+ * Server CPU per request (user + system time of every thread of the server process,
+ * divided by requests answered) is the steadiest figure on a shared machine; ratios
+ * against the runtime's own API are the headline. Writes bench/RESULTS.md and the chart
+ * bench/curve.svg.
  *
  *   bun bench/run.ts [--seconds 3] [--repeat 5]
  */
@@ -18,117 +20,36 @@
 import process from "node:process";
 import { execFileSync, spawn } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { BUN, DENO, example, load, root, type Server, startServer, table } from "./server.ts";
+import { BUN, DENO, example, root, startServer, table } from "./server.ts";
+import { curveTable, type EchoServer, type Level, LEVELS, measureCurve, medianOf, pairedRatio } from "./curve.ts";
+import { lineChart } from "./chart.ts";
 
 const args = process.argv.slice(2);
 const SECONDS = Number(args[args.indexOf("--seconds") + 1] || 3);
+const REPEAT = Number(args[args.indexOf("--repeat") + 1] || 5);
 const WARMUP = 1;
 const pin = (cpu: number, argv: string[]) => ["taskset", "-c", String(cpu), ...argv];
 
-interface EchoServer {
-  name: string;
-  runtime: "deno" | "bun" | "node" | "zig";
-  zev: boolean;
-  argv: string[];
-}
-
 const echoServers: EchoServer[] = [
-  { name: "zev (Deno)", runtime: "deno", zev: true, argv: example("deno", "echo") },
-  { name: "Deno.listen", runtime: "deno", zev: false, argv: [DENO, "run", "--allow-net", `${root}bench/servers/deno_listen.ts`] },
-  { name: "zev (Bun)", runtime: "bun", zev: true, argv: example("bun", "echo") },
-  { name: "Bun.listen", runtime: "bun", zev: false, argv: [BUN, `${root}bench/servers/bun_listen.ts`] },
-  { name: "node net", runtime: "node", zev: false, argv: ["node", `${root}bench/servers/node_net.mjs`] },
-  { name: "Zig floor (epoll, no JS)", runtime: "zig", zev: false, argv: [`${root}zig-out/bin/zev-floor`] },
+  { name: "zev (Deno)", argv: example("deno", "echo"), baseline: "Deno.listen" },
+  { name: "Deno.listen", argv: [DENO, "run", "--allow-net", `${root}bench/servers/deno_listen.ts`] },
+  { name: "zev (Bun)", argv: example("bun", "echo"), baseline: "Bun.listen" },
+  { name: "Bun.listen", argv: [BUN, `${root}bench/servers/bun_listen.ts`] },
+  { name: "node net", argv: ["node", `${root}bench/servers/node_net.mjs`] },
+  { name: "Zig floor (epoll, no JS)", argv: [`${root}zig-out/bin/zev-floor`] },
 ];
+const floorName = "Zig floor (epoll, no JS)";
 
-interface Row {
-  server: EchoServer;
-  mode: string;
-  rate: number;
-  p50: number;
-  p99: number;
-  cpuUs: number;
-  rssMiB: number;
-  errors: number;
-}
-
-async function measure(server: Server, loadArgs: string[], unitKey: string): Promise<Omit<Row, "server" | "mode">> {
-  const cpu0 = server.cpuSeconds();
-  const r = await load(loadArgs, 1);
-  const cpu = server.cpuSeconds() - cpu0;
-  const units = Number(r[unitKey]);
-  return {
-    rate: Number(r.rtps ?? r.cps),
-    p50: Number(r.p50_us),
-    p99: Number(r.p99_us),
-    cpuUs: units > 0 ? (cpu / units) * 1e6 : NaN,
-    rssMiB: server.rssBytes() / 2 ** 20,
-    errors: Number(r.errors),
-  };
-}
-
-const modes = [
-  { mode: "echo, 1 connection", args: ["echo", "--connections", "1"], unit: "round_trips" },
-  { mode: "echo, 64 connections", args: ["echo", "--connections", "64"], unit: "round_trips" },
-  { mode: "accept (16 clients)", args: ["accept", "--connections", "16"], unit: "cycles" },
-];
-
-// Every server starts once, pinned to CPU 0, and all stay up: an idle server costs nothing
-// (see Idle below), so only the one under load runs. Each mode is measured in REPEAT
-// rounds, and every round visits every server back to back, alternating direction, so a
-// zev figure and its baseline are taken seconds apart: this shared 2-core machine drifts
-// by 10 to 40% over minutes, and a drift must not fall on one server only. Ratios are the
-// median of the per-round ratios; the other figures are medians.
-const REPEAT = Number(args[args.indexOf("--repeat") + 1] || 5);
-const running = new Map<string, Server>();
-for (const s of echoServers) running.set(s.name, await startServer(s.name, pin(0, s.argv)));
-const samples = new Map<string, Omit<Row, "server" | "mode">[]>();
-const key = (server: string, mode: string) => `${server}\n${mode}`;
-try {
-  for (const m of modes) {
-    for (let rep = 1; rep <= REPEAT; rep++) {
-      const order = rep % 2 === 1 ? echoServers : [...echoServers].reverse();
-      for (const s of order) {
-        const server = running.get(s.name)!;
-        // Warm-up (JIT, pools) with the same shape of load, then the measured run.
-        await load([...m.args, "--port", String(server.port), "--duration", String(WARMUP)], 1);
-        const result = await measure(server, [...m.args, "--port", String(server.port), "--duration", String(SECONDS)], m.unit);
-        samples.set(key(s.name, m.mode), [...(samples.get(key(s.name, m.mode)) ?? []), result]);
-        console.log(`[${rep}/${REPEAT}] ${s.name.padEnd(26)} ${m.mode.padEnd(22)} ${fmtRate(result.rate).padStart(9)}/s  p50 ${result.p50.toFixed(0).padStart(5)} µs  p99 ${result.p99.toFixed(0).padStart(6)} µs  cpu ${result.cpuUs.toFixed(2).padStart(6)} µs  rss ${result.rssMiB.toFixed(0)} MiB  errors ${result.errors}`);
-      }
-    }
-  }
-} catch (error) {
-  for (const server of running.values()) await server.stop();
-  throw error;
-}
-
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
-};
-const rows: Row[] = [];
-for (const s of echoServers) {
-  for (const m of modes) {
-    const runs = samples.get(key(s.name, m.mode))!;
-    rows.push({
-      server: s,
-      mode: m.mode,
-      rate: median(runs.map((r) => r.rate)),
-      p50: median(runs.map((r) => r.p50)),
-      p99: median(runs.map((r) => r.p99)),
-      cpuUs: median(runs.map((r) => r.cpuUs)),
-      rssMiB: median(runs.map((r) => r.rssMiB)),
-      errors: runs.reduce((n, r) => n + r.errors, 0),
-    });
-  }
-}
-
-/** Median over rounds of `metric(a) / metric(b)`, both measured in the same round. */
-function pairedRatio(a: string, b: string, mode: string, metric: (r: Omit<Row, "server" | "mode">) => number): number {
-  const as = samples.get(key(a, mode))!, bs = samples.get(key(b, mode))!;
-  return median(as.map((r, i) => metric(r) / metric(bs[i])));
-}
+// The load curve (paced levels and saturation), then one connection in a closed loop
+// (latency) and connection churn (accept). Every server is started once, pinned to CPU 0,
+// and all stay up: an idle server costs nothing (see Idle below). Each level is measured
+// in REPEAT rounds that visit every server back to back (bench/curve.ts).
+const oneConnection: Level = { name: "1 connection, closed loop", args: ["echo", "--connections", "1"], unit: "round_trips" };
+const churn: Level = { name: "accept (16 clients)", args: ["accept", "--connections", "16"], unit: "cycles" };
+const levels = [...LEVELS, oneConnection, churn];
+const curve = await measureCurve(echoServers, levels, { seconds: SECONDS, repeat: REPEAT, log: console.log, keep: true });
+const running = curve.running;
+const at = (level: Level) => levels.indexOf(level);
 
 // ---- idle: no wakeups, no CPU -------------------------------------------------------------
 
@@ -237,19 +158,6 @@ function fmtRate(n: number): string {
 }
 
 
-const echoTable = table(
-  ["server", "mode", "rate", "p50 µs", "p99 µs", "server CPU µs / op", "RSS MiB", "errors", "vs runtime's own API"],
-  rows.map((r) => {
-    const own = r.server.zev ? (r.server.runtime === "deno" ? "Deno.listen" : "Bun.listen") : undefined;
-    const paired = (metric: (x: Omit<Row, "server" | "mode">) => number) => pairedRatio(r.server.name, own!, r.mode, metric).toFixed(2);
-    const vs = own
-      ? r.mode.startsWith("accept")
-        ? `rate ${paired((x) => x.rate)}x, CPU ${paired((x) => x.cpuUs)}x`
-        : `CPU ${paired((x) => x.cpuUs)}x, p50 ${paired((x) => x.p50)}x`
-      : "";
-    return [r.server.name, r.mode, `${fmtRate(r.rate)}/s`, r.p50.toFixed(0), r.p99.toFixed(0), r.cpuUs.toFixed(2), r.rssMiB.toFixed(0), r.errors, vs];
-  }),
-);
 const httpTable = table(
   ["server", "wrk connections", "requests/s", "p50", "p99", "server CPU µs / request", "errors"],
   httpRows.map((r) => [r.name, r.connections, fmtRate(r.rps), r.p50, r.p99, r.cpuUs.toFixed(2), r.errors]),
@@ -257,22 +165,36 @@ const httpTable = table(
 
 // The goals of the performance issue, each as a ratio from this run.
 const goal = (text: string, value: number, limit: number, atMost = true) =>
-  `| ${text} | ${value.toFixed(2)}x | ${atMost ? "≤" : "≥"} ${limit}x | ${(atMost ? value <= limit : value >= limit) ? "reached" : "not reached"} |`;
-const e64 = "echo, 64 connections", e1 = "echo, 1 connection", acc = "accept (16 clients)";
-const floorName = "Zig floor (epoll, no JS)";
-const cpu = (x: Omit<Row, "server" | "mode">) => x.cpuUs;
-const goals = [
-  "| goal | measured (median of per-round ratios) | target | |",
-  "| --- | --- | --- | --- |",
-  goal("CPU per round trip at 64 conns: zev (Bun) / Bun.listen", pairedRatio("zev (Bun)", "Bun.listen", e64, cpu), 1.0),
-  goal("CPU per round trip at 64 conns: zev (Deno) / Deno.listen", pairedRatio("zev (Deno)", "Deno.listen", e64, cpu), 0.8),
-  goal("CPU per round trip at 64 conns: zev (Bun) / Zig floor", pairedRatio("zev (Bun)", floorName, e64, cpu), 1.25),
-  goal("CPU per round trip at 64 conns: zev (Deno) / Zig floor", pairedRatio("zev (Deno)", floorName, e64, cpu), 1.25),
-  goal("p50 at 1 connection: zev (Bun) / Bun.listen", pairedRatio("zev (Bun)", "Bun.listen", e1, (x) => x.p50), 1.1),
-  goal("p50 at 1 connection: zev (Deno) / Deno.listen", pairedRatio("zev (Deno)", "Deno.listen", e1, (x) => x.p50), 1.1),
-  goal("accept rate: zev (Bun) / Bun.listen", pairedRatio("zev (Bun)", "Bun.listen", acc, (x) => x.rate), 1.0, false),
-  goal("accept rate: zev (Deno) / Deno.listen", pairedRatio("zev (Deno)", "Deno.listen", acc, (x) => x.rate), 1.0, false),
-].join("\n");
+  `| ${text} | ${value.toFixed(2)}× | ${atMost ? "≤" : "≥"} ${limit}× | ${(atMost ? value <= limit : value >= limit) ? "reached" : "not reached"} |`;
+const cpu = (x: { cpuUs: number }) => x.cpuUs;
+const p50 = (x: { p50: number }) => x.p50;
+const saturation = LEVELS[LEVELS.length - 1];
+const goalRows: string[] = [];
+for (const [zev, own, pacedLimit, satLimit] of [["zev (Bun)", "Bun.listen", 1.25, 1.0], ["zev (Deno)", "Deno.listen", 1.5, 0.8]] as const) {
+  for (const level of LEVELS) {
+    const limit = level === saturation ? satLimit : pacedLimit;
+    goalRows.push(goal(`CPU per request, ${level.name}: ${zev} / ${own}`, pairedRatio(curve, zev, own, at(level), cpu), limit));
+  }
+  for (const level of LEVELS) {
+    goalRows.push(goal(`p50, ${level.name}: ${zev} / ${own}`, pairedRatio(curve, zev, own, at(level), p50), 1.1));
+  }
+  goalRows.push(goal(`CPU per request at saturation: ${zev} / Zig floor`, pairedRatio(curve, zev, floorName, at(saturation), cpu), 1.25));
+  goalRows.push(goal(`accept rate: ${zev} / ${own}`, pairedRatio(curve, zev, own, at(churn), (x) => x.rate), 1.0, false));
+}
+const goals = ["| goal | measured (median of per-round ratios) | target | |", "| --- | --- | --- | --- |", ...goalRows].join("\n");
+
+// The chart: CPU per request along the curve, every server.
+const chart = lineChart(
+  `Server CPU per request against load (64-byte echo, ${new Date().toISOString().slice(0, 10)})`,
+  "server CPU µs per request (log)",
+  LEVELS.map((l) => l.name.replace(" req/s", "").replace("saturation", "sat.")),
+  echoServers.map((s) => ({
+    name: s.name,
+    values: LEVELS.map((l) => medianOf(curve, s.name, at(l), cpu)),
+    dashed: !s.name.startsWith("zev"),
+  })),
+);
+writeFileSync(`${root}bench/curve.svg`, chart);
 
 const version = (argv: string[]) => {
   try {
@@ -300,20 +222,30 @@ Produced by \`make bench\` (\`bun bench/run.ts --seconds ${SECONDS} --repeat ${R
 - Versions: ${versions}
 - Method: every server runs pinned to CPU 0 (all started at once; only the one under load
   works); the load (bench/load.zig, or wrk) runs pinned to CPU 1. Each measurement follows
-  a ${WARMUP} s warm-up and lasts ${SECONDS} s. Each mode is measured in ${REPEAT} rounds that visit
+  a ${WARMUP} s warm-up and lasts ${SECONDS} s. Each load is measured in ${REPEAT} rounds that visit
   every server back to back; figures are medians, and ratios are medians of the ratios
   within each round, so that the machine's drift between minutes cancels out. Echo
-  messages are 64 bytes, one in flight per connection. "Server CPU µs / op" is the
-  server process's user + system time over the run divided by round trips (or by accepted
-  connections, or by HTTP requests).
+  messages are 64 bytes, one in flight per connection.
 
-## TCP echo
+## TCP echo: the load curve
 
-${echoTable}
+Paced loads send one 64-byte request every CONNECTIONS/RATE seconds on each connection and
+wait for its echo, as real servers live between idle and busy; saturation is a closed loop
+(every connection sends its next request as soon as the echo arrives). CPU per request is
+what each server spends (user + system time of every thread, from /proc schedstat) per
+answered request.
+
+![server CPU per request against load](curve.svg)
+
+${curveTable({ ...curve, levels: LEVELS })}
 
 ## Goals
 
 ${goals}
+
+## One connection, closed loop, and connection churn
+
+${curveTable({ ...curve, levels: [oneConnection, churn] }).replace("answered/s", "answered (or accepted)/s").replace("CPU µs / request", "CPU µs / request (or connection)")}
 
 Where the time goes, what was cut and what would close the remaining gaps: bench/PROFILE.md.
 

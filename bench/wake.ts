@@ -12,7 +12,7 @@
  */
 
 import process from "node:process";
-import { curveTable, type EchoServer, LEVELS, measureCurve } from "./paced.ts";
+import { curveTable, type EchoServer, LEVELS, measureCurve } from "./curve.ts";
 import { BUN, DENO, example, root } from "./server.ts";
 
 const args = process.argv.slice(2);

@@ -1,8 +1,9 @@
 /**
  * The load curve: echo servers measured at paced loads (a fixed request rate spread over
  * N connections, as real servers live) and at saturation, side by side, with CPU per
- * request as the figure that matters. Shared by `make bench` (bench/run.ts) and the wake
- * study (bench/wake.ts).
+ * request as the figure that matters; and the other loads of `make bench` (one
+ * connection in a closed loop, connection churn). Shared by `make bench` (bench/run.ts)
+ * and the wake study (bench/wake.ts).
  *
  * Every server is started once, pinned to CPU 0; the load runs pinned to CPU 1. Each
  * level is measured in `repeat` rounds that visit every server back to back (alternating
@@ -14,23 +15,34 @@
 
 import { load, type Server, startServer } from "./server.ts";
 
-/** A load level: connections, and requests per second over all of them (0: saturation). */
+/** A load the generator (bench/load.zig) puts on a server. */
 export interface Level {
-  connections: number;
-  rate: number;
+  name: string;
+  /** Arguments of zev-load, without --port and --duration. */
+  args: string[];
+  /** What one unit of work is in its JSON result: a round trip, or a connect-echo-close cycle. */
+  unit: "round_trips" | "cycles";
+}
+
+/** An echo load: `connections`, paced at `rate` requests/s over all of them (0: closed loop). */
+export function echoLevel(connections: number, rate: number): Level {
+  const args = ["echo", "--connections", String(connections)];
+  if (rate > 0) args.push("--rate", String(rate));
+  const name = rate === 0 ? `${connections} × saturation` : `${connections} × ${rate.toLocaleString("en-US")} req/s`;
+  return { name, args, unit: "round_trips" };
 }
 
 /** The curve of the performance issue: light, medium, busy, saturation. */
 export const LEVELS: Level[] = [
-  { connections: 1, rate: 1_000 },
-  { connections: 8, rate: 5_000 },
-  { connections: 16, rate: 20_000 },
-  { connections: 64, rate: 50_000 },
-  { connections: 64, rate: 0 },
+  echoLevel(1, 1_000),
+  echoLevel(8, 5_000),
+  echoLevel(16, 20_000),
+  echoLevel(64, 50_000),
+  echoLevel(64, 0),
 ];
 
 export function levelName(l: Level): string {
-  return l.rate === 0 ? `${l.connections} × saturation` : `${l.connections} × ${l.rate.toLocaleString("en-US")} req/s`;
+  return l.name;
 }
 
 export interface EchoServer {
@@ -42,17 +54,19 @@ export interface EchoServer {
 }
 
 export interface Sample {
-  /** Requests answered per second. */
+  /** Requests answered (or connections served) per second. */
   rate: number;
   p50: number;
   p99: number;
-  /** Server CPU (user + system, every thread) per answered request, µs. */
+  /** Server CPU (user + system, every thread) per answered request (or connection), µs. */
   cpuUs: number;
   /** Server CPU over the run, as a share of one core. */
   cpuShare: number;
   errors: number;
   /** Paced sends whose slot came before the previous echo (the server fell behind). */
   late: number;
+  /** The server's resident memory after the run, bytes. */
+  rss: number;
 }
 
 const pin = (cpu: number, argv: string[]) => ["taskset", "-c", String(cpu), ...argv];
@@ -63,8 +77,7 @@ export const median = (xs: number[]): number => {
 };
 
 async function measure(server: Server, level: Level, seconds: number): Promise<Sample> {
-  const args = ["echo", "--port", String(server.port), "--connections", String(level.connections)];
-  if (level.rate > 0) args.push("--rate", String(level.rate));
+  const args = [...level.args, "--port", String(server.port)];
   // Warm-up (JIT, pools) with the same shape of load, then the measured run.
   await load([...args, "--duration", "1"], 1);
   const cpu0 = server.cpuSeconds();
@@ -72,13 +85,14 @@ async function measure(server: Server, level: Level, seconds: number): Promise<S
   const r = await load([...args, "--duration", String(seconds)], 1);
   const wall = (performance.now() - t0) / 1000;
   const cpu = server.cpuSeconds() - cpu0;
-  const answered = Number(r.round_trips);
+  const answered = Number(r[level.unit]);
   return {
-    rate: Number(r.rtps),
+    rate: Number(r.rtps ?? r.cps),
     p50: Number(r.p50_us),
     p99: Number(r.p99_us),
     // The CPU window includes connecting and closing; the requests are what the load saw.
     cpuUs: answered > 0 ? (cpu / answered) * 1e6 : NaN,
+    rss: server.rssBytes(),
     cpuShare: cpu / wall,
     errors: Number(r.errors),
     late: Number(r.late ?? 0),
@@ -96,8 +110,8 @@ export interface Curve {
 export async function measureCurve(
   servers: EchoServer[],
   levels: Level[],
-  options: { seconds: number; repeat: number; log?: (line: string) => void },
-): Promise<Curve> {
+  options: { seconds: number; repeat: number; log?: (line: string) => void; keep?: boolean },
+): Promise<Curve & { running: Map<string, Server> }> {
   const running = new Map<string, Server>();
   const samples = new Map<string, Sample[][]>();
   try {
@@ -119,10 +133,13 @@ export async function measureCurve(
         }
       }
     }
-  } finally {
+  } catch (error) {
     for (const server of running.values()) await server.stop();
+    throw error;
   }
-  return { servers, levels, samples };
+  // `keep`: the caller measures the idle servers next, and stops them.
+  if (!options.keep) for (const server of running.values()) await server.stop();
+  return { servers, levels, samples, running };
 }
 
 /** Median over rounds of `metric(a) / metric(b)` at a level, both measured in the same round. */
