@@ -31,7 +31,7 @@ BUN_TEST = $(1) test --timeout 120000
 TS_TESTS := $(sort $(wildcard tests/*.test.ts))
 BURST_TESTS := tests/burst.test.ts
 
-.PHONY: setup lib lib-edge cross abi tools test test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench clean
+.PHONY: setup lib lib-edge cross abi tools test test-mutants test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench clean
 
 # ---- setup: the tools, installed into the project (Debian packages system-wide) ----------
 
@@ -88,8 +88,13 @@ tests/out/burst-musl: tests/musl/burst.c zig/zev.h | .tools/debs-test
 # ---- tests --------------------------------------------------------------------------------
 
 test: setup
-	$(MAKE) --no-print-directory test-zig cross test-musl-c test-ts test-edge test-bun-musl test-soak
+	$(MAKE) --no-print-directory test-zig cross test-musl-c test-ts test-edge test-bun-musl test-mutants test-soak
 	@echo "make test: all passed"
+
+# Reactor mutants (tests/mutants/reactor.ts): each a small break of zig/ in a copy of the
+# tree; every one must be killed by the tests that guard it.
+test-mutants: node_modules/.installed | $(VENV)/.zig-$(ZIG_VERSION)
+	$(BUN) tests/mutants/reactor.ts
 
 # The reactor's tests natively for glibc and musl, and for aarch64 musl under qemu-user.
 test-zig: | $(VENV)/.zig-$(ZIG_VERSION) .tools/debs-test

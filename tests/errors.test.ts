@@ -130,7 +130,7 @@ test("a second read while one is pending is a ZevError, and await using closes s
   await assert.rejects(kept.read(new Uint8Array(1)), Closed);
 });
 
-test("data that arrived before the first read is read (an edge that passed is not waited for)", async () => {
+test("data that arrived while nobody read is read (an edge that passed is not waited for)", async () => {
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const socket = await openClient(listener.addr.port);
   socket.write("early");
@@ -139,17 +139,43 @@ test("data that arrived before the first read is read (an edge that passed is no
   const buf = new Uint8Array(16);
   const n = await within(2000, "reading data that arrived before the first read", server.read(buf));
   assert.equal(new TextDecoder().decode(buf.subarray(0, n!)), "early");
+  // Between two reads: the last read emptied the socket, then data came while no read
+  // was pending. Its edge passed; the next read must not wait for another.
+  socket.write("between");
+  await sleep(50);
+  const m = await within(2000, "reading data that arrived between reads", server.read(buf));
+  assert.equal(new TextDecoder().decode(buf.subarray(0, m!)), "between");
   socket.destroy();
   await server.close();
   listener.close();
 });
 
+test("closeWrite with bytes still queued sends them, then the end of stream", async () => {
+  const { listener, client, server } = await pair();
+  const total = 8 << 20;
+  // The peer does not read yet: the kernel's buffers fill and zev's queue takes the rest.
+  const writing = client.write(new Uint8Array(total).fill(1));
+  await sleep(20);
+  const closing = client.closeWrite();
+  const sink = new Uint8Array(1 << 16);
+  let got = 0;
+  await within(5000, "every byte, then the end of stream", (async () => {
+    for (let n; (n = await server.read(sink)) !== null;) got += n;
+  })());
+  assert.equal(got, total);
+  await writing;
+  await closing;
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
+
 test("a listener nobody accepts from does not keep the loop busy", async () => {
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
-  const socket = await openClient(listener.addr.port); // waits in the backlog, unaccepted
   // Accept once and stop: the listener was armed, and now nobody asks.
   const other = await openClient(listener.addr.port);
   const first = await listener.accept();
+  const socket = await openClient(listener.addr.port); // waits in the backlog, unaccepted
+  await sleep(20);
   const polls = stats().polls;
   await sleep(200);
   const more = stats().polls - polls;

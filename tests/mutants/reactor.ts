@@ -1,0 +1,196 @@
+/**
+ * Reactor mutants: each a small change to zig/ that breaks one promise, applied to a copy
+ * of the tree (never a build option of the product). `make mutate-reactor` (run by `make
+ * test`) builds each, runs the tests that guard that promise against it, and requires
+ * every mutant to be killed: a test that passes against a broken reactor tests nothing.
+ *
+ *   bun tests/mutants/reactor.ts [--only NAME]
+ *
+ * Each mutant names the exact text it replaces, which must occur once: a mutant whose
+ * text no longer matches the source fails the run instead of silently testing nothing.
+ *
+ * Left out as equivalent for correctness (each costs only speed, which `make bench`
+ * measures): one accept per call (the level-triggered listener reports the rest at once),
+ * and an io_uring poll not linked to its send (a byte, so a wake, at every park).
+ */
+
+import process from "node:process";
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+interface Mutant {
+  name: string;
+  /** What the change breaks. */
+  breaks: string;
+  file: string;
+  from: string;
+  to: string;
+  /** Test files (tests/*.test.ts) that must fail; "zig" runs the reactor's own tests too. */
+  tests: string[];
+}
+
+export const mutants: Mutant[] = [
+  {
+    name: "edge-dropped",
+    breaks: "an edge that arrives while nobody reads is forgotten",
+    file: "zig/loop.zig",
+    from: "        if (ev.readable) s.readable = true;",
+    to: "        if (ev.readable and s.want_read) s.readable = true;",
+    tests: ["errors"],
+  },
+  {
+    name: "listener-never-disarmed",
+    breaks: "a level-triggered listener nobody accepts from wakes every poll",
+    file: "zig/loop.zig",
+    from: "        if (!listener_edge_single and l.armed) {",
+    to: "        if (false and l.armed) {",
+    tests: ["errors"],
+  },
+  {
+    name: "edge-triggered-listener",
+    breaks: "listeners are registered edge-triggered (Janet 1.32's registration)",
+    file: "zig/epoll.zig",
+    from: "        try p.ctl(E.CTL_ADD, fd, E.IN | (if (edge) E.ET else 0), token);",
+    to: "        _ = edge;\n        try p.ctl(E.CTL_ADD, fd, E.IN | E.ET, token);",
+    tests: ["zig", "burst"],
+  },
+  {
+    name: "read-forgets-readiness",
+    breaks: "every read, even one that filled the buffer, forgets that more data is there",
+    file: "zig/loop.zig",
+    from: "        if (n < buf.len and !s.hup) s.readable = false;",
+    to: "        if (!s.hup) s.readable = false;",
+    tests: ["zig", "stream"],
+  },
+  {
+    name: "eagain-no-interest",
+    breaks: "a read that would block does not ask for the next READ event",
+    file: "zig/loop.zig",
+    from: "            if (err == error.WouldBlock) {\n                s.readable = false;\n                s.want_read = true;\n            }",
+    to: "            if (err == error.WouldBlock) {\n                s.readable = false;\n            }",
+    tests: ["zig", "stream"],
+  },
+  {
+    name: "write-queue-unbounded",
+    breaks: "the write queue ignores its limit",
+    file: "zig/loop.zig",
+    from: "            const took = try s.queue.push(self.allocator, s.queue_limit, data[done..]);",
+    to: "            const took = try s.queue.push(self.allocator, limits.max_write_queue_bytes, data[done..]);",
+    tests: ["zig", "stream"],
+  },
+  {
+    name: "pause-keeps-listener-armed",
+    breaks: "a listener out of descriptors stays armed and spins",
+    file: "zig/loop.zig",
+    from: "        if (l.armed) self.poller.armListener(l.fd, lh, listener_edge_single, false) catch {};",
+    to: "        if (false) self.poller.armListener(l.fd, lh, listener_edge_single, false) catch {};",
+    tests: ["zig"],
+  },
+  {
+    name: "pause-never-resumes",
+    breaks: "a paused listener is never resumed by its backoff",
+    file: "zig/loop.zig",
+    from: "            if (l.resume_at_ns > now) {",
+    to: "            if (l.resume_at_ns > now or now != std.math.maxInt(i64)) {",
+    tests: ["lifecycle"],
+  },
+  {
+    name: "half-close-forgets-fin",
+    breaks: "closeWrite with bytes queued never sends the end of stream",
+    file: "zig/loop.zig",
+    from: "        if (s.shut_pending) {\n            s.shut_pending = false;",
+    to: "        if (false) {\n            s.shut_pending = false;",
+    tests: ["zig", "stream"],
+  },
+  {
+    name: "stale-handle-accepted",
+    breaks: "a stale handle whose slot was reused reaches the new socket",
+    file: "zig/handles.zig",
+    from: "            if (!slot.live or slot.gen != gen) return null;",
+    to: "            if (!slot.live) return null;",
+    tests: ["zig"],
+  },
+  {
+    name: "park-never-armed",
+    breaks: "the poll that finds nothing does not arm the kernel's wake",
+    file: "zig/loop.zig",
+    from: "                if (w.rx_taken) try w.arm(self.poller.parkFd());",
+    to: "                if (w.rx_taken and false) try w.arm(self.poller.parkFd());",
+    tests: ["wake"],
+  },
+  {
+    name: "wake-watches-nothing",
+    breaks: "the kernel's wake polls for a readiness the loop never has",
+    file: "zig/ring_wake.zig",
+    from: "        const poll = w.ring.poll_add(poll_token, epfd, linux.POLL.IN) catch return error.Limit;",
+    to: "        const poll = w.ring.poll_add(poll_token, epfd, linux.POLL.PRI) catch return error.Limit;",
+    tests: ["zig", "wake"],
+  },
+  {
+    name: "pause-untold",
+    breaks: "a listener's pause is never told to onAcceptError",
+    file: "zig/loop.zig",
+    from: "        l.pauses_untold +|= 1;",
+    to: "",
+    tests: ["zig", "lifecycle"],
+  },
+];
+
+const root = new URL("../../", import.meta.url).pathname;
+const zig = [`${root}.tools/venv/bin/python`, "-m", "ziglang"];
+const bun = `${root}node_modules/.bin/bun`;
+
+function run(argv: string[], cwd: string, env: Record<string, string> = {}): { ok: boolean; out: string } {
+  const r = spawnSync(argv[0], argv.slice(1), { cwd, env: { ...process.env, ...env }, encoding: "utf8", timeout: 300_000 });
+  return { ok: r.status === 0, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
+}
+
+/** Builds `m` in a copy of the tree and runs its tests; returns which of them failed. */
+function tryMutant(m: Mutant): { killedBy: string[]; error?: string } {
+  const dir = mkdtempSync(join(tmpdir(), `zev-mutant-${m.name}-`));
+  try {
+    for (const p of ["build.zig", "build.zig.zon", "zig", "bench", "tests/musl"]) cpSync(join(root, p), join(dir, p), { recursive: true });
+    const file = join(dir, m.file);
+    const text = readFileSync(file, "utf8");
+    const count = text.split(m.from).length - 1;
+    if (count !== 1) return { killedBy: [], error: `its text occurs ${count} times in ${m.file} (expected once): update the mutant` };
+    writeFileSync(file, text.replace(m.from, m.to));
+    const build = run([...zig, "build"], dir);
+    if (!build.ok) return { killedBy: [], error: `does not build:\n${build.out.slice(-2000)}` };
+    const killedBy: string[] = [];
+    for (const t of m.tests) {
+      const r = t === "zig"
+        ? run([...zig, "build", "test"], dir)
+        : run([bun, "test", "--bail", "--timeout", "60000", join(root, `tests/${t}.test.ts`)], root, { ZEV_LIB: join(dir, "zig-out/lib/libzev-linux-x86_64-gnu.so") });
+      if (!r.ok) killedBy.push(t);
+    }
+    return { killedBy };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) {
+  const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+  let survived = 0, broken = 0, tried = 0;
+  for (const m of mutants) {
+    if (only && m.name !== only) continue;
+    tried++;
+    const t0 = performance.now();
+    const r = tryMutant(m);
+    const secs = ((performance.now() - t0) / 1000).toFixed(0);
+    if (r.error) {
+      broken++;
+      console.log(`BROKEN   ${m.name.padEnd(28)} ${r.error}`);
+    } else if (r.killedBy.length === 0) {
+      survived++;
+      console.log(`SURVIVED ${m.name.padEnd(28)} (${m.breaks}): no test failed of ${m.tests.join(", ")}`);
+    } else {
+      console.log(`killed   ${m.name.padEnd(28)} by ${r.killedBy.join(", ").padEnd(18)} ${secs} s  (${m.breaks})`);
+    }
+  }
+  console.log(`reactor mutants: ${tried - survived - broken} of ${tried} killed, ${survived} survived, ${broken} broken`);
+  if (survived > 0 || broken > 0) process.exit(1);
+}
