@@ -3,7 +3,8 @@
 #   make test    every test: Zig reactor, C in a musl process, TypeScript under Deno and Bun,
 #                against the glibc and the musl library, and the proof that the burst tests
 #                fail against Janet 1.32's listener behaviour
-#   make bench   the performance comparison (writes bench/RESULTS.md)
+#   make bench   the performance comparison (writes bench/RESULTS.md and bench/curve.svg)
+#   make mutate  mutation testing: reactor mutants and StrykerJS over src/ (long)
 #   make lib     the libraries for this machine, into zig-out/lib/
 #   make lib-edge  the `edge-single` regression libraries, into zig-out-edge/lib/
 
@@ -31,7 +32,7 @@ BUN_TEST = $(1) test --timeout 120000
 TS_TESTS := $(sort $(wildcard tests/*.test.ts))
 BURST_TESTS := tests/burst.test.ts
 
-.PHONY: setup lib lib-edge cross abi tools test test-mutants test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench clean
+.PHONY: setup lib lib-edge cross abi tools test test-mutants mutate test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench clean
 
 # ---- setup: the tools, installed into the project (Debian packages system-wide) ----------
 
@@ -150,6 +151,15 @@ test-soak: lib tools $(BUN_MUSL)
 	$(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
 	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
 	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --exec $(BUN_MUSL) --lib $(LIB_MUSL)
+
+# Mutation testing: the reactor mutants, then StrykerJS over src/ (long: before a release).
+tools/stryker/node_modules/.installed: tools/stryker/package.json tools/stryker/package-lock.json
+	cd tools/stryker && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+mutate: setup lib tools/stryker/node_modules/.installed
+	$(BUN) tests/mutants/reactor.ts
+	$(BUN) tests/mutants/stryker.ts
 
 # ---- demo and benchmarks ------------------------------------------------------------------
 

@@ -1,0 +1,84 @@
+/**
+ * Mutation testing of src/ with StrykerJS (its command runner driving `bun test`): each
+ * module is mutated on its own, and each mutant is run against only the test files that
+ * exercise that module, so the whole run fits on a 2-core machine. Prints every mutant
+ * killed or survived, and the mutation score. Too long for `make test`; run before each
+ * release with `make mutate` (which installs StrykerJS into tools/stryker/).
+ *
+ *   bun tests/mutants/stryker.ts [MODULE ...]     (default: every module of src/)
+ */
+
+import process from "node:process";
+import { spawnSync } from "node:child_process";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+
+/** The test files that exercise each module. */
+const suites: Record<string, string[]> = {
+  "accept_loop.ts": ["task", "burst", "lifecycle"],
+  "addr.ts": ["stream", "errors"],
+  "channel.ts": ["channel", "cancel", "task"],
+  "deadline.ts": ["task", "cancel", "errors"],
+  "errors.ts": ["errors", "stream"],
+  "listener.ts": ["stream", "burst", "errors", "lifecycle"],
+  "net.ts": ["stream", "errors", "lifecycle", "cancel"],
+  "reactor.ts": ["wake", "lifecycle", "cancel", "stream"],
+  "runtime.ts": ["stream", "errors"],
+  "serve.ts": ["lifecycle"],
+  "stream.ts": ["stream", "errors", "cancel"],
+  "task.ts": ["task", "cancel", "channel"],
+  "validate.ts": ["errors", "stream", "channel", "cancel"],
+  "wait_queue.ts": ["wait_queue", "channel", "cancel"],
+};
+
+const root = new URL("../../", import.meta.url).pathname;
+const stryker = `${root}tools/stryker/node_modules/.bin/stryker`;
+const bun = `${root}node_modules/.bin/bun`;
+const lib = `${root}zig-out/lib/libzev-linux-x86_64-gnu.so`;
+const modules = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(suites);
+
+interface MutantResult {
+  status: string;
+  mutatorName: string;
+  replacement?: string;
+  location: { start: { line: number; column: number } };
+}
+
+let killed = 0, survived = 0, other = 0;
+const survivors: string[] = [];
+for (const module of modules) {
+  const tests = suites[module];
+  if (!tests) throw new Error(`no test files are listed for ${module}`);
+  const command = `${bun} test --bail --timeout 60000 ${tests.map((t) => `tests/${t}.test.ts`).join(" ")}`;
+  const config = {
+    testRunner: "command",
+    commandRunner: { command },
+    mutate: [`src/${module}`],
+    concurrency: 2,
+    timeoutMS: 20_000,
+    coverageAnalysis: "off",
+    reporters: ["json", "progress"],
+    jsonReporter: { fileName: `reports/mutation/${module}.json` },
+    ignorePatterns: [".tools", "zig-out", "zig-out-edge", ".zig-cache", "tools/stryker", "bench/out", "tests/out", "reports"],
+    tempDirName: ".stryker-tmp",
+    cleanTempDir: true,
+  };
+  console.log(`\n== src/${module}: ${command}`);
+  const configFile = `${root}.stryker-tmp-${module}.json`;
+  writeFileSync(configFile, JSON.stringify(config));
+  const r = spawnSync(stryker, ["run", configFile], { cwd: root, stdio: "inherit", env: { ...process.env, ZEV_LIB: lib } });
+  rmSync(configFile);
+  if (r.status !== 0) throw new Error(`stryker failed on ${module}`);
+  const report = JSON.parse(readFileSync(`${root}reports/mutation/${module}.json`, "utf8"));
+  for (const file of Object.values(report.files) as { mutants: MutantResult[] }[]) {
+    for (const m of file.mutants) {
+      const where = `src/${module}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName}${m.replacement ? ` -> ${m.replacement.replace(/\s+/g, " ").slice(0, 60)}` : ""}`;
+      if (m.status === "Killed" || m.status === "Timeout") killed++;
+      else if (m.status === "Survived" || m.status === "NoCoverage") (survived++, survivors.push(`${m.status} ${where}`));
+      else other++;
+      console.log(`${m.status.padEnd(10)} ${where}`);
+    }
+  }
+}
+console.log(`\nsurvivors:\n${survivors.join("\n")}`);
+const score = (100 * killed) / (killed + survived);
+console.log(`\nsrc/ mutation score: ${score.toFixed(1)} % (${killed} killed, ${survived} survived, ${other} not run)`);
