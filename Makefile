@@ -5,6 +5,7 @@
 #                fail against Janet 1.32's listener behaviour
 #   make bench   the performance comparison (writes bench/RESULTS.md and bench/curve.svg)
 #   make mutate  mutation testing: reactor mutants and StrykerJS over src/ (long)
+#   make dist    the seven libraries and the npm and JSR packages, into dist/
 #   make lib     the libraries for this machine, into zig-out/lib/
 #   make lib-edge  the `edge-single` regression libraries, into zig-out-edge/lib/
 
@@ -32,7 +33,7 @@ BUN_TEST = $(1) test --timeout 120000
 TS_TESTS := $(sort $(wildcard tests/*.test.ts))
 BURST_TESTS := tests/burst.test.ts
 
-.PHONY: setup lib lib-edge cross abi tools test test-mutants mutate test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench clean
+.PHONY: setup lib lib-edge cross abi tools dist test test-lint test-install test-mutants mutate test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench clean
 
 # ---- setup: the tools, installed into the project (Debian packages system-wide) ----------
 
@@ -89,8 +90,24 @@ tests/out/burst-musl: tests/musl/burst.c zig/zev.h | .tools/debs-test
 # ---- tests --------------------------------------------------------------------------------
 
 test: setup
-	$(MAKE) --no-print-directory test-zig cross test-musl-c test-ts test-edge test-bun-musl test-mutants test-soak
+	$(MAKE) --no-print-directory test-lint test-zig cross test-musl-c test-ts test-edge test-bun-musl test-install test-mutants test-soak
 	@echo "make test: all passed"
+
+# The habits of the ecosystem: formatting, lint, documentation lint (what JSR scores),
+# the type check of every TypeScript file, and zig fmt.
+TS_ALL := mod.ts $(wildcard src/*.ts ffi/*.ts tests/*.ts tests/*/*.ts bench/*.ts examples/*.ts tools/*.ts)
+test-lint: node_modules/.installed | $(VENV)/.zig-$(ZIG_VERSION)
+	$(DENO) fmt --check
+	$(DENO) lint
+	$(DENO) doc --lint mod.ts
+	$(DENO) check $(filter-out ffi/bun.ts ffi/park_worker.ts,$(TS_ALL))
+	node_modules/.bin/tsc -p tools/tsconfig.bun.json
+	$(ZIG) fmt --check zig bench build.zig build.zig.zon
+
+# Installed as users install it: npm (Verdaccio on loopback, bun add, npm:zev), JSR
+# (dist/jsr served over HTTP), the libc choice, every error path (tests/install/run.ts).
+test-install: dist $(BUN_MUSL)
+	$(BUN) tests/install/run.ts
 
 # Reactor mutants (tests/mutants/reactor.ts): each a small break of zig/ in a copy of the
 # tree; every one must be killed by the tests that guard it.
@@ -161,6 +178,13 @@ mutate: setup lib tools/stryker/node_modules/.installed
 	$(BUN) tests/mutants/reactor.ts
 	$(BUN) tests/mutants/stryker.ts
 
+# ---- packages ------------------------------------------------------------------------------
+
+# The seven libraries (release, stripped) and the npm and JSR packages, into dist/.
+dist: setup
+	$(ZIG) build dist
+	$(BUN) tools/dist.ts
+
 # ---- demo and benchmarks ------------------------------------------------------------------
 
 demo: setup lib lib-edge tools
@@ -170,4 +194,4 @@ bench: setup lib tools .tools/debs-bench
 	$(BUN) bench/run.ts
 
 clean:
-	rm -rf zig-out zig-out-edge .zig-cache tests/out bench/out
+	rm -rf zig-out zig-out-edge .zig-cache tests/out bench/out dist

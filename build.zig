@@ -1,6 +1,7 @@
 //! zev's build. Steps:
 //!   zig build            the libraries for this machine (Linux x86_64: glibc and musl)
 //!   zig build cross      the libraries for every other platform (compile-only here)
+//!   zig build dist       all seven libraries, stripped, into zig-out/dist/ (for `make dist`)
 //!   zig build test       the reactor's tests, for x86_64-linux-gnu and x86_64-linux-musl
 //!   zig build test-aarch64 -fqemu   the same tests for aarch64-linux-musl, under qemu-user
 //!   zig build tools      bench/load (load generator) and bench/floor (the Zig floor server)
@@ -59,6 +60,13 @@ pub fn build(b: *std.Build) void {
     for (native_platforms) |p| b.getInstallStep().dependOn(&installLibrary(b, p, optimize, options).step);
     const cross = b.step("cross", "Build the libraries for every other platform");
     for (cross_platforms) |p| cross.dependOn(&installLibrary(b, p, optimize, options).step);
+    // Every platform's library, stripped, for the packages (`make dist`), into zig-out/dist/.
+    const dist = b.step("dist", "Build the seven libraries for the packages, stripped, into zig-out/dist/");
+    for (native_platforms ++ cross_platforms) |p| {
+        const lib = b.addLibrary(.{ .name = p.name, .linkage = .dynamic, .root_module = reactorModule(b, p, optimize, options, "zig/abi.zig") });
+        lib.root_module.strip = true;
+        dist.dependOn(&b.addInstallArtifact(lib, .{ .dest_dir = .{ .override = .{ .custom = "dist" } } }).step);
+    }
 
     // The reactor's tests, on both libcs of this machine.
     const test_step = b.step("test", "Run the reactor's tests (glibc and musl)");

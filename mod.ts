@@ -19,14 +19,30 @@
  * @module
  */
 
-export { listen, connect, type ConnectOptions, type ListenOptions } from "./src/net.ts";
-export { Listener, type AcceptOptions } from "./src/listener.ts";
-export { Stream, type CloseOptions, type ReadOptions, type WriteOptions } from "./src/stream.ts";
+export { connect, type ConnectOptions, listen, type ListenOptions } from "./src/net.ts";
+export { type AcceptOptions, Listener } from "./src/listener.ts";
+export { type CloseOptions, type ReadOptions, Stream, type WriteOptions } from "./src/stream.ts";
 export type { Addr } from "./src/addr.ts";
 export { acceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./src/accept_loop.ts";
-export { serve, type Server, type ServeOptions } from "./src/serve.ts";
+export { serve, type ServeOptions, type Server } from "./src/serve.ts";
 export { call, currentTask, go, setDefaultSupervisor, supervise, type Supervisor, Task } from "./src/task.ts";
 export { sleep, type SleepOptions, withDeadline } from "./src/deadline.ts";
-export { Channel, type ChannelWaitOptions, select, type SelectClause, SelectResult } from "./src/channel.ts";
+export {
+  Channel,
+  type ChannelWaitOptions,
+  type ClauseValue,
+  select,
+  type SelectClause,
+  SelectResult,
+} from "./src/channel.ts";
 export { Cancelled, Closed, TimedOut, ZevError } from "./src/errors.ts";
-export { configure, limits, raiseFileLimit, stats, type Limits, type Stats } from "./src/runtime.ts";
+export {
+  type Configuration,
+  configure,
+  type Limits,
+  limits,
+  raiseFileLimit,
+  type Settings,
+  type Stats,
+  stats,
+} from "./src/runtime.ts";

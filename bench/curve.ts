@@ -126,9 +126,15 @@ export async function measureCurve(
           const sample = await measure(running.get(s.name)!, level, options.seconds);
           samples.get(s.name)![li].push(sample);
           options.log?.(
-            `[${rep}/${options.repeat}] ${s.name.padEnd(28)} ${levelName(level).padEnd(24)} ${sample.rate.toFixed(0).padStart(7)}/s  ` +
-              `cpu ${(sample.cpuShare * 100).toFixed(1).padStart(5)} %  ${sample.cpuUs.toFixed(2).padStart(7)} µs/req  ` +
-              `p50 ${sample.p50.toFixed(0).padStart(5)} µs  p99 ${sample.p99.toFixed(0).padStart(6)} µs  late ${sample.late}  errors ${sample.errors}`,
+            `[${rep}/${options.repeat}] ${s.name.padEnd(28)} ${levelName(level).padEnd(24)} ${
+              sample.rate.toFixed(0).padStart(7)
+            }/s  ` +
+              `cpu ${(sample.cpuShare * 100).toFixed(1).padStart(5)} %  ${
+                sample.cpuUs.toFixed(2).padStart(7)
+              } µs/req  ` +
+              `p50 ${sample.p50.toFixed(0).padStart(5)} µs  p99 ${
+                sample.p99.toFixed(0).padStart(6)
+              } µs  late ${sample.late}  errors ${sample.errors}`,
           );
         }
       }
@@ -138,7 +144,7 @@ export async function measureCurve(
     throw error;
   }
   // `keep`: the caller measures the idle servers next, and stops them.
-  if (!options.keep) for (const server of running.values()) await server.stop();
+  if (!options.keep) { for (const server of running.values()) await server.stop(); }
   return { servers, levels, samples, running };
 }
 
@@ -155,13 +161,24 @@ export function medianOf(curve: Curve, server: string, level: number, metric: (s
 
 /** One markdown row per server and level: rate, CPU, latency, and the ratio to its baseline. */
 export function curveTable(curve: Curve): string {
-  const header = ["load", "server", "answered/s", "server CPU", "CPU µs / request", "p50 µs", "p99 µs", "vs its runtime's own sockets (CPU, p50)"];
+  const header = [
+    "load",
+    "server",
+    "answered/s",
+    "server CPU",
+    "CPU µs / request",
+    "p50 µs",
+    "p99 µs",
+    "vs its runtime's own sockets (CPU, p50)",
+  ];
   const rows: string[][] = [];
   for (const [li, level] of curve.levels.entries()) {
     for (const s of curve.servers) {
       const m = (f: (x: Sample) => number) => medianOf(curve, s.name, li, f);
       const vs = s.baseline
-        ? `${pairedRatio(curve, s.name, s.baseline, li, (x) => x.cpuUs).toFixed(2)}×, ${pairedRatio(curve, s.name, s.baseline, li, (x) => x.p50).toFixed(2)}×`
+        ? `${pairedRatio(curve, s.name, s.baseline, li, (x) => x.cpuUs).toFixed(2)}×, ${
+          pairedRatio(curve, s.name, s.baseline, li, (x) => x.p50).toFixed(2)
+        }×`
         : "";
       rows.push([
         levelName(level),

@@ -23,13 +23,32 @@ console.log(`a round with no reply within ${DEADLINE_MS} ms is a stall (edge-sin
 const rows: (string | number)[][] = [];
 for (const lib of libs) {
   for (const runtime of ["deno", "bun"] as const) {
-    const server = await startServer(`echo.ts (${runtime}, ${lib.libc}, ${lib.mode})`, example(runtime, "echo"), { ZEV_LIB: lib.path });
+    const server = await startServer(`echo.ts (${runtime}, ${lib.libc}, ${lib.mode})`, example(runtime, "echo"), {
+      ZEV_LIB: lib.path,
+    });
     const r = await load([
-      "rounds", "--port", String(server.port), "--clients", String(CLIENTS), "--rounds", String(ROUNDS),
-      "--deadline-ms", String(DEADLINE_MS), ...(lib.mode === "edge-single" ? ["--max-stalls", "3"] : []),
+      "rounds",
+      "--port",
+      String(server.port),
+      "--clients",
+      String(CLIENTS),
+      "--rounds",
+      String(ROUNDS),
+      "--deadline-ms",
+      String(DEADLINE_MS),
+      ...(lib.mode === "edge-single" ? ["--max-stalls", "3"] : []),
     ]);
     const code = await server.stop();
-    rows.push([runtime, lib.libc, lib.mode, `${r.rounds_run}/${ROUNDS}`, r.requests, r.stalls, `${Number(r.p99_us).toFixed(0)} µs`, code === 0 ? "0" : String(code)]);
+    rows.push([
+      runtime,
+      lib.libc,
+      lib.mode,
+      `${r.rounds_run}/${ROUNDS}`,
+      Number(r.requests),
+      Number(r.stalls),
+      `${Number(r.p99_us).toFixed(0)} µs`,
+      code === 0 ? "0" : String(code),
+    ]);
     console.log(`  ${runtime} ${lib.libc} ${lib.mode}: ${r.requests} requests, ${r.stalls} stalls`);
   }
 }

@@ -50,11 +50,10 @@ const flag_names = [_]struct { []const u8, Flag }{
     .{ "--host", .host },               .{ "--port", .port },
     .{ "--connections", .connections }, .{ "--size", .size },
     .{ "--pipeline", .pipeline },       .{ "--duration", .duration },
-    .{ "--rate", .rate },
-    .{ "--warmup", .warmup },           .{ "--clients", .clients },
-    .{ "--rounds", .rounds },           .{ "--deadline-ms", .deadline_ms },
-    .{ "--max-stalls", .max_stalls },   .{ "--pause-ms", .pause_ms },
-    .{ "--json", .json },
+    .{ "--rate", .rate },               .{ "--warmup", .warmup },
+    .{ "--clients", .clients },         .{ "--rounds", .rounds },
+    .{ "--deadline-ms", .deadline_ms }, .{ "--max-stalls", .max_stalls },
+    .{ "--pause-ms", .pause_ms },       .{ "--json", .json },
 };
 
 fn flagAllowed(mode: Mode, flag: Flag) bool {

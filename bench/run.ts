@@ -44,10 +44,19 @@ const floorName = "Zig floor (epoll, no JS)";
 // (latency) and connection churn (accept). Every server is started once, pinned to CPU 0,
 // and all stay up: an idle server costs nothing (see Idle below). Each level is measured
 // in REPEAT rounds that visit every server back to back (bench/curve.ts).
-const oneConnection: Level = { name: "1 connection, closed loop", args: ["echo", "--connections", "1"], unit: "round_trips" };
+const oneConnection: Level = {
+  name: "1 connection, closed loop",
+  args: ["echo", "--connections", "1"],
+  unit: "round_trips",
+};
 const churn: Level = { name: "accept (16 clients)", args: ["accept", "--connections", "16"], unit: "cycles" };
 const levels = [...LEVELS, oneConnection, churn];
-const curve = await measureCurve(echoServers, levels, { seconds: SECONDS, repeat: REPEAT, log: console.log, keep: true });
+const curve = await measureCurve(echoServers, levels, {
+  seconds: SECONDS,
+  repeat: REPEAT,
+  log: console.log,
+  keep: true,
+});
 const running = curve.running;
 const at = (level: Level) => levels.indexOf(level);
 
@@ -59,8 +68,11 @@ function contextSwitches(pid: number): Map<string, number> {
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-      counts.set(tid, Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) +
-        Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0));
+      counts.set(
+        tid,
+        Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) +
+          Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+      );
     } catch {
       // the thread ended
     }
@@ -71,7 +83,9 @@ function contextSwitches(pid: number): Map<string, number> {
 // All servers have just served their last load; now they are all idle, measured together.
 const IDLE_SECONDS = 10;
 await new Promise((r) => setTimeout(r, 1000));
-const before = new Map([...running].map(([name, server]) => [name, { cpu: server.cpuSeconds(), sw: contextSwitches(server.child.pid!) }]));
+const before = new Map(
+  [...running].map(([name, server]) => [name, { cpu: server.cpuSeconds(), sw: contextSwitches(server.child.pid!) }]),
+);
 await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
 const idleRows: (string | number)[][] = [];
 for (const [name, server] of running) {
@@ -80,7 +94,11 @@ for (const [name, server] of running) {
   let wakeups = 0;
   for (const [tid, n] of contextSwitches(server.child.pid!)) wakeups += n - (b.sw.get(tid) ?? 0);
   idleRows.push([name, `${(cpu * 1000).toFixed(0)} ms`, (wakeups / IDLE_SECONDS).toFixed(1)]);
-  console.log(`idle ${name.padEnd(26)} cpu ${(cpu * 1000).toFixed(0)} ms in ${IDLE_SECONDS} s, ${(wakeups / IDLE_SECONDS).toFixed(1)} wakeups/s`);
+  console.log(
+    `idle ${name.padEnd(26)} cpu ${(cpu * 1000).toFixed(0)} ms in ${IDLE_SECONDS} s, ${
+      (wakeups / IDLE_SECONDS).toFixed(1)
+    } wakeups/s`,
+  );
 }
 for (const server of running.values()) await server.stop();
 
@@ -104,7 +122,16 @@ const httpServers = [
 
 function wrk(port: number, connections: number, seconds: number): Promise<string> {
   return new Promise((resolve) => {
-    const child = spawn("taskset", ["-c", "1", "wrk", "-t1", `-c${connections}`, `-d${seconds}s`, "--latency", `http://127.0.0.1:${port}/`], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn("taskset", [
+      "-c",
+      "1",
+      "wrk",
+      "-t1",
+      `-c${connections}`,
+      `-d${seconds}s`,
+      "--latency",
+      `http://127.0.0.1:${port}/`,
+    ], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
     child.once("exit", () => resolve(out));
@@ -127,9 +154,21 @@ for (const h of httpServers) {
       const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
       const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
       const errors = /Socket errors:.*|Non-2xx.*/.exec(out)?.[0] ?? "0";
-      const row = { name: h.name, connections: c, rps, p50: wrkLatency(out, "50"), p99: wrkLatency(out, "99"), cpuUs: (cpu / requests) * 1e6, errors };
+      const row = {
+        name: h.name,
+        connections: c,
+        rps,
+        p50: wrkLatency(out, "50"),
+        p99: wrkLatency(out, "99"),
+        cpuUs: (cpu / requests) * 1e6,
+        errors,
+      };
       httpRows.push(row);
-      console.log(`${h.name.padEnd(26)} wrk -c${String(c).padEnd(4)} ${fmtRate(rps).padStart(9)}/s  p50 ${row.p50.padStart(8)}  p99 ${row.p99.padStart(8)}  cpu ${row.cpuUs.toFixed(2)} µs  ${errors}`);
+      console.log(
+        `${h.name.padEnd(26)} wrk -c${String(c).padEnd(4)} ${fmtRate(rps).padStart(9)}/s  p50 ${
+          row.p50.padStart(8)
+        }  p99 ${row.p99.padStart(8)}  cpu ${row.cpuUs.toFixed(2)} µs  ${errors}`,
+      );
     }
   } finally {
     await server.stop();
@@ -147,7 +186,9 @@ for (const file of ["ffi", "task", "stream"]) {
       env: { ...process.env, MITATA_FORMAT: "markdown" },
       stdio: ["ignore", "pipe", "inherit"],
     });
-    micro.push(`### bench/${file}.bench.ts, ${runtime}\n\n${out.split("\n").filter((l) => l.startsWith("|")).join("\n")}`);
+    micro.push(
+      `### bench/${file}.bench.ts, ${runtime}\n\n${out.split("\n").filter((l) => l.startsWith("|")).join("\n")}`,
+    );
   }
 }
 
@@ -157,7 +198,6 @@ function fmtRate(n: number): string {
   return n >= 1000 ? `${(n / 1000).toFixed(1)} k` : n.toFixed(0);
 }
 
-
 const httpTable = table(
   ["server", "wrk connections", "requests/s", "p50", "p99", "server CPU µs / request", "errors"],
   httpRows.map((r) => [r.name, r.connections, fmtRate(r.rps), r.p50, r.p99, r.cpuUs.toFixed(2), r.errors]),
@@ -165,23 +205,43 @@ const httpTable = table(
 
 // The goals of the performance issue, each as a ratio from this run.
 const goal = (text: string, value: number, limit: number, atMost = true) =>
-  `| ${text} | ${value.toFixed(2)}× | ${atMost ? "≤" : "≥"} ${limit}× | ${(atMost ? value <= limit : value >= limit) ? "reached" : "not reached"} |`;
+  `| ${text} | ${value.toFixed(2)}× | ${atMost ? "≤" : "≥"} ${limit}× | ${
+    (atMost ? value <= limit : value >= limit) ? "reached" : "not reached"
+  } |`;
 const cpu = (x: { cpuUs: number }) => x.cpuUs;
 const p50 = (x: { p50: number }) => x.p50;
 const saturation = LEVELS[LEVELS.length - 1];
 const goalRows: string[] = [];
-for (const [zev, own, pacedLimit, satLimit] of [["zev (Bun)", "Bun.listen", 1.25, 1.0], ["zev (Deno)", "Deno.listen", 1.5, 0.8]] as const) {
+for (
+  const [zev, own, pacedLimit, satLimit] of [["zev (Bun)", "Bun.listen", 1.25, 1.0], [
+    "zev (Deno)",
+    "Deno.listen",
+    1.5,
+    0.8,
+  ]] as const
+) {
   for (const level of LEVELS) {
     const limit = level === saturation ? satLimit : pacedLimit;
-    goalRows.push(goal(`CPU per request, ${level.name}: ${zev} / ${own}`, pairedRatio(curve, zev, own, at(level), cpu), limit));
+    goalRows.push(
+      goal(`CPU per request, ${level.name}: ${zev} / ${own}`, pairedRatio(curve, zev, own, at(level), cpu), limit),
+    );
   }
   for (const level of LEVELS) {
     goalRows.push(goal(`p50, ${level.name}: ${zev} / ${own}`, pairedRatio(curve, zev, own, at(level), p50), 1.1));
   }
-  goalRows.push(goal(`CPU per request at saturation: ${zev} / Zig floor`, pairedRatio(curve, zev, floorName, at(saturation), cpu), 1.25));
-  goalRows.push(goal(`accept rate: ${zev} / ${own}`, pairedRatio(curve, zev, own, at(churn), (x) => x.rate), 1.0, false));
+  goalRows.push(
+    goal(
+      `CPU per request at saturation: ${zev} / Zig floor`,
+      pairedRatio(curve, zev, floorName, at(saturation), cpu),
+      1.25,
+    ),
+  );
+  goalRows.push(
+    goal(`accept rate: ${zev} / ${own}`, pairedRatio(curve, zev, own, at(churn), (x) => x.rate), 1.0, false),
+  );
 }
-const goals = ["| goal | measured (median of per-round ratios) | target | |", "| --- | --- | --- | --- |", ...goalRows].join("\n");
+const goals = ["| goal | measured (median of per-round ratios) | target | |", "| --- | --- | --- | --- |", ...goalRows]
+  .join("\n");
 
 // The chart: CPU per request along the curve, every server.
 const chart = lineChart(
@@ -198,14 +258,17 @@ writeFileSync(`${root}bench/curve.svg`, chart);
 
 const version = (argv: string[]) => {
   try {
-    return execFileSync(argv[0], argv.slice(1), { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).split("\n")[0].trim();
+    return execFileSync(argv[0], argv.slice(1), { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).split("\n")[0]
+      .trim();
   } catch (error) {
     // wrk prints its version and exits 1.
     return String((error as { stdout?: string }).stdout ?? "?").split("\n")[0].trim() || "?";
   }
 };
 const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
-const machine = `${cpuModel}, ${version(["nproc"])} CPUs, ${(Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1]) / 2 ** 20).toFixed(0)} GiB, Linux ${version(["uname", "-r"])}`;
+const machine = `${cpuModel}, ${version(["nproc"])} CPUs, ${
+  (Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1]) / 2 ** 20).toFixed(0)
+} GiB, Linux ${version(["uname", "-r"])}`;
 const versions = [
   `Deno ${version([DENO, "--version"]).replace(/^deno /, "")}`,
   `Bun ${version([BUN, "--version"])}`,
@@ -216,7 +279,9 @@ const versions = [
 
 const report = `# zev benchmark results
 
-Produced by \`make bench\` (\`bun bench/run.ts --seconds ${SECONDS} --repeat ${REPEAT}\`) on ${new Date().toISOString().slice(0, 10)}.
+Produced by \`make bench\` (\`bun bench/run.ts --seconds ${SECONDS} --repeat ${REPEAT}\`) on ${
+  new Date().toISOString().slice(0, 10)
+}.
 
 - Machine: ${machine}
 - Versions: ${versions}
@@ -245,7 +310,12 @@ ${goals}
 
 ## One connection, closed loop, and connection churn
 
-${curveTable({ ...curve, levels: [oneConnection, churn] }).replace("answered/s", "answered (or accepted)/s").replace("CPU µs / request", "CPU µs / request (or connection)")}
+${
+  curveTable({ ...curve, levels: [oneConnection, churn] }).replace("answered/s", "answered (or accepted)/s").replace(
+    "CPU µs / request",
+    "CPU µs / request (or connection)",
+  )
+}
 
 Where the time goes, what was cut and what would close the remaining gaps: bench/PROFILE.md.
 

@@ -3,7 +3,7 @@
  * `listening on HOST:PORT` line, read its CPU time and memory from /proc, stop it.
  */
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 
 export const root = new URL("../", import.meta.url).pathname;
@@ -52,7 +52,12 @@ export function cpuSeconds(pid: number): number {
 }
 
 /** Runs `argv` and resolves once it prints its ready line (rejects after `timeoutMs`). */
-export function startServer(name: string, argv: string[], env: Record<string, string> = {}, timeoutMs = 15000): Promise<Server> {
+export function startServer(
+  name: string,
+  argv: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 15000,
+): Promise<Server> {
   const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr += d));
@@ -106,7 +111,9 @@ export function startServer(name: string, argv: string[], env: Record<string, st
 /** Runs the load generator (pinned to `cpu` if given) and returns its JSON result. */
 export function load(args: string[], cpu?: number): Promise<Record<string, number | string | boolean>> {
   return new Promise((resolve, reject) => {
-    const argv = cpu === undefined ? [LOAD, ...args, "--json"] : ["taskset", "-c", String(cpu), LOAD, ...args, "--json"];
+    const argv = cpu === undefined
+      ? [LOAD, ...args, "--json"]
+      : ["taskset", "-c", String(cpu), LOAD, ...args, "--json"];
     const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout!.on("data", (d) => (out += d));

@@ -27,7 +27,11 @@ if (!["deno", "bun"].includes(runtime) || !(seconds >= 10)) {
 }
 
 const t0 = Date.now();
-const server = await startServer(`echo.ts (${runtime})`, example(runtime, "echo", [], binary), lib ? { ZEV_LIB: lib } : {});
+const server = await startServer(
+  `echo.ts (${runtime})`,
+  example(runtime, "echo", [], binary),
+  lib ? { ZEV_LIB: lib } : {},
+);
 const port = String(server.port);
 
 /** Runs one zev-load; a run that gives no result counts as an error. */
@@ -40,10 +44,12 @@ function runLoad(a: string[]): Promise<Record<string, number | string | boolean>
 const results: Record<string, number | string | boolean>[] = [];
 const cycles = (async () => {
   while (Date.now() - t0 < seconds * 1000) {
-    results.push(...await Promise.all([
-      runLoad(["accept", "--port", port, "--connections", "8", "--duration", "3"]),
-      runLoad(["echo", "--port", port, "--connections", "16", "--pipeline", "2", "--duration", "3"]),
-    ]));
+    results.push(
+      ...await Promise.all([
+        runLoad(["accept", "--port", port, "--connections", "8", "--duration", "3"]),
+        runLoad(["echo", "--port", port, "--connections", "16", "--pipeline", "2", "--duration", "3"]),
+      ]),
+    );
     results.push(await runLoad(["rounds", "--port", port, "--clients", "20", "--rounds", "300", "--pause-ms", "5"]));
   }
 })();
@@ -56,13 +62,21 @@ interface Sample {
 }
 const samples: Sample[] = [];
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
-console.log(`soak: echo.ts under ${binary ?? runtime}${lib ? ` with ${lib}` : ""} for ${seconds} s (churn + traffic + idle-pause rounds)`);
+console.log(
+  `soak: echo.ts under ${binary ?? runtime}${
+    lib ? ` with ${lib}` : ""
+  } for ${seconds} s (churn + traffic + idle-pause rounds)`,
+);
 console.log("   t(s)  rss(MiB)  fds  cpu(s)");
 const sampler = setInterval(() => {
   if (server.child.exitCode !== null) return;
   const s = { t: (Date.now() - t0) / 1000, rss: server.rssBytes(), fds: server.fds(), cpu: server.cpuSeconds() };
   samples.push(s);
-  console.log(`${s.t.toFixed(0).padStart(7)}  ${mib(s.rss).padStart(8)}  ${String(s.fds).padStart(3)}  ${s.cpu.toFixed(1).padStart(6)}`);
+  console.log(
+    `${s.t.toFixed(0).padStart(7)}  ${mib(s.rss).padStart(8)}  ${String(s.fds).padStart(3)}  ${
+      s.cpu.toFixed(1).padStart(6)
+    }`,
+  );
 }, 5000);
 await cycles;
 clearInterval(sampler);
@@ -83,7 +97,9 @@ const warm = samples.filter((s) => s.t >= seconds / 5);
 if (warm.length >= 2) {
   const first = warm[0], last = warm[warm.length - 1];
   const growth = last.rss - first.rss;
-  console.log(`memory after warm-up: ${mib(first.rss)} -> ${mib(last.rss)} MiB (${growth >= 0 ? "+" : ""}${mib(growth)} MiB)`);
+  console.log(
+    `memory after warm-up: ${mib(first.rss)} -> ${mib(last.rss)} MiB (${growth >= 0 ? "+" : ""}${mib(growth)} MiB)`,
+  );
   if (growth > 32 * 2 ** 20) failures.push(`memory grew by ${mib(growth)} MiB after warm-up`);
   const maxFds = Math.max(...warm.map((s) => s.fds));
   console.log(`descriptors: at most ${maxFds} under load, ${fdsAfter} after`);
@@ -93,8 +109,12 @@ if (warm.length >= 2) {
 }
 const total = (mode: string, key: string) =>
   results.filter((r) => r.mode === mode).reduce((n, r) => n + Number(r[key] ?? 0), 0);
-console.log(`load: ${total("accept", "cycles")} connect-echo-close cycles, ${total("echo", "round_trips")} echo round trips, ` +
-  `${total("rounds", "requests")} requests in ${total("rounds", "rounds_run")} paused rounds (a park and a wake each)`);
+console.log(
+  `load: ${total("accept", "cycles")} connect-echo-close cycles, ${total("echo", "round_trips")} echo round trips, ` +
+    `${total("rounds", "requests")} requests in ${
+      total("rounds", "rounds_run")
+    } paused rounds (a park and a wake each)`,
+);
 if (failures.length) {
   console.log(`SOAK FAILED (${runtime}): ${failures.join("; ")}`);
   process.exit(1);

@@ -9,6 +9,7 @@ import { benchOptions } from "./options.ts";
 import { bench, run, summary } from "mitata";
 import { call, go } from "../mod.ts";
 
+// deno-lint-ignore require-await
 async function work(x: number): Promise<number> {
   return x + 1;
 }

@@ -20,7 +20,9 @@ const opt = (name: string, fallback: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : fallback;
 };
-const runtimes = opt("runtime", "both") === "both" ? ["bun", "deno"] as const : [opt("runtime", "bun") as "bun" | "deno"];
+const runtimes = opt("runtime", "both") === "both"
+  ? ["bun", "deno"] as const
+  : [opt("runtime", "bun") as "bun" | "deno"];
 const variants = opt("variants", "io_uring,thread,spin").split(",");
 const seconds = Number(opt("seconds", "3"));
 const repeat = Number(opt("repeat", "5"));
@@ -36,9 +38,20 @@ for (const rt of runtimes) {
   for (const v of variants) {
     const base = { baseline: own[rt].name };
     if (v === "io_uring") servers.push({ ...base, name: `zev (${label}), io_uring wake`, argv: example(rt, "echo") });
-    else if (v === "thread") servers.push({ ...base, name: `zev (${label}), thread wake`, argv: example(rt, "echo"), env: { ZEV_WAKE: "thread" } });
-    else if (v === "spin") servers.push({ ...base, name: `zev (${label}), spin 200 µs`, argv: example(rt, "echo", ["--spin-micros", "200"]) });
-    else throw new Error(`unknown variant ${v}`);
+    else if (v === "thread") {
+      servers.push({
+        ...base,
+        name: `zev (${label}), thread wake`,
+        argv: example(rt, "echo"),
+        env: { ZEV_WAKE: "thread" },
+      });
+    } else if (v === "spin") {
+      servers.push({
+        ...base,
+        name: `zev (${label}), spin 200 µs`,
+        argv: example(rt, "echo", ["--spin-micros", "200"]),
+      });
+    } else throw new Error(`unknown variant ${v}`);
   }
 }
 

@@ -23,7 +23,11 @@ export function parseFlags(args: string[]): Flags {
     } else if (name === "--spin-micros" && value !== undefined && /^\d+$/.test(value)) {
       flags.spinMicros = Number(value);
     } else {
-      console.error(`${name === "--port" ? `invalid --port ${JSON.stringify(value)}` : `unknown flag ${JSON.stringify(args[i])}`}; usage: [--host ADDRESS] [--port 0-65535] [--spin-micros N]`);
+      console.error(
+        `${
+          name === "--port" ? `invalid --port ${JSON.stringify(value)}` : `unknown flag ${JSON.stringify(args[i])}`
+        }; usage: [--host ADDRESS] [--port 0-65535] [--spin-micros N]`,
+      );
       process.exit(2);
     }
   }

@@ -14,9 +14,13 @@ import { parseFlags } from "./flags.ts";
 
 const encoder = new TextEncoder();
 const BODY = "Hello, World!\n";
-const OK = encoder.encode(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${BODY.length}\r\n\r\n${BODY}`);
+const OK = encoder.encode(
+  `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${BODY.length}\r\n\r\n${BODY}`,
+);
 const BAD = encoder.encode("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-const TOO_LARGE = encoder.encode("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+const TOO_LARGE = encoder.encode(
+  "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+);
 /** Requests larger than this (head and body) are refused. */
 const MAX_REQUEST = 64 * 1024;
 
@@ -82,7 +86,10 @@ async function exchange(stream: Stream): Promise<void> {
       if (at + 4 + length > end) break; // the body is still coming
       start = at + 4 + length;
       count++;
-      if (/\r\nconnection:\s*close/i.test(head) || (head.includes("HTTP/1.0") && !/\r\nconnection:\s*keep-alive/i.test(head))) {
+      if (
+        /\r\nconnection:\s*close/i.test(head) ||
+        (head.includes("HTTP/1.0") && !/\r\nconnection:\s*keep-alive/i.test(head))
+      ) {
         close = true;
         break;
       }

@@ -11,30 +11,36 @@ import { ABI_VERSION, type Native, type Parker } from "./symbols.ts";
 import { openParker as open, type WakeMode } from "./parker.ts";
 
 export * from "./symbols.ts";
-export { platformName } from "./locate.ts";
+export { cacheDir, platformName } from "./locate.ts";
 export type { WakeMode } from "./parker.ts";
 
 async function load(): Promise<Native> {
-  const path = locateLibrary();
-  if ("Bun" in globalThis) {
-    // A computed specifier keeps Deno's type checker away from `bun:ffi`.
-    const bun = "./bun.ts";
-    return (await import(bun)).load(path);
+  const path = await locateLibrary();
+  // A computed specifier keeps Deno's type checker away from `bun:ffi`.
+  const loader = "Bun" in globalThis ? "./bun.ts" : "./deno.ts";
+  const { load } = await import(loader);
+  try {
+    return load(path);
+  } catch (error) {
+    throw new Error(`zev: cannot load ${path}: ${(error as Error).message}`, { cause: error });
   }
-  return (await import("./deno.ts")).load(path);
 }
 
 export const native: Native = await load();
 
 const abi = native.sym.zev_abi_version();
 if (abi !== ABI_VERSION) {
-  throw new Error(`zev: ${native.path} speaks ABI ${abi}, this binding speaks ${ABI_VERSION}; rebuild it with \`make lib\`.`);
+  throw new Error(
+    `zev: ${native.path} speaks ABI ${abi}, this binding speaks ${ABI_VERSION}; rebuild it with \`make lib\`.`,
+  );
 }
 
 /** How to park, from `ZEV_WAKE` ("auto", the default, or "thread"). */
 export function wakeMode(): WakeMode {
   const mode = envVar("ZEV_WAKE") ?? "auto";
-  if (mode !== "auto" && mode !== "thread") throw new Error(`zev: ZEV_WAKE must be "auto" or "thread", not ${JSON.stringify(mode)}`);
+  if (mode !== "auto" && mode !== "thread") {
+    throw new Error(`zev: ZEV_WAKE must be "auto" or "thread", not ${JSON.stringify(mode)}`);
+  }
   return mode;
 }
 

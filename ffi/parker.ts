@@ -44,7 +44,9 @@ export async function openParker(native: Native, loop: number, onWake: () => voi
   if (mode === "auto") {
     const fd = native.sym.zev_wake_fd(loop);
     if (fd >= 0) return new RingParker(native.sym, loop, await native.watch(fd, onWake));
-    reason = fd === ERRORS.Unsupported ? "io_uring is missing or forbidden here" : `io_uring could not be set up (code ${fd})`;
+    reason = fd === ERRORS.Unsupported
+      ? "io_uring is missing or forbidden here"
+      : `io_uring could not be set up (code ${fd})`;
   }
   return native.threadParker(loop, onWake, reason);
 }

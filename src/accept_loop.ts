@@ -37,7 +37,9 @@ export class AcceptLoop {
   #idle: (() => void)[] = [];
 
   constructor(readonly listener: Listener, handler: (stream: Stream) => unknown, options: AcceptLoopOptions) {
-    if (typeof handler !== "function") throw new TypeError(`acceptLoop: handler must be a function, not ${show(handler)}`);
+    if (typeof handler !== "function") {
+      throw new TypeError(`acceptLoop: handler must be a function, not ${show(handler)}`);
+    }
     const serve = async (stream: Stream): Promise<void> => {
       try {
         await handler(stream);
@@ -70,7 +72,7 @@ export class AcceptLoop {
 
   #forget = (task: Task<void>) => (): void => {
     this.#live.delete(task);
-    if (this.#live.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
+    if (this.#live.size === 0) { for (const resolve of this.#idle.splice(0)) resolve(); }
   };
 
   /** Resolves once no connection handler is running. */

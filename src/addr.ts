@@ -13,7 +13,9 @@ import { reactor } from "./reactor.ts";
 
 /** A TCP address. */
 export interface Addr {
+  /** The IP address (IPv6 without brackets; IPv4-mapped as `::ffff:a.b.c.d`). */
   hostname: string;
+  /** The port. */
   port: number;
   /** 4 or 6. */
   family: 4 | 6;
@@ -80,6 +82,8 @@ export async function resolveHost(hostname: string, what: string): Promise<strin
     return (await lookup(hostname)).address;
   } catch (error) {
     const code = (error as { code?: string }).code ?? "unknown";
-    throw new ZevError("NameNotResolved", `${what}: cannot resolve hostname ${show(hostname)} (${code})`, { cause: error });
+    throw new ZevError("NameNotResolved", `${what}: cannot resolve hostname ${show(hostname)} (${code})`, {
+      cause: error,
+    });
   }
 }

@@ -113,6 +113,7 @@ class GiveWait<T> extends Giver<T> {
  * ```
  */
 export class Channel<T> {
+  /** How many items it holds at most (0: a rendezvous channel). */
   readonly capacity: number;
   #items = new Deque<T>();
   #takers = new WaitQueue<Taker<T>>();
@@ -291,13 +292,21 @@ export class Channel<T> {
 export type SelectClause = Channel<any> | readonly [Channel<any>, unknown];
 
 /** The value type a clause takes (nothing, for a give). */
-type ClauseValue<C> = C extends Channel<infer T> ? T : undefined;
+export type ClauseValue<C> = C extends Channel<infer T> ? T : undefined;
 
 /**
  * What `select` completed: the clause's `index`, its `channel`, `op` ("take" or "give")
  * and, for a take, the `value`. It destructures as `[channel, value]`.
  */
 export class SelectResult<C extends SelectClause> {
+  /**
+   * The outcome of a select.
+   *
+   * @param index which clause completed, counting from 0
+   * @param channel its channel
+   * @param op whether it took or gave
+   * @param value what it took (undefined for a give)
+   */
   constructor(
     readonly index: number,
     readonly channel: C extends readonly [infer Ch, unknown] ? Ch : C,
@@ -305,6 +314,7 @@ export class SelectResult<C extends SelectClause> {
     readonly value: ClauseValue<C>,
   ) {}
 
+  /** `const [channel, value] = await select(...)`. */
   *[Symbol.iterator](): Generator<unknown> {
     yield this.channel;
     yield this.value;
@@ -389,10 +399,14 @@ export function select<const C extends readonly SelectClause[]>(
   const last = args[args.length - 1];
   const hasOptions = typeof last === "object" && last !== null && !(last instanceof Channel) && !Array.isArray(last);
   const clauses = (hasOptions ? args.slice(0, -1) : args) as unknown as C;
-  if (clauses.length === 0) return Promise.reject(new TypeError("select: expected at least one channel or [channel, value] clause"));
+  if (clauses.length === 0) {
+    return Promise.reject(new TypeError("select: expected at least one channel or [channel, value] clause"));
+  }
   for (const [i, c] of clauses.entries()) {
     const ok = c instanceof Channel || (Array.isArray(c) && c.length === 2 && c[0] instanceof Channel);
-    if (!ok) return Promise.reject(new TypeError(`select: clause ${i} must be a Channel or [channel, value], not ${show(c)}`));
+    if (!ok) {
+      return Promise.reject(new TypeError(`select: clause ${i} must be a Channel or [channel, value], not ${show(c)}`));
+    }
   }
   try {
     const signal = hasOptions ? (last as ChannelWaitOptions).signal : undefined;
@@ -404,11 +418,18 @@ export function select<const C extends readonly SelectClause[]>(
   }
 }
 
-function selectNow<const C extends readonly SelectClause[]>(clauses: C, signal: AbortSignal | undefined): Promise<SelectResult<C[number]>> {
+function selectNow<const C extends readonly SelectClause[]>(
+  clauses: C,
+  signal: AbortSignal | undefined,
+): Promise<SelectResult<C[number]>> {
   if (reactor.spend()) {
     for (const [i, c] of clauses.entries()) {
       const done = Channel.tryNow(channelOf(c), isGive(c), isGive(c) ? c[1] : undefined);
-      if (done) return Promise.resolve(new SelectResult(i, channelOf(c) as never, isGive(c) ? "give" : "take", done.value as never));
+      if (done) {
+        return Promise.resolve(
+          new SelectResult(i, channelOf(c) as never, isGive(c) ? "give" : "take", done.value as never),
+        );
+      }
     }
   }
   // A take from a closed, empty channel can never complete, nor can a give to a closed one.

@@ -30,6 +30,8 @@ export function sleep(ms: number, options?: SleepOptions): Promise<void> {
     return Promise.reject(error);
   }
   return new Promise((resolve, reject) => {
+    // Assigned once the wait is tied (the cancel may come first and find none).
+    // deno-lint-ignore prefer-const
     let timer: ReturnType<typeof setTimeout> | undefined;
     const release = guardWait((error) => {
       clearTimeout(timer);

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ERRORS, type ErrorName } from "../ffi/abi.ts";
+import { type ErrorName, ERRORS } from "../ffi/abi.ts";
 
 /**
  * Every error code of the C ABI (generated from zig/errors.zig into ffi/abi.ts): the
@@ -55,7 +55,14 @@ export function isRecoverableAcceptError(code: number): boolean {
 
 /** An error from the network layer. `code` is stable and meant for programs. */
 export class ZevError extends Error {
+  /** "ZevError", or the subclass's name. */
   override name = "ZevError";
+  /**
+   * An error with a stable code.
+   *
+   * @param code the stable code programs test (`ConnectionReset`, `TooManyOpenFiles`...)
+   * @param message what happened, naming the operation and the address
+   */
   constructor(readonly code: string, message: string, options?: ErrorOptions) {
     super(message, options);
   }
@@ -63,7 +70,13 @@ export class ZevError extends Error {
 
 /** Raised by an operation on a closed stream or listener. */
 export class Closed extends ZevError {
+  /** "Closed". */
   override name = "Closed";
+  /**
+   * An operation on something closed.
+   *
+   * @param message what was closed, and which operation found it so
+   */
   constructor(message: string) {
     super("Closed", message);
   }
@@ -74,7 +87,13 @@ export class Closed extends ZevError {
  * fired. `reason` is what was given to `cancel()` or `abort()`.
  */
 export class Cancelled extends ZevError {
+  /** "Cancelled". */
   override name = "Cancelled";
+  /**
+   * A cancelled wait.
+   *
+   * @param reason what was given to `cancel()` or `abort()`
+   */
   constructor(readonly reason?: unknown) {
     super("Cancelled", `cancelled${reason === undefined ? "" : `: ${describe(reason)}`}`);
   }
@@ -82,7 +101,13 @@ export class Cancelled extends ZevError {
 
 /** Raised by a wait whose timeout passed, and by `withDeadline` when its deadline passes. */
 export class TimedOut extends ZevError {
+  /** "TimedOut". */
   override name = "TimedOut";
+  /**
+   * A wait past its time.
+   *
+   * @param message which operation, and how long it was given
+   */
   constructor(message: string) {
     super("TimedOut", message);
   }

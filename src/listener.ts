@@ -9,7 +9,7 @@
 
 import { ACCEPT, LIMIT, PAUSED } from "../ffi/mod.ts";
 import { abiError, Closed, isRecoverableAcceptError, WOULD_BLOCK, type ZevError } from "./errors.ts";
-import { reactor, type Target } from "./reactor.ts";
+import { reactor } from "./reactor.ts";
 import { Stream } from "./stream.ts";
 import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
 import { type Addr, formatAddr, readAddr } from "./addr.ts";
@@ -49,7 +49,8 @@ class AcceptWait extends Waiter {
  * const stream = await listener.accept();
  * ```
  */
-export class Listener implements Target {
+export class Listener {
+  /** The listener's handle in the native loop (for diagnostics). */
   readonly handle: number;
   /** The address it listens on (with the real port when 0 was asked). */
   readonly addr: Addr;
@@ -88,6 +89,7 @@ export class Listener implements Target {
     return this;
   }
 
+  /** Makes an `unref`ed listener keep the process alive again while it waits in `accept`. */
   ref(): this {
     this.#ref = true;
     this.#updateHold();
@@ -196,7 +198,10 @@ export class Listener implements Target {
     const pauses = sym.zev_pauses(loop, this.handle);
     const r = sym.zev_status(loop, this.handle);
     if (pauses <= 0 || r >= 0 || this.#onAcceptError === undefined) return;
-    const error = abiError(r, `accept on ${formatAddr(this.addr)} (paused, retrying shortly and as soon as a descriptor is closed)`);
+    const error = abiError(
+      r,
+      `accept on ${formatAddr(this.addr)} (paused, retrying shortly and as soon as a descriptor is closed)`,
+    );
     for (let i = 0; i < pauses; i++) {
       try {
         this.#onAcceptError(error);
@@ -252,6 +257,7 @@ export class Listener implements Target {
     }
   }
 
+  /** `await using listener = listen(...)` closes it at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void> {
     this.close();
     return Promise.resolve();

@@ -55,7 +55,9 @@ function checkPermission(host: string, port: number, what: string): void {
  */
 export function listen(options: ListenOptions): Listener {
   const what = "listen";
-  if (typeof options !== "object" || options === null) throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
+  }
   const port = checkPort(options.port, what, true);
   const host = literalHost(options.hostname ?? "0.0.0.0", what);
   if (host === undefined) {
@@ -80,6 +82,7 @@ export function listen(options: ListenOptions): Listener {
 export interface ConnectOptions {
   /** Host name or IP address. Default "127.0.0.1". */
   hostname?: string;
+  /** The port to connect to, 1 to 65535. */
   port: number;
   /** Reject with `Cancelled` when this signal aborts (checked before anything is sent). */
   signal?: AbortSignal;
@@ -95,7 +98,9 @@ export interface ConnectOptions {
  */
 export async function connect(options: ConnectOptions): Promise<Stream> {
   const what = "connect";
-  if (typeof options !== "object" || options === null) throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
+  }
   const port = checkPort(options.port, what, false);
   const name = options.hostname ?? "127.0.0.1";
   const signal = options.signal;
@@ -103,7 +108,11 @@ export async function connect(options: ConnectOptions): Promise<Stream> {
   if (cancelled) throw cancelled;
   const literal = literalHost(name, what);
   // Deno asks about the name the program gave, before any lookup, as Deno.connect does.
-  checkPermission(literal ?? name, port, `${what} to ${literal === undefined ? `${name}:${port}` : hostPort(literal, port)}`);
+  checkPermission(
+    literal ?? name,
+    port,
+    `${what} to ${literal === undefined ? `${name}:${port}` : hostPort(literal, port)}`,
+  );
   const host = literal ?? await resolveHost(name, what);
   const target = hostPort(host, port);
   // The lookup may have taken a while: a cancel meanwhile sends no SYN.

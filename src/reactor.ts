@@ -22,7 +22,7 @@
  * @module
  */
 
-import { LIMIT, native, type Native, openParker, type Parker, STATS } from "../ffi/mod.ts";
+import { LIMIT, type Native, native, openParker, type Parker, STATS } from "../ffi/mod.ts";
 import { abiError, setLastErrno } from "./errors.ts";
 import { outsideTasks, reportInternal } from "./task.ts";
 
@@ -53,8 +53,9 @@ export interface Stats {
   acceptPaused: number;
   /** Connections closed at once because the handle table was full. */
   acceptRejected: number;
-  /** Native polls, and the kernel events they returned. */
+  /** Native polls. */
   polls: number;
+  /** Kernel events those polls returned. */
   events: number;
   /** Listeners and streams open in the loop. */
   liveHandles: number;
@@ -262,7 +263,9 @@ export class Reactor {
     const r = armed ? 0 : this.#parker!.park();
     if (r < 0) {
       // No park possible now (the kernel is out of memory): poll again shortly instead.
-      if (!this.#parkFailed) reportInternal(abiError(r, "parking the event loop (polling every millisecond until it works)"));
+      if (!this.#parkFailed) {
+        reportInternal(abiError(r, "parking the event loop (polling every millisecond until it works)"));
+      }
       this.#parkFailed = true;
       this.#resumeTimer = setTimeout(this.#onWake, 1);
     } else {

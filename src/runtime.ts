@@ -7,6 +7,7 @@
 import { LIMIT } from "../ffi/mod.ts";
 import { abiError } from "./errors.ts";
 import { reactor, type Stats } from "./reactor.ts";
+import { show } from "./validate.ts";
 
 export type { Stats };
 
@@ -18,16 +19,26 @@ export interface Limits {
   acceptBatch: number;
   /** Listeners and streams one loop holds. */
   maxHandles: number;
-  /** Default write queue bytes per stream, and the most it can be set to. */
+  /** Default write queue bytes per stream. */
   writeQueueBytes: number;
+  /** The most a stream's write queue can be set to (`setWriteQueueLimit`). */
   maxWriteQueueBytes: number;
+  /** Write calls one stream may have pending at once. */
+  maxPendingWrites: number;
   /** Kernel listen backlog asked for. */
   listenBacklog: number;
   /** Longest pause of a listener that ran out of descriptors. */
   acceptBackoffMaxMs: number;
 }
 
-/** The bounds of the native loop. */
+/**
+ * The bounds of the native loop (README: "Limits").
+ *
+ * @example
+ * ```ts
+ * console.log(limits().acceptBatch); // 64
+ * ```
+ */
 export function limits(): Limits {
   const get = reactor.native.sym.zev_limit;
   return {
@@ -38,10 +49,18 @@ export function limits(): Limits {
     maxWriteQueueBytes: get(LIMIT.maxWriteQueueBytes),
     listenBacklog: get(LIMIT.listenBacklog),
     acceptBackoffMaxMs: get(LIMIT.acceptBackoffMaxMs),
+    maxPendingWrites: get(LIMIT.maxPendingWrites),
   };
 }
 
-/** The loop's counters: accepts, skipped and paused accepts, live handles, queued bytes. */
+/**
+ * The loop's counters: accepts, skipped and paused accepts, live handles, queued bytes.
+ *
+ * @example
+ * ```ts
+ * const { accepted, acceptPaused } = stats();
+ * ```
+ */
 export function stats(): Stats {
   return reactor.stats();
 }
@@ -50,33 +69,73 @@ export function stats(): Stats {
 export interface Settings {
   /**
    * How long, in microseconds, the driver keeps polling after the last event before it
-   * parks (default 200). Longer keeps request/response latency low at a low rate;
-   * 0 parks at once and saves CPU.
+   * parks (default 0: park at once). Polling trades CPU for latency: 200 µs cut the
+   * median round trip of a lightly loaded echo server by a few tens of microseconds, for
+   * up to a whole core while requests trickle in (bench/WAKE.md has the figures).
    */
   spinMicros?: number;
 }
 
-/** Changes the loop driver's settings; returns the settings now in effect. */
-export function configure(settings: Settings = {}): Required<Settings> & { library: string; runtime: string; listenerMode: string } {
+/** The settings in effect, and how this loop runs. */
+export interface Configuration extends Required<Settings> {
+  /** The native library loaded. */
+  library: string;
+  /** "deno" or "bun". */
+  runtime: string;
+  /** "level-batch", or "edge-single" in the regression build that has Janet 1.32's bug. */
+  listenerMode: string;
+  /**
+   * How the loop parks: "io_uring" (the kernel wakes the JS thread through a socket of
+   * the runtime's own) or "thread" (another thread waits, where io_uring is missing or
+   * forbidden, or `ZEV_WAKE=thread`).
+   */
+  wake: "io_uring" | "thread";
+  /** Why the wake is "thread", if it is. */
+  wakeReason?: string;
+}
+
+/**
+ * Changes the loop driver's settings; returns the settings now in effect.
+ *
+ * @example
+ * ```ts
+ * configure({ spinMicros: 100 });
+ * console.log(configure().wake); // "io_uring" where the kernel allows it
+ * ```
+ */
+export function configure(settings: Settings = {}): Configuration {
+  if (typeof settings !== "object" || settings === null) {
+    throw new TypeError(`configure: settings must be an object, not ${show(settings)}`);
+  }
   if (settings.spinMicros !== undefined) {
     const us = settings.spinMicros;
-    if (!(us >= 0 && us <= 1_000_000)) throw new RangeError(`configure: invalid spinMicros ${us}: expected 0 to 1000000`);
+    if (typeof us !== "number" || !(us >= 0 && us <= 1_000_000)) {
+      throw new RangeError(`configure: invalid spinMicros ${show(us)}: expected 0 to 1000000`);
+    }
     reactor.spinMicros = us;
   }
+  const parker = reactor.parker;
   return {
     spinMicros: reactor.spinMicros,
     library: reactor.native.path,
     runtime: reactor.native.runtime,
     listenerMode: reactor.native.sym.zev_listener_mode() === 1 ? "edge-single" : "level-batch",
+    wake: parker.kind,
+    ...(parker.reason === undefined ? {} : { wakeReason: parker.reason }),
   };
 }
 
 /**
  * Raises this process's soft limit on open descriptors toward `want` (at most the hard
  * limit). Returns the limit now in effect. A server holding many connections wants this.
+ *
+ * @example
+ * ```ts
+ * raiseFileLimit(65536);
+ * ```
  */
 export function raiseFileLimit(want: number): number {
-  if (!Number.isInteger(want) || want < 1) throw new RangeError(`raiseFileLimit: invalid limit ${want}`);
+  if (!Number.isInteger(want) || want < 1) throw new RangeError(`raiseFileLimit: invalid limit ${show(want)}`);
   const r = reactor.native.sym.zev_raise_fd_limit(Math.min(want, 0x7fffffff));
   if (r < 0) throw abiError(r, "raiseFileLimit");
   return r;

@@ -14,7 +14,7 @@
 
 import { LIMIT, READ, WRITE } from "../ffi/mod.ts";
 import { abiError, Closed, TimedOut, WOULD_BLOCK, ZevError } from "./errors.ts";
-import { reactor, type Target } from "./reactor.ts";
+import { reactor } from "./reactor.ts";
 import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
 import { type Addr, formatAddr, readAddr } from "./addr.ts";
 import { checkBytes, checkMs, checkOptions } from "./validate.ts";
@@ -90,7 +90,8 @@ function noop(): void {}
  * await stream.close();
  * ```
  */
-export class Stream implements Target {
+export class Stream {
+  /** The stream's handle in the native loop (for diagnostics). */
   readonly handle: number;
   #connecting: PendingConnect | undefined;
   // The pending read, in fields rather than an object: one read waits at a time, and
@@ -140,6 +141,7 @@ export class Stream implements Target {
     return this;
   }
 
+  /** Makes an `unref`ed stream keep the process alive again while it waits. */
   ref(): this {
     this.#ref = true;
     this.#updateHold();
@@ -201,7 +203,9 @@ export class Stream implements Target {
     }
     if (this.#closed) return Promise.reject(new Closed(`${this.#what("read")}: the stream is closed`));
     if (this.#reading) {
-      return Promise.reject(new ZevError("Busy", `${this.#what("read")}: another read is already pending on this stream`));
+      return Promise.reject(
+        new ZevError("Busy", `${this.#what("read")}: another read is already pending on this stream`),
+      );
     }
     const now = reactor.spend();
     if (now) {
@@ -219,7 +223,10 @@ export class Stream implements Target {
       if (this.#readGuard === null) return; // cancelled at once
       this.#updateHold();
       if (timeout !== undefined) {
-        this.#readTimer = setTimeout(() => this.#endRead(new TimedOut(`${this.#what("read")}: no data within ${timeout} ms`)), timeout);
+        this.#readTimer = setTimeout(
+          () => this.#endRead(new TimedOut(`${this.#what("read")}: no data within ${timeout} ms`)),
+          timeout,
+        );
       }
       // The budget is spent: read on the next turn. Otherwise a READ event follows.
       if (now) reactor.kick();
@@ -233,7 +240,9 @@ export class Stream implements Target {
     let got = 0;
     while (got < buf.length) {
       const n = await this.read(buf.subarray(got), options);
-      if (n === null) throw new Closed(`${this.#what("readFull")}: the stream ended after ${got} of ${buf.length} bytes`);
+      if (n === null) {
+        throw new Closed(`${this.#what("readFull")}: the stream ended after ${got} of ${buf.length} bytes`);
+      }
       got += n;
     }
     return buf;
@@ -296,7 +305,9 @@ export class Stream implements Target {
       return Promise.reject(error);
     }
     if (this.#closed) return Promise.reject(new Closed(`${this.#what("write")}: the stream is closed`));
-    if (this.#writeClosed) return Promise.reject(new Closed(`${this.#what("write")}: the stream's write side is closed (closeWrite)`));
+    if (this.#writeClosed) {
+      return Promise.reject(new Closed(`${this.#what("write")}: the stream's write side is closed (closeWrite)`));
+    }
     if (this.#writers.length === 0) {
       if (!reactor.spend()) return this.#queueWrite(data, 0, signal, true);
       const r = data.length === 0 ? 0 : sym.zev_write(loop, this.handle, data, data.length);
@@ -306,7 +317,10 @@ export class Stream implements Target {
     }
     if (this.#writers.length >= MAX_PENDING_WRITES) {
       return Promise.reject(
-        new ZevError("Limit", `${this.#what("write")}: ${MAX_PENDING_WRITES} writes are already pending on this stream; await them`),
+        new ZevError(
+          "Limit",
+          `${this.#what("write")}: ${MAX_PENDING_WRITES} writes are already pending on this stream; await them`,
+        ),
       );
     }
     return this.#queueWrite(data, 0, signal, false);
@@ -391,7 +405,8 @@ export class Stream implements Target {
 
   /** Holds the process alive while a referenced stream has an operation pending. */
   #updateHold(): void {
-    const busy = this.#reading || this.#writers.length > 0 || this.#drainers.length > 0 || this.#connecting !== undefined;
+    const busy = this.#reading || this.#writers.length > 0 || this.#drainers.length > 0 ||
+      this.#connecting !== undefined;
     const hold = this.#ref && busy && !this.#released;
     if (hold === this.#holding) return;
     this.#holding = hold;
@@ -468,7 +483,13 @@ export class Stream implements Target {
   /** @internal Waits for the connect under way; rejects with its error. */
   whenConnected(what: string, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
-      const pending: PendingConnect = { what, resolve, reject, guard: undefined, cancel: (error) => this.#endConnect(error) };
+      const pending: PendingConnect = {
+        what,
+        resolve,
+        reject,
+        guard: undefined,
+        cancel: (error) => this.#endConnect(error),
+      };
       pending.guard = tieWait(pending.cancel, signal);
       if (pending.guard === null) return;
       this.#connecting = pending;

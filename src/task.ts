@@ -47,7 +47,9 @@ type CancelWait = (error: Cancelled) => void;
 
 /** A running async function, its result, and a handle to cancel it. */
 export class Task<T> {
+  /** The function's name, for messages ("anonymous" if it has none). */
   readonly name: string;
+  /** Receives the task's error (inherited from the task that started it). */
   readonly supervisor: Supervisor;
   /**
    * @internal Whether the task's own error goes to its supervisor. `withDeadline` hands
@@ -69,6 +71,7 @@ export class Task<T> {
   #resolve: ((value: T) => void) | undefined;
   #reject: ((error: unknown) => void) | undefined;
 
+  /** @internal Tasks come from `go`, `call`, `supervise`, `acceptLoop` and `withDeadline`. */
   constructor(name: string, supervisor: Supervisor | undefined) {
     this.name = name || "anonymous";
     this.supervisor = supervisor ?? current.getStore()?.supervisor ?? defaultSupervisor;
@@ -78,12 +81,10 @@ export class Task<T> {
   get done(): Promise<T> {
     if (this.#done) return this.#done;
     if (this.#state === 1) return (this.#done = Promise.resolve(this.#outcome as T));
-    this.#done = this.#state === 2
-      ? Promise.reject(this.#outcome)
-      : new Promise<T>((resolve, reject) => {
-        this.#resolve = resolve;
-        this.#reject = reject;
-      });
+    this.#done = this.#state === 2 ? Promise.reject(this.#outcome) : new Promise<T>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
     // The error goes to the supervisor; an unobserved `done` must not crash the process.
     this.#done.catch(() => {});
     return this.#done;

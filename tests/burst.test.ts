@@ -22,9 +22,13 @@ test("50 connections opened before any byte is sent are all served", async () =>
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const loop = acceptLoop(listener, echo);
   try {
-    const sockets = await within(5000, "opening 50 connections", Promise.all(
-      Array.from({ length: 50 }, () => openClient(listener.addr.port)),
-    ));
+    const sockets = await within(
+      5000,
+      "opening 50 connections",
+      Promise.all(
+        Array.from({ length: 50 }, () => openClient(listener.addr.port)),
+      ),
+    );
     let served = 0;
     await within(
       5000,

@@ -25,7 +25,7 @@ import {
   withDeadline,
   ZevError,
 } from "../mod.ts";
-import { openClient, text, within } from "./helpers.ts";
+import { text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("cancel");
@@ -248,6 +248,7 @@ test("no error is lost: a child of a withDeadline task reports to the inherited 
   const seen: string[] = [];
   await supervise((e) => seen.push((e as Error).message), async () => {
     await withDeadline(1000, async () => {
+      // deno-lint-ignore require-await
       call(async () => {
         throw new Error("child failed");
       });

@@ -6,7 +6,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { call, Cancelled, Channel, Closed, go, select, SelectResult, sleep } from "../mod.ts";
+import { call, Cancelled, Channel, Closed, go, select, type SelectResult, sleep } from "../mod.ts";
 import { within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -121,7 +121,10 @@ test("select's types accept channels of different types (checked by the type che
   const r: SelectResult<Channel<string> | Channel<number>> = await select(requests, shutdown);
   const v: string | number | undefined = r.value;
   assert.equal(v, 1);
-  const [from] = await Promise.all([select(requests, shutdown, { signal: AbortSignal.timeout(1000) }), requests.give("x")]);
+  const [from] = await Promise.all([
+    select(requests, shutdown, { signal: AbortSignal.timeout(1000) }),
+    requests.give("x"),
+  ]);
   assert.equal(from.value, "x");
 });
 

@@ -29,8 +29,12 @@ test("a reset names the peer in the read error; the peer's address is known afte
   const peerPort = socket.localPort!;
   socket.resetAndDestroy();
   await sleep(20);
-  await assert.rejects(server.read(new Uint8Array(8)), (e: unknown) =>
-    e instanceof ZevError && e.code === "ConnectionReset" && e.message === `read from 127.0.0.1:${peerPort}: the connection was reset by the peer`);
+  await assert.rejects(
+    server.read(new Uint8Array(8)),
+    (e: unknown) =>
+      e instanceof ZevError && e.code === "ConnectionReset" &&
+      e.message === `read from 127.0.0.1:${peerPort}: the connection was reset by the peer`,
+  );
   assert.equal(server.remoteAddr.port, peerPort);
   await server.close();
   listener.close();
@@ -40,8 +44,10 @@ test("IPv6 addresses are bracketed in messages, IPv4-mapped ones keep their dott
   const closed = listen({ hostname: "::1", port: 0 });
   const port = closed.addr.port;
   closed.close();
-  await assert.rejects(connect({ hostname: "::1", port }), (e: unknown) =>
-    e instanceof ZevError && e.code === "ConnectionRefused" && e.message.includes(`[::1]:${port}`));
+  await assert.rejects(
+    connect({ hostname: "::1", port }),
+    (e: unknown) => e instanceof ZevError && e.code === "ConnectionRefused" && e.message.includes(`[::1]:${port}`),
+  );
   const dual = listen({ hostname: "::", port: 0 });
   const client = await connect({ hostname: "127.0.0.1", port: dual.addr.port });
   const server = await dual.accept();
@@ -55,12 +61,21 @@ test("bad values print as themselves, and every timeout is checked like sleep's"
   const { listener, client, server } = await pair();
   await assert.rejects(sleep(NaN), /invalid duration NaN/);
   await assert.rejects(sleep(Infinity), /invalid duration Infinity/);
-  await assert.rejects(server.read(new Uint8Array(4), { timeout: NaN }), (e: unknown) => e instanceof RangeError && /read: invalid timeout NaN/.test(e.message));
+  await assert.rejects(
+    server.read(new Uint8Array(4), { timeout: NaN }),
+    (e: unknown) => e instanceof RangeError && /read: invalid timeout NaN/.test(e.message),
+  );
   await assert.rejects(server.read(new Uint8Array(4), { timeout: -1 }), RangeError);
-  await assert.rejects(server.close({ timeout: -5 }), (e: unknown) => e instanceof RangeError && /close: invalid timeout -5/.test(e.message));
+  await assert.rejects(
+    server.close({ timeout: -5 }),
+    (e: unknown) => e instanceof RangeError && /close: invalid timeout -5/.test(e.message),
+  );
   assert.equal(server.closed, false, "a refused close leaves the stream open");
   await assert.rejects(server.read(new Uint8Array(4), 7 as never), /read: options must be an object, not 7/);
-  await assert.rejects(server.read(new Uint8Array(4), { signal: "no" as never }), /options.signal must be an AbortSignal/);
+  await assert.rejects(
+    server.read(new Uint8Array(4), { signal: "no" as never }),
+    /options.signal must be an AbortSignal/,
+  );
   assert.throws(() => listen({ port: NaN }), /invalid port NaN/);
   assert.throws(() => listen({ hostname: "::zz", port: 0 }), /hostname must be an IP address/);
   const e = new Cancelled("why");
@@ -74,8 +89,10 @@ test("bad values print as themselves, and every timeout is checked like sleep's"
 
 test("a read timeout rejects with TimedOut naming the peer and leaves the stream usable; close({ timeout }) resets a stream whose peer never reads", async () => {
   const { listener, client, server } = await pair();
-  await assert.rejects(server.read(new Uint8Array(4), { timeout: 20 }), (e: unknown) =>
-    e instanceof TimedOut && /^read from 127\.0\.0\.1:\d+: no data within 20 ms$/.test(e.message));
+  await assert.rejects(
+    server.read(new Uint8Array(4), { timeout: 20 }),
+    (e: unknown) => e instanceof TimedOut && /^read from 127\.0\.0\.1:\d+: no data within 20 ms$/.test(e.message),
+  );
   await client.write(text("ok"));
   assert.equal(await server.read(new Uint8Array(4)), 2);
   // The client never reads: a large write fills the kernel and zev's queue.
@@ -84,9 +101,16 @@ test("a read timeout rejects with TimedOut naming the peer and leaves the stream
   await within(3000, "close with a timeout", server.close({ timeout: 50 }));
   // The reset reaches the client.
   const sink = new Uint8Array(1 << 16);
-  await assert.rejects(within(3000, "the reset", (async () => {
-    for (;;) if ((await client.read(sink)) === null) return;
-  })()), (e: unknown) => e instanceof ZevError && e.code === "ConnectionReset");
+  await assert.rejects(
+    within(
+      3000,
+      "the reset",
+      (async () => {
+        for (;;) if ((await client.read(sink)) === null) return;
+      })(),
+    ),
+    (e: unknown) => e instanceof ZevError && e.code === "ConnectionReset",
+  );
   await client.close();
   listener.close();
 });
@@ -106,8 +130,10 @@ test("a pending write whose buffer is transferred rejects (and closes the stream
       // reset by the aborted client
     }
   })();
-  await assert.rejects(within(5000, "the write with a transferred buffer", writing), (e: unknown) =>
-    e instanceof TypeError && /detached/.test(e.message));
+  await assert.rejects(
+    within(5000, "the write with a transferred buffer", writing),
+    (e: unknown) => e instanceof TypeError && /detached/.test(e.message),
+  );
   assert.equal(client.closed, true);
   await reading;
   await server.close();
@@ -159,9 +185,13 @@ test("closeWrite with bytes still queued sends them, then the end of stream", as
   const closing = client.closeWrite();
   const sink = new Uint8Array(1 << 16);
   let got = 0;
-  await within(5000, "every byte, then the end of stream", (async () => {
-    for (let n; (n = await server.read(sink)) !== null;) got += n;
-  })());
+  await within(
+    5000,
+    "every byte, then the end of stream",
+    (async () => {
+      for (let n; (n = await server.read(sink)) !== null;) got += n;
+    })(),
+  );
   assert.equal(got, total);
   await writing;
   await closing;
@@ -200,7 +230,10 @@ test("stats count skipped and rejected accepts", async () => {
   socket.resetAndDestroy();
   await sleep(20);
   const accept = listener.accept({ signal: AbortSignal.timeout(200) });
-  const outcome = await accept.then(async (stream) => (await stream.close(), "accepted"), (e) => (e instanceof Cancelled ? "skipped" : String(e)));
+  const outcome = await accept.then(
+    async (stream) => (await stream.close(), "accepted"),
+    (e) => (e instanceof Cancelled ? "skipped" : String(e)),
+  );
   const after = stats();
   if (outcome === "skipped") assert.equal(after.acceptSkipped - before.acceptSkipped, 1);
   else assert.equal(after.accepted - before.accepted, 1);

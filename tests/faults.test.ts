@@ -26,9 +26,13 @@ async function cpuDuring(server: { cpuSeconds(): number }, ms: number): Promise<
 
 /** Waits until `f()` holds, polling; fails with `what` after `ms`. */
 async function eventually(ms: number, what: string, f: () => boolean): Promise<void> {
-  await within(ms, what, (async () => {
-    while (!f()) await sleep(20);
-  })());
+  await within(
+    ms,
+    what,
+    (async () => {
+      while (!f()) await sleep(20);
+    })(),
+  );
 }
 
 test("descriptor exhaustion: 64 descriptors, 200 clients; no crash, no spin, told, recovers", async () => {
@@ -36,9 +40,13 @@ test("descriptor exhaustion: 64 descriptors, 200 clients; no crash, no spin, tol
   try {
     // 200 clients connect at once and each sends a request; the kernel completes every
     // handshake, but the server can hold only a few dozen connections at a time.
-    const clients = await within(10000, "200 connections", Promise.all(
-      Array.from({ length: 200 }, () => openClient(server.port)),
-    ));
+    const clients = await within(
+      10000,
+      "200 connections",
+      Promise.all(
+        Array.from({ length: 200 }, () => openClient(server.port)),
+      ),
+    );
     // Each client hangs up once it has its echo and the test lets it go.
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
@@ -144,19 +152,25 @@ test("a client that sends without reading: bounded server memory, and every byte
     // Now read: every byte the server accepted comes back, in order.
     let got = 0;
     let bad = -1;
-    await within(60000, `reading back ${sent} bytes`, new Promise<void>((resolve, reject) => {
-      socket.on("data", (d: Uint8Array) => {
-        for (let i = 0; i < d.length && bad < 0; i++) if (d[i] !== (got + i) % 251) bad = got + i;
-        got += d.length;
-        if (got >= sent) resolve();
-      });
-      socket.on("error", reject);
-      socket.resume();
-    }));
+    await within(
+      60000,
+      `reading back ${sent} bytes`,
+      new Promise<void>((resolve, reject) => {
+        socket.on("data", (d: Uint8Array) => {
+          for (let i = 0; i < d.length && bad < 0; i++) if (d[i] !== (got + i) % 251) bad = got + i;
+          got += d.length;
+          if (got >= sent) resolve();
+        });
+        socket.on("error", reject);
+        socket.resume();
+      }),
+    );
     assert.equal(bad, -1, `byte ${bad} differs`);
     assert.equal(got, sent);
-    console.log(`never-reading client: ${(sent / 2 ** 20).toFixed(1)} MiB sent before backpressure, ` +
-      `server memory +${(growth / 2 ** 20).toFixed(1)} MiB, all echoed back`);
+    console.log(
+      `never-reading client: ${(sent / 2 ** 20).toFixed(1)} MiB sent before backpressure, ` +
+        `server memory +${(growth / 2 ** 20).toFixed(1)} MiB, all echoed back`,
+    );
   } finally {
     socket.destroy();
     assert.equal(await server.stop(), 0);

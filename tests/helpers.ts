@@ -152,14 +152,23 @@ export interface Program {
  */
 export function startProgram(
   name: string,
-  options: { args?: string[]; env?: Record<string, string>; nofile?: number; denoFlags?: string[]; timeoutMs?: number } = {},
+  options: {
+    args?: string[];
+    env?: Record<string, string>;
+    nofile?: number;
+    denoFlags?: string[];
+    timeoutMs?: number;
+  } = {},
 ): Program {
   const file = new URL(`./programs/${name}.ts`, import.meta.url).pathname;
   const exec = process.execPath;
   let argv = runtime === "bun" ? [exec, file] : [exec, "run", ...(options.denoFlags ?? ["--allow-all"]), file];
   argv.push(...(options.args ?? []));
   if (options.nofile !== undefined) argv = ["sh", "-c", `ulimit -n ${options.nofile} && exec "$@"`, "sh", ...argv];
-  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(argv[0], argv.slice(1), {
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "", stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
   child.stderr!.on("data", (d) => (stderr += d));

@@ -3,7 +3,6 @@
  * of the loop must be the same after the file's tests as before them.
  */
 
-
 import { after, before } from "node:test";
 import assert from "node:assert/strict";
 import { listen, sleep, stats } from "../mod.ts";
@@ -23,9 +22,13 @@ export function checkLeaks(suite: string): void {
   });
   after(async () => {
     // Peers close asynchronously: give the loop a moment to see the last ends.
-    await within(5000, `${suite}: descriptors and handles back to where they were`, (async () => {
-      while (openDescriptors() > fds || stats().liveHandles > handles) await new Promise((r) => setTimeout(r, 20));
-    })()).catch(() => {});
+    await within(
+      5000,
+      `${suite}: descriptors and handles back to where they were`,
+      (async () => {
+        while (openDescriptors() > fds || stats().liveHandles > handles) await new Promise((r) => setTimeout(r, 20));
+      })(),
+    ).catch(() => {});
     // Fewer is not a leak: something an earlier file opened may have closed meanwhile.
     const liveAfter = stats().liveHandles, fdsAfter = openDescriptors();
     assert.ok(liveAfter <= handles, `${suite}: ${liveAfter} live zev handles after, ${handles} before`);

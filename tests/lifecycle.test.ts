@@ -95,10 +95,15 @@ test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permiss
     assert.match(run.stdout, /connect: NameNotResolved/);
     return;
   }
-  const run = await runProgram("permissions", { denoFlags: ["--allow-ffi", "--allow-read", "--allow-env", "--allow-net=127.0.0.1:1"] });
+  const run = await runProgram("permissions", {
+    denoFlags: ["--allow-ffi", "--allow-read", "--allow-env", "--allow-net=127.0.0.1:1"],
+  });
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /listen: PermissionDenied: listen on 127\.0\.0\.1:0: .*--allow-net=127\.0\.0\.1:0/);
-  assert.match(run.stdout, /connect: PermissionDenied: connect to no-such-host\.invalid:80: .*--allow-net=no-such-host\.invalid:80/);
+  assert.match(
+    run.stdout,
+    /connect: PermissionDenied: connect to no-such-host\.invalid:80: .*--allow-net=no-such-host\.invalid:80/,
+  );
 });
 
 test("a peer reset in a handler is reported by the default supervisor in one line, with no stack", async () => {

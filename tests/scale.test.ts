@@ -22,23 +22,33 @@ test(`${CONNECTIONS} concurrent connections, traffic on a tenth of them`, async 
   try {
     await sleep(300);
     const rssBefore = server.rssBytes();
-    await within(60000, `opening ${CONNECTIONS} connections (${streams.length} open)`, (async () => {
-      while (streams.length < CONNECTIONS) {
-        const batch = await Promise.all(Array.from({ length: 250 }, () => connect({ port: server.port })));
-        streams.push(...batch);
-      }
-    })());
+    await within(
+      60000,
+      `opening ${CONNECTIONS} connections (${streams.length} open)`,
+      (async () => {
+        while (streams.length < CONNECTIONS) {
+          const batch = await Promise.all(Array.from({ length: 250 }, () => connect({ port: server.port })));
+          streams.push(...batch);
+        }
+      })(),
+    );
     // Every connection is live end to end: one echo on each.
-    await within(60000, "one echo on every connection", (async () => {
-      for (let i = 0; i < CONNECTIONS; i += 500) {
-        await Promise.all(streams.slice(i, i + 500).map(async (s, j) => {
-          const msg = text(`#${i + j}`);
-          await s.write(msg);
-          const got = await s.readFull(new Uint8Array(msg.length));
-          assert.deepEqual(got, msg);
-        }));
-      }
-    })());
+    await within(
+      60000,
+      "one echo on every connection",
+      (async () => {
+        for (let i = 0; i < CONNECTIONS; i += 500) {
+          await Promise.all(
+            streams.slice(i, i + 500).map(async (s, j) => {
+              const msg = text(`#${i + j}`);
+              await s.write(msg);
+              const got = await s.readFull(new Uint8Array(msg.length));
+              assert.deepEqual(got, msg);
+            }),
+          );
+        }
+      })(),
+    );
     // Traffic on a tenth of them for two seconds while all stay open.
     const busy = streams.filter((_, i) => i % 10 === 0);
     let exchanges = 0;
@@ -54,9 +64,11 @@ test(`${CONNECTIONS} concurrent connections, traffic on a tenth of them`, async 
     }));
     const rss = server.rssBytes();
     const perConnection = (rss - rssBefore) / CONNECTIONS;
-    console.log(`${runtime}: ${CONNECTIONS} connections, ${exchanges} exchanges on ${busy.length} of them; ` +
-      `server memory ${(rssBefore / 2 ** 20).toFixed(0)} -> ${(rss / 2 ** 20).toFixed(0)} MiB, ` +
-      `${(perConnection / 1024).toFixed(1)} KiB per connection`);
+    console.log(
+      `${runtime}: ${CONNECTIONS} connections, ${exchanges} exchanges on ${busy.length} of them; ` +
+        `server memory ${(rssBefore / 2 ** 20).toFixed(0)} -> ${(rss / 2 ** 20).toFixed(0)} MiB, ` +
+        `${(perConnection / 1024).toFixed(1)} KiB per connection`,
+    );
     assert.equal(server.child.exitCode, null, "the server is alive");
     assert.ok(exchanges > busy.length, "traffic flowed");
   } finally {

@@ -76,7 +76,10 @@ test("closeWrite: the peer sees the end, this side still reads, later writes are
   await client.write(text("question"));
   await client.closeWrite();
   await client.closeWrite(); // idempotent
-  await assert.rejects(client.write(text("more")), (e: unknown) => e instanceof Closed && /closeWrite/.test((e as Error).message));
+  await assert.rejects(
+    client.write(text("more")),
+    (e: unknown) => e instanceof Closed && /closeWrite/.test((e as Error).message),
+  );
   const got = await server.readFull(new Uint8Array(8));
   assert.equal(decode(got), "question");
   assert.equal(await server.read(new Uint8Array(8)), null);
@@ -133,31 +136,44 @@ test("misuse of arguments and listeners: clear errors", async () => {
   assert.throws(() => listen({ port: "80" as unknown as number }), /invalid port "80"/);
   assert.throws(() => listen({ hostname: "not a host", port: 0 }), /IP address/);
   // A malformed IP literal is a bad host name like any other.
-  assert.throws(() => listen({ hostname: "999.1.1.1", port: 0 }), /hostname must be an IP address or "localhost", not "999.1.1.1"/);
+  assert.throws(
+    () => listen({ hostname: "999.1.1.1", port: 0 }),
+    /hostname must be an IP address or "localhost", not "999.1.1.1"/,
+  );
   assert.throws(() => listen(null as unknown as { port: number }), /options must be an object/);
   await assert.rejects(connect({ port: 0 }), /invalid port 0/);
-  await assert.rejects(connect({ hostname: "no-such-host.invalid", port: 1 }), (e: unknown) =>
-    e instanceof ZevError && e.code === "NameNotResolved" && /cannot resolve hostname "no-such-host.invalid"/.test(e.message));
+  await assert.rejects(
+    connect({ hostname: "no-such-host.invalid", port: 1 }),
+    (e: unknown) =>
+      e instanceof ZevError && e.code === "NameNotResolved" &&
+      /cannot resolve hostname "no-such-host.invalid"/.test(e.message),
+  );
 
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
-  assert.throws(() => listen({ hostname: "127.0.0.1", port: listener.addr.port }), (e: unknown) =>
-    e instanceof ZevError && e.code === "AddrInUse" && e.message.includes(String(listener.addr.port)));
+  assert.throws(
+    () => listen({ hostname: "127.0.0.1", port: listener.addr.port }),
+    (e: unknown) => e instanceof ZevError && e.code === "AddrInUse" && e.message.includes(String(listener.addr.port)),
+  );
   const { port } = listener.addr;
   const pending = listener.accept();
   listener.close();
   listener.close(); // double close is harmless
   await assert.rejects(pending, Closed);
   await assert.rejects(listener.accept(), Closed);
-  await assert.rejects(connect({ port }), (e: unknown) =>
-    e instanceof ZevError && e.code === "ConnectionRefused" && e.message.includes(`127.0.0.1:${port}`));
+  await assert.rejects(
+    connect({ port }),
+    (e: unknown) => e instanceof ZevError && e.code === "ConnectionRefused" && e.message.includes(`127.0.0.1:${port}`),
+  );
 
   const { client, close } = await pair();
   await assert.rejects(client.read(new Uint8Array(0)), TypeError);
   await assert.rejects(client.read("buf" as unknown as Uint8Array), TypeError);
   await assert.rejects(client.write("text" as unknown as Uint8Array), TypeError);
   const first = client.read(new Uint8Array(4));
-  await assert.rejects(client.read(new Uint8Array(4)), (e: unknown) =>
-    e instanceof ZevError && e.code === "Busy" && /already pending/.test(e.message));
+  await assert.rejects(
+    client.read(new Uint8Array(4)),
+    (e: unknown) => e instanceof ZevError && e.code === "Busy" && /already pending/.test(e.message),
+  );
   await close();
   await assert.rejects(first, Closed);
 });

@@ -38,6 +38,7 @@ checkLeaks("task");
 test("go starts on a later turn, call at once, and both report results", async () => {
   const order: string[] = [];
   const a = go((x: number) => (order.push("go"), x * 2), 21);
+  // deno-lint-ignore require-await
   const b = call(async (s: string) => (order.push("call"), s), "ok");
   order.push("caller");
   assert.deepEqual(await Promise.all([a.done, b.done]), [42, "ok"]);
@@ -86,7 +87,11 @@ test("cancel while waiting in read: Cancelled with the reason; the stream stays 
   const task = go(() => server.read(buf));
   await sleep(10);
   task.cancel("shutting down");
-  await assert.rejects(task.done, (e: unknown) => e instanceof Cancelled && e.reason === "shutting down" && /shutting down/.test((e as Error).message));
+  await assert.rejects(
+    task.done,
+    (e: unknown) =>
+      e instanceof Cancelled && e.reason === "shutting down" && /shutting down/.test((e as Error).message),
+  );
   assert.ok(task.signal.aborted);
   await client.write(text("after"));
   assert.equal(decode(await server.readFull(new Uint8Array(5))), "after", "no byte was lost to the cancelled read");
@@ -141,7 +146,12 @@ test("AbortSignal cancels read, accept, sleep and connect the same way", async (
   const ac = new AbortController();
   const connecting = connect({ port: full.addr.port, signal: ac.signal });
   await sleep(20);
-  const waits = [server.read(new Uint8Array(4), { signal: ac.signal }), listener.accept({ signal: ac.signal }), sleep(60_000, { signal: ac.signal }), connecting];
+  const waits = [
+    server.read(new Uint8Array(4), { signal: ac.signal }),
+    listener.accept({ signal: ac.signal }),
+    sleep(60_000, { signal: ac.signal }),
+    connecting,
+  ];
   ac.abort("enough");
   for (const w of waits) await assert.rejects(w, (e: unknown) => e instanceof Cancelled && e.reason === "enough");
   await assert.rejects(sleep(1, { signal: ac.signal }), Cancelled, "an aborted signal rejects at once");
@@ -154,7 +164,10 @@ test("AbortSignal cancels read, accept, sleep and connect the same way", async (
 
 test("a read timeout rejects with TimedOut and leaves the stream usable", async () => {
   const { listener, client, server } = await pair();
-  await assert.rejects(server.read(new Uint8Array(4), { timeout: 20 }), (e: unknown) => e instanceof TimedOut && /20 ms/.test((e as Error).message));
+  await assert.rejects(
+    server.read(new Uint8Array(4), { timeout: 20 }),
+    (e: unknown) => e instanceof TimedOut && /20 ms/.test((e as Error).message),
+  );
   await client.write(text("late"));
   assert.equal(decode(await server.readFull(new Uint8Array(4))), "late");
   await Promise.all([client.close(), server.close()]);
@@ -163,7 +176,10 @@ test("a read timeout rejects with TimedOut and leaves the stream usable", async 
 
 test("withDeadline cancels a slow task with TimedOut and passes a fast one through", async () => {
   const { listener, client, server } = await pair();
-  await assert.rejects(withDeadline(30, () => server.read(new Uint8Array(4))), (e: unknown) => e instanceof TimedOut && /30 ms/.test((e as Error).message));
+  await assert.rejects(
+    withDeadline(30, () => server.read(new Uint8Array(4))),
+    (e: unknown) => e instanceof TimedOut && /30 ms/.test((e as Error).message),
+  );
   assert.equal(await withDeadline(1000, async (x: number) => (await sleep(1), x + 1), 1), 2);
   await assert.rejects(withDeadline(1000, () => Promise.reject(new Error("own error"))), /own error/);
   await assert.rejects(withDeadline(-5, () => 1), /invalid duration -5/);
@@ -221,7 +237,10 @@ test("timers keep running while the loop is busy", async () => {
   clearInterval(timer);
   // Starvation shows as a gap as long as the load; a 10 ms timer under load on a shared
   // machine may slip, but not by hundreds of milliseconds.
-  assert.ok(ticks > 0 && longestGap < 250, `timer: ${ticks} ticks, longest gap ${longestGap} ms during ${requests} requests`);
+  assert.ok(
+    ticks > 0 && longestGap < 250,
+    `timer: ${ticks} ticks, longest gap ${longestGap} ms during ${requests} requests`,
+  );
   listener.close();
   await loop;
 });

@@ -15,9 +15,16 @@ const ROUNDS = 4000;
 
 for (const wake of ["auto", "thread"]) {
   test(`${ROUNDS} parks and wakes at random moments, none lost (${wake} wake)`, async () => {
-    const server = await startServer(`echo.ts (${runtime}, ZEV_WAKE=${wake})`, example(runtime, "echo", [], process.execPath), { ZEV_WAKE: wake });
+    const server = await startServer(
+      `echo.ts (${runtime}, ZEV_WAKE=${wake})`,
+      example(runtime, "echo", [], process.execPath),
+      { ZEV_WAKE: wake },
+    );
     try {
-      const run = await runProgram("wake_client", { args: [String(server.port), String(ROUNDS), String(Date.now() % 1e6)], timeoutMs: 120_000 });
+      const run = await runProgram("wake_client", {
+        args: [String(server.port), String(ROUNDS), String(Date.now() % 1e6)],
+        timeoutMs: 120_000,
+      });
       assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
       assert.match(run.stdout, new RegExp(`^${ROUNDS} round trips`, "m"));
     } finally {

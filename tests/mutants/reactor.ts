@@ -68,7 +68,8 @@ export const mutants: Mutant[] = [
     name: "eagain-no-interest",
     breaks: "a read that would block does not ask for the next READ event",
     file: "zig/loop.zig",
-    from: "            if (err == error.WouldBlock) {\n                s.readable = false;\n                s.want_read = true;\n            }",
+    from:
+      "            if (err == error.WouldBlock) {\n                s.readable = false;\n                s.want_read = true;\n            }",
     to: "            if (err == error.WouldBlock) {\n                s.readable = false;\n            }",
     tests: ["zig", "stream"],
   },
@@ -143,7 +144,12 @@ const zig = [`${root}.tools/venv/bin/python`, "-m", "ziglang"];
 const bun = `${root}node_modules/.bin/bun`;
 
 function run(argv: string[], cwd: string, env: Record<string, string> = {}): { ok: boolean; out: string } {
-  const r = spawnSync(argv[0], argv.slice(1), { cwd, env: { ...process.env, ...env }, encoding: "utf8", timeout: 300_000 });
+  const r = spawnSync(argv[0], argv.slice(1), {
+    cwd,
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+    timeout: 300_000,
+  });
   return { ok: r.status === 0, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
 }
 
@@ -151,11 +157,15 @@ function run(argv: string[], cwd: string, env: Record<string, string> = {}): { o
 function tryMutant(m: Mutant): { killedBy: string[]; error?: string } {
   const dir = mkdtempSync(join(tmpdir(), `zev-mutant-${m.name}-`));
   try {
-    for (const p of ["build.zig", "build.zig.zon", "zig", "bench", "tests/musl"]) cpSync(join(root, p), join(dir, p), { recursive: true });
+    for (const p of ["build.zig", "build.zig.zon", "zig", "bench", "tests/musl"]) {
+      cpSync(join(root, p), join(dir, p), { recursive: true });
+    }
     const file = join(dir, m.file);
     const text = readFileSync(file, "utf8");
     const count = text.split(m.from).length - 1;
-    if (count !== 1) return { killedBy: [], error: `its text occurs ${count} times in ${m.file} (expected once): update the mutant` };
+    if (count !== 1) {
+      return { killedBy: [], error: `its text occurs ${count} times in ${m.file} (expected once): update the mutant` };
+    }
     writeFileSync(file, text.replace(m.from, m.to));
     const build = run([...zig, "build"], dir);
     if (!build.ok) return { killedBy: [], error: `does not build:\n${build.out.slice(-2000)}` };
@@ -163,7 +173,9 @@ function tryMutant(m: Mutant): { killedBy: string[]; error?: string } {
     for (const t of m.tests) {
       const r = t === "zig"
         ? run([...zig, "build", "test"], dir)
-        : run([bun, "test", "--bail", "--timeout", "60000", join(root, `tests/${t}.test.ts`)], root, { ZEV_LIB: join(dir, "zig-out/lib/libzev-linux-x86_64-gnu.so") });
+        : run([bun, "test", "--bail", "--timeout", "60000", join(root, `tests/${t}.test.ts`)], root, {
+          ZEV_LIB: join(dir, "zig-out/lib/libzev-linux-x86_64-gnu.so"),
+        });
       if (!r.ok) killedBy.push(t);
     }
     return { killedBy };
@@ -191,6 +203,8 @@ if (import.meta.main) {
       console.log(`killed   ${m.name.padEnd(28)} by ${r.killedBy.join(", ").padEnd(18)} ${secs} s  (${m.breaks})`);
     }
   }
-  console.log(`reactor mutants: ${tried - survived - broken} of ${tried} killed, ${survived} survived, ${broken} broken`);
+  console.log(
+    `reactor mutants: ${tried - survived - broken} of ${tried} killed, ${survived} survived, ${broken} broken`,
+  );
   if (survived > 0 || broken > 0) process.exit(1);
 }

@@ -58,23 +58,39 @@ for (const module of modules) {
     coverageAnalysis: "off",
     reporters: ["json", "progress"],
     jsonReporter: { fileName: `reports/mutation/${module}.json` },
-    ignorePatterns: [".tools", "zig-out", "zig-out-edge", ".zig-cache", "tools/stryker", "bench/out", "tests/out", "reports"],
+    ignorePatterns: [
+      ".tools",
+      "zig-out",
+      "zig-out-edge",
+      ".zig-cache",
+      "tools/stryker",
+      "bench/out",
+      "tests/out",
+      "reports",
+    ],
     tempDirName: ".stryker-tmp",
     cleanTempDir: true,
   };
   console.log(`\n== src/${module}: ${command}`);
   const configFile = `${root}.stryker-tmp-${module}.json`;
   writeFileSync(configFile, JSON.stringify(config));
-  const r = spawnSync(stryker, ["run", configFile], { cwd: root, stdio: "inherit", env: { ...process.env, ZEV_LIB: lib } });
+  const r = spawnSync(stryker, ["run", configFile], {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, ZEV_LIB: lib },
+  });
   rmSync(configFile);
   if (r.status !== 0) throw new Error(`stryker failed on ${module}`);
   const report = JSON.parse(readFileSync(`${root}reports/mutation/${module}.json`, "utf8"));
   for (const file of Object.values(report.files) as { mutants: MutantResult[] }[]) {
     for (const m of file.mutants) {
-      const where = `src/${module}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName}${m.replacement ? ` -> ${m.replacement.replace(/\s+/g, " ").slice(0, 60)}` : ""}`;
+      const where = `src/${module}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName}${
+        m.replacement ? ` -> ${m.replacement.replace(/\s+/g, " ").slice(0, 60)}` : ""
+      }`;
       if (m.status === "Killed" || m.status === "Timeout") killed++;
-      else if (m.status === "Survived" || m.status === "NoCoverage") (survived++, survivors.push(`${m.status} ${where}`));
-      else other++;
+      else if (m.status === "Survived" || m.status === "NoCoverage") {
+        (survived++, survivors.push(`${m.status} ${where}`));
+      } else other++;
       console.log(`${m.status.padEnd(10)} ${where}`);
     }
   }

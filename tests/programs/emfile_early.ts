@@ -23,7 +23,9 @@ try {
 } catch (error) {
   codes.push(error instanceof ZevError ? error.code : String(error));
 }
-await connect({ port: listener.addr.port }).catch((error) => codes.push(error instanceof ZevError ? error.code : String(error)));
+await connect({ port: listener.addr.port }).catch((error) =>
+  codes.push(error instanceof ZevError ? error.code : String(error))
+);
 console.log(`while exhausted: ${codes.join(", ")}`);
 await sleep(50); // the loop parks, descriptors still exhausted
 for (const fd of files) closeSync(fd);

@@ -11,6 +11,7 @@ import { call, currentTask, listen, sleep, stats } from "../../mod.ts";
 
 let told = 0;
 let taskSeen: string | undefined = "none";
+// deno-lint-ignore require-await
 const listener = await call(async function makesTheListener() {
   return listen({
     hostname: "127.0.0.1",

@@ -34,5 +34,7 @@ for (let i = 0; i < rounds; i++) {
     process.exit(1);
   }
 }
-console.log(`${rounds} round trips: ${counts.now} sent at once, ${counts.spin} after a spin, ${counts.timer} after a timer`);
+console.log(
+  `${rounds} round trips: ${counts.now} sent at once, ${counts.spin} after a spin, ${counts.timer} after a timer`,
+);
 socket.destroy();
