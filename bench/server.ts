@@ -89,7 +89,8 @@ export function startServer(
         stop() {
           return new Promise((done) => {
             if (child.exitCode !== null) return done(child.exitCode);
-            const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
+            // Past the examples' 5 s grace period for open connections.
+            const kill = setTimeout(() => child.kill("SIGKILL"), 15_000);
             child.once("exit", (code) => {
               clearTimeout(kill);
               done(code);

@@ -8,22 +8,12 @@
  */
 
 import process from "node:process";
-import { acceptLoop, configure, listen, type Stream, ZevError } from "../mod.ts";
+import { configure, serve, type Stream, ZevError } from "../mod.ts";
 import { parseFlags } from "./flags.ts";
 
 const { host, port, spinMicros } = parseFlags(process.argv.slice(2));
 configure({ spinMicros });
 let lastLog = 0;
-const listener = listen({
-  hostname: host,
-  port,
-  // Out of descriptors: zev pauses accepting and retries; say so, at most once a second.
-  onAcceptError(error) {
-    if (Date.now() - lastLog < 1000) return;
-    lastLog = Date.now();
-    console.error(`echo: ${error.message}`);
-  },
-});
 
 // Read buffers are reused across connections: allocating and collecting 16 KiB per
 // connection is most of what a short connection costs in JS. At most 1024 are kept.
@@ -46,7 +36,18 @@ async function echo(stream: Stream): Promise<void> {
   }
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => listener.close());
-console.log(`listening on ${listener.addr.hostname}:${listener.addr.port}`);
-await acceptLoop(listener, echo);
+const server = serve({
+  hostname: host,
+  port,
+  // Out of descriptors: zev pauses accepting and retries; say so, at most once a second.
+  onAcceptError(error) {
+    if (Date.now() - lastLog < 1000) return;
+    lastLog = Date.now();
+    console.error(`echo: ${error.message}`);
+  },
+}, echo);
+// A graceful shutdown: stop accepting, give open connections 5 s, then cut them.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => server.close({ gracePeriod: 5000 }));
+console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
+await server.finished;
 process.exit(0);

@@ -9,7 +9,7 @@
  */
 
 import process from "node:process";
-import { acceptLoop, configure, listen, type Stream, ZevError } from "../mod.ts";
+import { configure, serve, type Stream, ZevError } from "../mod.ts";
 import { parseFlags } from "./flags.ts";
 
 const encoder = new TextEncoder();
@@ -50,7 +50,7 @@ function responses(count: number): Uint8Array {
   return b;
 }
 
-async function serve(stream: Stream): Promise<void> {
+async function handle(stream: Stream): Promise<void> {
   try {
     await exchange(stream);
   } catch (error) {
@@ -102,8 +102,9 @@ async function exchange(stream: Stream): Promise<void> {
 
 const { host, port, spinMicros } = parseFlags(process.argv.slice(2));
 configure({ spinMicros });
-const listener = listen({ hostname: host, port });
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => listener.close());
-console.log(`listening on ${listener.addr.hostname}:${listener.addr.port}`);
-await acceptLoop(listener, serve);
+const server = serve({ hostname: host, port }, handle);
+// A graceful shutdown: stop accepting, give open connections 5 s, then cut them.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => server.close({ gracePeriod: 5000 }));
+console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
+await server.finished;
 process.exit(0);
