@@ -161,22 +161,15 @@ test-edge: lib-edge node_modules/.installed
 test-bun-musl: lib $(BUN_MUSL)
 	$(call BUN_TEST,$(BUN_MUSL)) $(TS_TESTS)
 
-# 60 s of churn, traffic and park/wake cycles per runtime; fails on death, errors, or
-# memory or descriptors that keep growing. `bun bench/soak.ts --seconds N` runs longer.
-SOAK_SECONDS ?= 60
+# 45 s of churn, traffic and park/wake cycles per runtime and library, and once with the
+# fallback parker; fails on death, errors, or memory or descriptors that keep growing.
+# `bun bench/soak.ts --seconds N` runs longer.
+SOAK_SECONDS ?= 45
 test-soak: lib tools $(BUN_MUSL)
 	$(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
 	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
 	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --exec $(BUN_MUSL) --lib $(LIB_MUSL)
-
-# Mutation testing: the reactor mutants, then StrykerJS over src/ (long: before a release).
-tools/stryker/node_modules/.installed: tools/stryker/package.json tools/stryker/package-lock.json
-	cd tools/stryker && npm ci --no-audit --no-fund --loglevel=error
-	touch $@
-
-mutate: setup lib tools/stryker/node_modules/.installed
-	$(BUN) tests/mutants/reactor.ts
-	$(BUN) tests/mutants/stryker.ts
+	ZEV_WAKE=thread $(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_MUSL)
 
 # ---- packages ------------------------------------------------------------------------------
 

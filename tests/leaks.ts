@@ -12,8 +12,8 @@ export function checkLeaks(suite: string): void {
   let fds = 0;
   let handles = 0;
   before(async () => {
-    // Let the loop park once first: under Bun that starts its parking Worker, whose own
-    // event loop holds two descriptors for the life of the process. That is not a leak.
+    // Let the loop park once first, so that whatever the runtime opens lazily for its own
+    // sockets (the wake socket zev hands it) is in the count before. That is not a leak.
     const warmup = listen({ hostname: "127.0.0.1", port: 0 });
     await sleep(10);
     warmup.close();

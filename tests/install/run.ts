@@ -121,26 +121,12 @@ check(
   `the 7 embedded libraries are ${version}`,
 );
 
-// The program users run: the README's example, serving one echo to a client of its own.
-const EXAMPLE = (specifier: string) =>
-  `import { acceptLoop, configure, connect, listen, type Stream } from "${specifier}";
-
-const listener = listen({ hostname: "127.0.0.1", port: 0 });
-const served = acceptLoop(listener, async (stream: Stream) => {
-  const buf = new Uint8Array(64 * 1024);
-  for (let n; (n = await stream.read(buf)) !== null;) {
-    await stream.write(buf.subarray(0, n)); // waits while the peer is not reading
-  }
-});
-const client = await connect({ port: listener.addr.port });
-await client.write(new TextEncoder().encode("ping"));
-const reply = new Uint8Array(4);
-await client.readFull(reply);
-await client.close();
-listener.close();
-await served;
-console.log(\`echoed \${new TextDecoder().decode(reply)} with \${configure().library}\`);
-`;
+// The program users run: the README's example (the ts block after `<!-- example -->`),
+// importing zev the way each install provides it.
+const readme = readFileSync(join(root, "README.md"), "utf8");
+const block = /<!-- example -->\s*```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+if (!block || !block.includes('from "zev"')) throw new Error("README.md: no example block importing \"zev\" after <!-- example -->");
+const EXAMPLE = (specifier: string) => block.replace('from "zev"', `from "${specifier}"`);
 
 try {
   // ---- npm, through Verdaccio on loopback ----------------------------------------------------
