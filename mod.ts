@@ -25,8 +25,19 @@ export { type CloseOptions, type ReadOptions, Stream, type WriteOptions } from "
 export type { Addr } from "./src/addr.ts";
 export { acceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./src/accept_loop.ts";
 export { serve, type ServeOptions, type Server } from "./src/serve.ts";
-export { call, currentTask, go, setDefaultSupervisor, supervise, type Supervisor, Task } from "./src/task.ts";
+export {
+  call,
+  currentTask,
+  go,
+  setDefaultSupervisor,
+  supervise,
+  type Supervisor,
+  Task,
+  type TaskEvent,
+  type TaskEventSink,
+} from "./src/task.ts";
 export { sleep, type SleepOptions, withDeadline } from "./src/deadline.ts";
+export { gather, type Gathered } from "./src/gather.ts";
 export {
   Channel,
   type ChannelWaitOptions,

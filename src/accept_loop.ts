@@ -8,13 +8,16 @@
 
 import type { Listener } from "./listener.ts";
 import type { Stream } from "./stream.ts";
-import { call, currentTask, go, supervise, type Supervisor, type Task } from "./task.ts";
+import { call, currentTask, go, report, supervise, type Supervisor, type Task } from "./task.ts";
 import { sleep } from "./deadline.ts";
 import { checkMs, checkOptions, show } from "./validate.ts";
 
 /** Options of `acceptLoop`. */
 export interface AcceptLoopOptions {
-  /** Receives the errors of the connection tasks (default: the inherited supervisor). */
+  /**
+   * Receives the errors of the connection tasks, or, a channel, one event per task end
+   * (default: the inherited supervisor).
+   */
   supervisor?: Supervisor;
 }
 
@@ -57,7 +60,7 @@ export class AcceptLoop {
           if (listener.closed) return;
           // Not a closed listener: report it, and do not spin on a persistent failure.
           const task = currentTask()!;
-          task.supervisor(error, task);
+          report(task, { kind: "error", task, error });
           await sleep(10);
           continue;
         }

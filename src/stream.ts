@@ -531,6 +531,59 @@ export class Stream {
     }
   }
 
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
+
+  /**
+   * The stream's incoming bytes as a Web `ReadableStream` (a byte stream): it reads from
+   * the socket only when its consumer asks, so a slow consumer holds the peer back
+   * through TCP instead of letting memory grow. Cancelling it closes the stream. Use it,
+   * or `read`, not both.
+   *
+   * @example
+   * ```ts
+   * for await (const text of stream.readable.pipeThrough(new TextDecoderStream())) console.log(text);
+   * ```
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#readable ??= new ReadableStream({
+      type: "bytes",
+      autoAllocateChunkSize: 64 * 1024,
+      pull: async (controller) => {
+        const request = controller.byobRequest!;
+        const view = request.view!;
+        const n = await this.read(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+        if (n === null) {
+          controller.close();
+          request.respond(0);
+        } else {
+          request.respond(n);
+        }
+      },
+      cancel: () => this.close(),
+    });
+  }
+
+  /**
+   * The stream's outgoing side as a Web `WritableStream`: each chunk is written with
+   * `write` (so it waits while the peer does not read); closing it closes the write side
+   * (`closeWrite`); aborting it resets the stream.
+   *
+   * @example
+   * ```ts
+   * await other.readable.pipeTo(stream.writable); // a proxy, one direction
+   * ```
+   */
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        await this.write(chunk);
+      },
+      close: () => this.closeWrite(),
+      abort: () => this.abort(),
+    });
+  }
+
   /** Reads chunks until the end of the stream; each chunk is a fresh copy. */
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
     const buf = new Uint8Array(64 * 1024);

@@ -17,12 +17,54 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { Cancelled } from "./errors.ts";
 
 /** Receives the errors of the tasks it supervises. */
-export type Supervisor = (error: unknown, task: Task<unknown>) => void;
+export type Supervisor = ((error: unknown, task: Task<unknown>) => void) | TaskEventSink;
+
+/** How a task ended, as a channel supervisor receives it (Janet's supervisor events). */
+export interface TaskEvent {
+  /** "ok": it returned; "error": it threw; "cancelled": it ended on its cancel. */
+  kind: "ok" | "error" | "cancelled";
+  /** The task. */
+  task: Task<unknown>;
+  /** What it returned ("ok"). */
+  value?: unknown;
+  /** What it threw ("error", "cancelled"). */
+  error?: unknown;
+}
+
+/** A supervisor that receives one event per task end: a `Channel<TaskEvent>`. */
+export interface TaskEventSink {
+  /** Receives an event (a channel's `give`). */
+  give(event: TaskEvent): Promise<void>;
+}
+
+/**
+ * Tells `task`'s supervisor how it ended: a function supervisor gets errors other than a
+ * cancel; a channel supervisor gets every end. A supervisor that fails is reported on
+ * stderr with the event, so nothing is lost.
+ */
+export function report(task: Task<unknown>, event: TaskEvent): void {
+  const supervisor = task.supervisor;
+  try {
+    if (typeof supervisor === "function") {
+      if (event.kind === "error") supervisor(event.error, task);
+    } else {
+      supervisor.give(event).catch((inner) => {
+        console.error(
+          `zev: the supervisor channel of task ${task.name} refused its ${event.kind} event:`,
+          inner,
+          event.error ?? "",
+        );
+      });
+    }
+  } catch (inner) {
+    console.error(`zev: the supervisor of task ${task.name} threw:`, inner, event.error ?? "");
+  }
+}
 
 /** Errors that are routine for a server (a peer went away): one line, no stack. */
 const ROUTINE = new Set(["ConnectionReset", "BrokenPipe", "TimedOut"]);
 
-let defaultSupervisor: Supervisor = (error, task) => {
+let defaultSupervisor: Supervisor = (error: unknown, task: Task<unknown>) => {
   const code = (error as { code?: unknown } | null)?.code;
   if (error instanceof Error && typeof code === "string" && ROUTINE.has(code)) {
     console.error(`zev: task ${task.name}: ${error.message}`);
@@ -144,18 +186,21 @@ export class Task<T> {
     this.#state = 1;
     this.#outcome = value;
     this.#resolve?.(value);
+    if (this.reportsErrors && typeof this.supervisor !== "function") {
+      report(this as Task<unknown>, { kind: "ok", task: this as Task<unknown>, value });
+    }
   }
 
   #fail(error: unknown): void {
     this.#state = 2;
     this.#outcome = error;
     this.#reject?.(error);
-    if (error instanceof Cancelled || !this.reportsErrors) return;
-    try {
-      this.supervisor(error, this as Task<unknown>);
-    } catch (inner) {
-      console.error(`zev: the supervisor of task ${this.name} threw:`, inner);
-    }
+    if (!this.reportsErrors) return;
+    report(this as Task<unknown>, {
+      kind: error instanceof Cancelled ? "cancelled" : "error",
+      task: this as Task<unknown>,
+      error,
+    });
   }
 
   /** @internal Takes the cancel not yet delivered, if any (a zev call delivers it). */

@@ -125,7 +125,9 @@ check(
 // importing zev the way each install provides it.
 const readme = readFileSync(join(root, "README.md"), "utf8");
 const block = /<!-- example -->\s*```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-if (!block || !block.includes('from "zev"')) throw new Error("README.md: no example block importing \"zev\" after <!-- example -->");
+if (!block || !block.includes('from "zev"')) {
+  throw new Error('README.md: no example block importing "zev" after <!-- example -->');
+}
 const EXAMPLE = (specifier: string) => block.replace('from "zev"', `from "${specifier}"`);
 
 try {

@@ -1,0 +1,60 @@
+/**
+ * `gather`, after Janet's `ev/gather`: run functions as tasks, all or nothing.
+ *
+ * @module
+ */
+
+import { Task } from "./task.ts";
+import { show } from "./validate.ts";
+
+/** The results of `gather`, in the order of its functions. */
+export type Gathered<F extends readonly (() => unknown)[]> = { -readonly [K in keyof F]: Awaited<ReturnType<F[K]>> };
+
+/**
+ * Runs each function as a task (started at once, as `call`), and resolves with their
+ * results in order. If one fails, the others are cancelled and the returned promise
+ * rejects with that error; an error another task throws after that (other than its
+ * cancel) goes to its supervisor, so none is lost. `gather()` resolves to `[]`.
+ *
+ * @example
+ * ```ts
+ * const [a, b] = await gather(() => fetchPart(1), () => fetchPart(2));
+ * ```
+ */
+export function gather<const F extends readonly (() => unknown)[]>(...fns: F): Promise<Gathered<F>> {
+  for (const [i, fn] of fns.entries()) {
+    if (typeof fn !== "function") {
+      return Promise.reject(new TypeError(`gather: argument ${i} must be a function, not ${show(fn)}`));
+    }
+  }
+  if (fns.length === 0) return Promise.resolve([] as unknown as Gathered<F>);
+  return new Promise((resolve, reject) => {
+    const results = new Array(fns.length);
+    let left = fns.length, failed = false;
+    const tasks = fns.map((fn) => {
+      const task = new Task<unknown>(fn.name, undefined);
+      // The caller gets the first error; the tasks report to their supervisor only once
+      // the gather has failed (an error after that would otherwise be lost).
+      task.reportsErrors = false;
+      return task;
+    });
+    tasks.forEach((task, i) => {
+      task.run(fns[i] as () => unknown, []);
+      task.done.then(
+        (value) => {
+          results[i] = value;
+          if (--left === 0 && !failed) resolve(results as Gathered<F>);
+        },
+        (error) => {
+          if (failed) return;
+          failed = true;
+          for (const other of tasks) {
+            other.reportsErrors = true;
+            if (other !== task) other.cancel("another task of the gather failed");
+          }
+          reject(error);
+        },
+      );
+    });
+  });
+}

@@ -1,0 +1,121 @@
+/**
+ * `gather` (Janet's `ev/gather`) and channels as supervisors (Janet's supervisor
+ * channels): results in order, the first failure cancels the rest, and every task end
+ * reaches a channel supervisor as one event.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  acceptLoop,
+  Cancelled,
+  Channel,
+  connect,
+  gather,
+  go,
+  listen,
+  sleep,
+  supervise,
+  type TaskEvent,
+} from "../mod.ts";
+import { checkLeaks } from "./leaks.ts";
+
+checkLeaks("gather");
+
+test("gather resolves with every result in order; gather() is []", async () => {
+  assert.deepEqual(await gather(), []);
+  const [a, b, c] = await gather(
+    async () => (await sleep(20), "slow"),
+    () => "at once",
+    async () => (await sleep(5), 3),
+  );
+  assert.deepEqual([a, b, c], ["slow", "at once", 3]);
+  await assert.rejects(gather((() => 1) as never, 5 as never), /gather: argument 1 must be a function, not 5/);
+});
+
+test("gather: the first failure rejects it and cancels the others; a later error still reaches a supervisor", async () => {
+  const cancelled: string[] = [];
+  const reported: unknown[] = [];
+  await supervise((e) => reported.push(e), async () => {
+    await assert.rejects(
+      gather(
+        async () => {
+          await sleep(10);
+          throw new Error("first");
+        },
+        async () => {
+          try {
+            await sleep(10_000);
+          } catch (error) {
+            cancelled.push((error as Cancelled).message);
+            throw new Error("failed while cancelled");
+          }
+        },
+        async () => {
+          try {
+            await sleep(10_000);
+          } catch (error) {
+            if (error instanceof Cancelled) cancelled.push("third");
+            throw error;
+          }
+        },
+      ),
+      /first/,
+    );
+    await sleep(10);
+  }).done;
+  assert.equal(cancelled.length, 2);
+  assert.match(cancelled[0], /another task of the gather failed/);
+  assert.deepEqual(reported.map((e) => (e as Error).message), ["failed while cancelled"]);
+});
+
+test("a channel supervisor receives one event per task end: ok, error, cancelled", async () => {
+  const events = new Channel<TaskEvent>(16);
+  const parent = supervise(events, async () => {
+    go(async function fine() {
+      return 42;
+    });
+    go(async function broken() {
+      await sleep(1);
+      throw new Error("bad");
+    });
+    const stuck = go(async function stuck() {
+      await sleep(10_000);
+    });
+    await sleep(10);
+    stuck.cancel("stop");
+    return "parent";
+  });
+  await parent.done;
+  const seen = new Map<string, TaskEvent>();
+  for (let i = 0; i < 4; i++) {
+    const e = await events.take();
+    seen.set(e.task.name, e);
+  }
+  assert.equal(seen.get("fine")?.kind, "ok");
+  assert.equal(seen.get("fine")?.value, 42);
+  assert.equal(seen.get("broken")?.kind, "error");
+  assert.equal((seen.get("broken")?.error as Error).message, "bad");
+  assert.equal(seen.get("stuck")?.kind, "cancelled");
+  assert.ok(seen.get("stuck")?.error instanceof Cancelled);
+  assert.equal(seen.get("")?.kind ?? seen.get("anonymous")?.kind, "ok");
+});
+
+test("acceptLoop with a channel supervisor: one event per connection handler", async () => {
+  const events = new Channel<TaskEvent>(8);
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const loop = acceptLoop(listener, async function handler(stream) {
+    const n = await stream.read(new Uint8Array(8));
+    if (n === 1) throw new Error("one byte is not enough");
+    return n;
+  }, { supervisor: events });
+  for (const payload of ["x", "xyz"]) {
+    const c = await connect({ port: listener.addr.port });
+    await c.write(new TextEncoder().encode(payload));
+    await c.close();
+  }
+  const kinds = [(await events.take()).kind, (await events.take()).kind].sort();
+  assert.deepEqual(kinds, ["error", "ok"]);
+  listener.close();
+  await loop;
+});
