@@ -72,7 +72,7 @@ test("gather: the first failure rejects it and cancels the others; a later error
 test("a channel supervisor receives one event per task end: ok, error, cancelled", async () => {
   const events = new Channel<TaskEvent>(16);
   const parent = supervise(events, async () => {
-    go(async function fine() {
+    go(function fine() {
       return 42;
     });
     go(async function broken() {
