@@ -8,7 +8,7 @@
  */
 
 /** The ABI version this binding speaks; a library reporting another is refused. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 /** Every exported function, in Deno's FFI vocabulary (ffi/bun.ts translates it). */
 export const symbols = {
@@ -25,9 +25,9 @@ export const symbols = {
   zev_wake_fd: { parameters: ["u32"], result: "i32" },
   zev_wake_arm: { parameters: ["u32"], result: "i32" },
   zev_wake: { parameters: ["u32"], result: "i32" },
-  zev_listen: { parameters: ["u32", "buffer", "u32", "u32", "u32"], result: "i32" },
+  zev_listen: { parameters: ["u32", "buffer", "u32", "u32", "u32", "u32"], result: "i32" },
   zev_accept: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
-  zev_connect: { parameters: ["u32", "buffer", "u32", "u32"], result: "i32" },
+  zev_connect: { parameters: ["u32", "buffer", "u32", "u32", "u32"], result: "i32" },
   zev_status: { parameters: ["u32", "u32"], result: "i32" },
   zev_read: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
   zev_write: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
@@ -58,9 +58,9 @@ export interface Symbols {
   zev_wake_fd(id: number): number;
   zev_wake_arm(id: number): number;
   zev_wake(id: number): number;
-  zev_listen(id: number, host: Uint8Array, hostLen: number, port: number, backlog: number): number;
+  zev_listen(id: number, host: Uint8Array, hostLen: number, port: number, backlog: number, options: number): number;
   zev_accept(id: number, listener: number, out: Uint8Array, max: number): number;
-  zev_connect(id: number, host: Uint8Array, hostLen: number, port: number): number;
+  zev_connect(id: number, host: Uint8Array, hostLen: number, port: number, options: number): number;
   zev_status(id: number, h: number): number;
   zev_read(id: number, h: number, buf: Uint8Array, len: number): number;
   zev_write(id: number, h: number, buf: Uint8Array, len: number): number;
@@ -111,6 +111,14 @@ export const READ = 1;
 export const WRITE = 2;
 export const ACCEPT = 4;
 export const PAUSED = 8;
+
+/** Socket options of `zev_listen` and `zev_connect` (zig/loop.zig `Opt`), a bit set. */
+export const OPT = {
+  delay: 1,
+  keepAlive: 2,
+  reusePort: 4,
+  all: 7,
+} as const;
 
 /** `zev_limit` selectors (zig/abi.zig `limit_table`). */
 export const LIMIT = {

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { OPT } from "../ffi/mod.ts";
 import { abiError, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { Listener } from "./listener.ts";
@@ -24,6 +25,15 @@ export interface ListenOptions {
   port: number;
   /** Kernel backlog of completed connections (capped; see the README's limits). */
   backlog?: number;
+  /** Accepted streams send small writes at once (TCP_NODELAY). Default true. */
+  noDelay?: boolean;
+  /** Accepted streams have the kernel probe an idle peer (SO_KEEPALIVE). Default false. */
+  keepAlive?: boolean;
+  /**
+   * Share the port with other listeners that ask for it too (SO_REUSEPORT): the kernel
+   * spreads connections over them, one event loop per core. Default false.
+   */
+  reusePort?: boolean;
   /**
    * Told each time accepting pauses in a way zev recovers from by itself: the process
    * ran out of descriptors (EMFILE, ENFILE) or memory, or the loop's handle table is
@@ -31,6 +41,23 @@ export interface ListenOptions {
    * closed). For logging; `stats().acceptPaused` counts them.
    */
   onAcceptError?: (error: ZevError) => void;
+}
+
+/** The `OPT` bits of the boolean socket options, each checked. */
+function socketOptions(
+  options: { noDelay?: boolean; keepAlive?: boolean; reusePort?: boolean },
+  what: string,
+  listener: boolean,
+): number {
+  const names = listener ? ["noDelay", "keepAlive", "reusePort"] as const : ["noDelay", "keepAlive"] as const;
+  for (const name of names) {
+    const v = options[name];
+    if (v !== undefined && typeof v !== "boolean") {
+      throw new TypeError(`${what}: ${name} must be a boolean, not ${show(v)}`);
+    }
+  }
+  return (options.noDelay === false ? OPT.delay : 0) | (options.keepAlive ? OPT.keepAlive : 0) |
+    (listener && options.reusePort ? OPT.reusePort : 0);
 }
 
 /** `host:port` for an IP literal, IPv6 in brackets. */
@@ -73,7 +100,7 @@ export function listen(options: ListenOptions): Listener {
   const where = hostPort(host, port);
   checkPermission(host, port, `${what} on ${where}`);
   const bytes = encoder.encode(host);
-  const h = sym.zev_listen(loop, bytes, bytes.length, port, backlog);
+  const h = sym.zev_listen(loop, bytes, bytes.length, port, backlog, socketOptions(options, what, true));
   if (h < 0) throw abiError(h, `${what} on ${where}`);
   return new Listener(h, options.onAcceptError);
 }
@@ -86,6 +113,10 @@ export interface ConnectOptions {
   port: number;
   /** Reject with `Cancelled` when this signal aborts (checked before anything is sent). */
   signal?: AbortSignal;
+  /** Send small writes at once (TCP_NODELAY). Default true. */
+  noDelay?: boolean;
+  /** Have the kernel probe an idle peer (SO_KEEPALIVE). Default false. */
+  keepAlive?: boolean;
 }
 
 /**
@@ -102,6 +133,7 @@ export async function connect(options: ConnectOptions): Promise<Stream> {
     throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
   }
   const port = checkPort(options.port, what, false);
+  const opts = socketOptions(options, what, false);
   const name = options.hostname ?? "127.0.0.1";
   const signal = options.signal;
   const cancelled = cancelledOnEntry(signal, what);
@@ -119,7 +151,7 @@ export async function connect(options: ConnectOptions): Promise<Stream> {
   const late = cancelledOnEntry(signal, what);
   if (late) throw late;
   const bytes = encoder.encode(host);
-  const h = sym.zev_connect(loop, bytes, bytes.length, port);
+  const h = sym.zev_connect(loop, bytes, bytes.length, port, opts);
   if (h < 0) throw abiError(h, `${what} to ${target}`);
   const stream = new Stream(h);
   const status = sym.zev_status(loop, h);

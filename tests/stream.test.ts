@@ -231,3 +231,20 @@ test("the write queue limit holds: a stream never queues more than it was allowe
   assert.equal(await writing, 32 << 20);
   await close();
 });
+
+test("socket options: noDelay, keepAlive and reusePort are checked and accepted", async () => {
+  assert.throws(() => listen({ port: 0, noDelay: "yes" as never }), /listen: noDelay must be a boolean, not "yes"/);
+  await assert.rejects(connect({ port: 1, keepAlive: 1 as never }), /connect: keepAlive must be a boolean, not 1/);
+  const a = listen({ hostname: "127.0.0.1", port: 0, reusePort: true, keepAlive: true, noDelay: false });
+  // Another listener on the same port: allowed only because both asked for reusePort.
+  const b = listen({ hostname: "127.0.0.1", port: a.addr.port, reusePort: true });
+  assert.throws(
+    () => listen({ hostname: "127.0.0.1", port: a.addr.port }),
+    (e: unknown) => e instanceof ZevError && e.code === "AddrInUse",
+  );
+  const client = await connect({ port: a.addr.port, noDelay: false, keepAlive: true });
+  await client.write(text("hi"));
+  await client.close();
+  a.close();
+  b.close();
+});

@@ -17,7 +17,7 @@ const address = @import("address.zig");
 const Loop = @import("loop.zig").Loop;
 const listener_edge_single = @import("loop.zig").listener_edge_single;
 
-pub const abi_version: u32 = 3;
+pub const abi_version: u32 = 4;
 
 /// Allocator for loops, handle tables and write queues (tests swap in a checking one).
 pub var allocator: std.mem.Allocator = std.heap.page_allocator;
@@ -196,11 +196,12 @@ pub export fn zev_wake(id: u32) i32 {
     return 0;
 }
 
-/// Listens on an IP literal and port (0: any free port). Returns the listener handle.
-pub export fn zev_listen(id: u32, host: ?[*]const u8, host_len: u32, port: u32, backlog: u32) i32 {
+/// Listens on an IP literal and port (0: any free port), with socket options (`OPT_*`).
+/// Returns the listener handle.
+pub export fn zev_listen(id: u32, host: ?[*]const u8, host_len: u32, port: u32, backlog: u32, options: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const h = bytes(host, host_len) orelse return fail(error.InvalidArgument);
-    return result(loop.listen(h, port, backlog));
+    return result(loop.listen(h, port, backlog, options));
 }
 
 /// Accepts up to `max` pending connections into `out`. Returns how many (at least 1), or
@@ -211,12 +212,13 @@ pub export fn zev_accept(id: u32, listener: u32, out: ?[*]u32, max: u32) i32 {
     return result(loop.accept(listener, p[0..max]));
 }
 
-/// Starts connecting to an IP literal and port. Returns the stream handle at once;
-/// `zev_status` tells when the connection is established.
-pub export fn zev_connect(id: u32, host: ?[*]const u8, host_len: u32, port: u32) i32 {
+/// Starts connecting to an IP literal and port, with socket options (`OPT_DELAY`,
+/// `OPT_KEEP_ALIVE`). Returns the stream handle at once; `zev_status` tells when the
+/// connection is established.
+pub export fn zev_connect(id: u32, host: ?[*]const u8, host_len: u32, port: u32, options: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const h = bytes(host, host_len) orelse return fail(error.InvalidArgument);
-    return result(loop.connect(h, port));
+    return result(loop.connect(h, port, options));
 }
 
 /// 0 when connected and healthy; WouldBlock while connecting (a WRITE event follows);

@@ -151,6 +151,10 @@ fn renderC(gpa: std.mem.Allocator, w: *std.Io.Writer) !void {
         try w.print("#define ZEV_{s} {d}u\n", .{ try upperSnake(gpa, d.name), @field(loop.Flag, d.name) });
     }
     try w.writeAll("\n");
+    inline for (@typeInfo(loop.Opt).@"struct".decls) |d| {
+        try w.print("#define ZEV_OPT_{s} {d}u\n", .{ try upperSnake(gpa, d.name), @field(loop.Opt, d.name) });
+    }
+    try w.writeAll("\n");
     for (try errorCodes(gpa)) |e| try w.print("#define ZEV_E_{s} ({d})\n", .{ try upperSnake(gpa, e.name), e.code });
     try w.writeAll("\n");
     inline for (abi.limit_table, 0..) |entry, i| {
@@ -194,6 +198,9 @@ fn renderTs(gpa: std.mem.Allocator, w: *std.Io.Writer) !void {
     inline for (@typeInfo(loop.Flag).@"struct".decls) |d| {
         try w.print("export const {s} = {d};\n", .{ try upperSnake(gpa, d.name), @field(loop.Flag, d.name) });
     }
+    try w.writeAll("\n/** Socket options of `zev_listen` and `zev_connect` (zig/loop.zig `Opt`), a bit set. */\nexport const OPT = {\n");
+    inline for (@typeInfo(loop.Opt).@"struct".decls) |d| try w.print("  {s}: {d},\n", .{ try camel(gpa, d.name), @field(loop.Opt, d.name) });
+    try w.writeAll("} as const;\n");
     try w.writeAll("\n/** `zev_limit` selectors (zig/abi.zig `limit_table`). */\nexport const LIMIT = {\n");
     inline for (abi.limit_table, 0..) |entry, i| try w.print("  {s}: {d},\n", .{ entry[0], i });
     try w.writeAll("} as const;\n\n/** The counters `zev_stats` writes, in order (zig/loop.zig `Stats`). */\nexport const STATS = [\n");

@@ -19,7 +19,7 @@ fn openLoop() !u32 {
 
 fn listenAny(loop: u32) !u32 {
     const host = "127.0.0.1";
-    const h = abi.zev_listen(loop, host, host.len, 0, 0);
+    const h = abi.zev_listen(loop, host, host.len, 0, 0, 0);
     try testing.expect(h > 0);
     return @intCast(h);
 }
@@ -41,11 +41,11 @@ test "abi: stale loops and handles, forged values and wrong states are error cod
     try testing.expectEqual(code(error.InvalidArgument), abi.zev_accept(loop, l, &out, 0));
     try testing.expectEqual(code(error.InvalidArgument), abi.zev_accept(loop, l, null, 4));
     try testing.expectEqual(code(error.InvalidArgument), abi.zev_read(loop, l, null, 8));
-    try testing.expectEqual(code(error.InvalidArgument), abi.zev_listen(loop, "x", 1, 0, 0));
+    try testing.expectEqual(code(error.InvalidArgument), abi.zev_listen(loop, "x", 1, 0, 0, 0));
     try testing.expectEqual(code(error.InvalidArgument), abi.zev_limit(999));
     // A connect in progress: reads wait, writes are refused until connected.
     const host = "127.0.0.1";
-    const c: u32 = @intCast(abi.zev_connect(loop, host, host.len, try portOf(loop, l)));
+    const c: u32 = @intCast(abi.zev_connect(loop, host, host.len, try portOf(loop, l), 0));
     const st = abi.zev_status(loop, c);
     try testing.expect(st == 0 or st == code(error.WouldBlock));
     if (st != 0) try testing.expectEqual(code(error.NotConnected), abi.zev_write(loop, c, "x", 1));
@@ -141,13 +141,13 @@ test "abi: a seeded random sequence of 5000 operations keeps every invariant" {
         const live = m.isLive(target);
         switch (op) {
             0 => if (m.live_len < Model.max - 10) {
-                const h = abi.zev_listen(loop, host, host.len, 0, 0);
+                const h = abi.zev_listen(loop, host, host.len, 0, 0, 0);
                 try testing.expect(h > 0);
                 m.add(@intCast(h), .listener);
             },
             1 => if (m.live_len < Model.max - 10) {
                 if (m.randomOf(.listener, r)) |l| {
-                    const c = abi.zev_connect(loop, host, host.len, try portOf(loop, l));
+                    const c = abi.zev_connect(loop, host, host.len, try portOf(loop, l), 0);
                     try testing.expect(c > 0);
                     m.add(@intCast(c), .stream);
                 }

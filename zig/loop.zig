@@ -42,6 +42,19 @@ pub const Flag = struct {
     pub const paused: u32 = 8;
 };
 
+/// Socket options of `listen` and `connect`, as a bit set (the ABI mirrors them in
+/// ffi/abi.ts). Accepted connections inherit a listener's.
+pub const Opt = struct {
+    /// Keep Nagle's algorithm (zev turns it off, TCP_NODELAY, unless asked).
+    pub const delay: u32 = 1;
+    /// SO_KEEPALIVE: the kernel probes an idle connection and reports a dead peer.
+    pub const keep_alive: u32 = 2;
+    /// SO_REUSEPORT (listeners): several listeners share the port, the kernel spreads
+    /// the connections (one loop per core).
+    pub const reuse_port: u32 = 4;
+    pub const all: u32 = delay | keep_alive | reuse_port;
+};
+
 const no_deadline: i64 = std.math.maxInt(i64);
 
 const Socket = struct {
@@ -153,14 +166,16 @@ pub const Loop = struct {
 
     // ---- listeners ---------------------------------------------------------------
 
-    pub fn listen(self: *Loop, host: []const u8, port: u32, backlog: u32) Error!u32 {
+    pub fn listen(self: *Loop, host: []const u8, port: u32, backlog: u32, opts: u32) Error!u32 {
+        if (opts & ~Opt.all != 0) return error.InvalidArgument;
         const addr = try address.parse(host, port);
         const fd = try sys.socket(address.family(&addr));
         errdefer sys.close(fd);
         const posix = std.posix;
         try sys.setInt(fd, posix.SOL.SOCKET, posix.SO.REUSEADDR, 1);
-        // Accepted sockets inherit TCP_NODELAY from the listener: one call, not one per accept.
-        try sys.setInt(fd, posix.IPPROTO.TCP, sys.tcp_nodelay, 1);
+        if (opts & Opt.reuse_port != 0) try sys.setInt(fd, posix.SOL.SOCKET, posix.SO.REUSEPORT, 1);
+        // Accepted sockets inherit these from the listener: one call, not one per accept.
+        try setStreamOptions(fd, opts);
         try sys.bind(fd, &addr.any, addr.getOsSockLen());
         try sys.listen(fd, if (backlog == 0) limits.listen_backlog else @min(backlog, limits.listen_backlog));
         const h = try self.sockets.insert(.{ .fd = fd, .kind = .listener });
@@ -330,13 +345,13 @@ pub const Loop = struct {
     /// Starts a nonblocking connect. The handle is usable at once; `status` tells whether
     /// the connect has finished (0), is under way (`WouldBlock`, and a WRITE event will
     /// follow) or failed.
-    pub fn connect(self: *Loop, host: []const u8, port: u32) Error!u32 {
+    pub fn connect(self: *Loop, host: []const u8, port: u32, opts: u32) Error!u32 {
+        if (opts & ~(Opt.delay | Opt.keep_alive) != 0) return error.InvalidArgument;
         const addr = try address.parse(host, port);
         if (port == 0) return error.InvalidArgument;
         const fd = try sys.socket(address.family(&addr));
         errdefer sys.close(fd);
-        const posix = std.posix;
-        try sys.setInt(fd, posix.IPPROTO.TCP, sys.tcp_nodelay, 1);
+        try setStreamOptions(fd, opts);
         var connecting = false;
         sys.connect(fd, &addr.any, addr.getOsSockLen()) catch |err| switch (err) {
             error.InProgress, error.WouldBlock => connecting = true,
@@ -698,6 +713,13 @@ pub const Loop = struct {
         return st;
     }
 };
+
+/// TCP_NODELAY unless `Opt.delay`, SO_KEEPALIVE if `Opt.keep_alive`.
+fn setStreamOptions(fd: sys.fd_t, opts: u32) Error!void {
+    const posix = std.posix;
+    if (opts & Opt.delay == 0) try sys.setInt(fd, posix.IPPROTO.TCP, sys.tcp_nodelay, 1);
+    if (opts & Opt.keep_alive != 0) try sys.setInt(fd, posix.SOL.SOCKET, posix.SO.KEEPALIVE, 1);
+}
 
 /// Shortens a timeout so that the wait ends when a paused listener is due.
 fn clampTimeout(timeout_ms: i32, due_ns: i64) i32 {

@@ -7,6 +7,7 @@ const std = @import("std");
 const testing = std.testing;
 const Loop = @import("loop.zig").Loop;
 const Flag = @import("loop.zig").Flag;
+const Opt = @import("loop.zig").Opt;
 const limits = @import("limits.zig");
 const sys = @import("sys.zig");
 
@@ -49,7 +50,7 @@ fn waitFor(loop: *Loop, h: u32, flag: u32, ms: i64) !void {
 
 /// Connects and polls until the connection is established.
 fn connectNow(loop: *Loop, port: u32) !u32 {
-    const h = try loop.connect("127.0.0.1", port);
+    const h = try loop.connect("127.0.0.1", port, 0);
     loop.status(h) catch |err| switch (err) {
         error.WouldBlock => try waitFor(loop, h, Flag.write, 2000),
         else => return err,
@@ -90,7 +91,7 @@ fn readFull(loop: *Loop, h: u32, buf: []u8) !void {
 test "loop: listen, connect, accept, echo, close" {
     const loop = try open(64);
     defer loop.destroy();
-    const l = try loop.listen("127.0.0.1", 0, 0);
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
     const port = try portOf(loop, l);
     try testing.expect(port != 0);
     const c = try connectNow(loop, port);
@@ -121,11 +122,11 @@ test "loop: listen, connect, accept, echo, close" {
 test "loop: a burst of 1000 connections is accepted in bounded batches, none left behind" {
     const loop = try open(4096);
     defer loop.destroy();
-    const l = try loop.listen("127.0.0.1", 0, 0);
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
     const port = try portOf(loop, l);
     const total = 1000;
     var clients: [total]u32 = undefined;
-    for (&clients) |*c| c.* = try loop.connect("127.0.0.1", port);
+    for (&clients) |*c| c.* = try loop.connect("127.0.0.1", port, 0);
 
     // Accept the way a caller does: once, then again only on each ACCEPT event. A full
     // batch leaves connections behind; level triggering must report them again.
@@ -150,7 +151,7 @@ test "loop: a burst of 1000 connections is accepted in bounded batches, none lef
 test "loop: stale, forged and wrong-kind handles are errors, not crashes" {
     const loop = try open(16);
     defer loop.destroy();
-    const l = try loop.listen("127.0.0.1", 0, 0);
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
     var buf: [8]u8 = undefined;
     try testing.expectError(error.WrongKind, loop.read(l, &buf));
     try testing.expectError(error.WrongKind, loop.write(l, "x"));
@@ -164,15 +165,17 @@ test "loop: stale, forged and wrong-kind handles are errors, not crashes" {
     try testing.expectError(error.BadHandle, loop.close(c, false));
     try testing.expectError(error.BadHandle, loop.read(0, &buf));
     try testing.expectError(error.BadHandle, loop.read(0x7fff_ffff, &buf));
-    try testing.expectError(error.InvalidArgument, loop.listen("not an ip", 1, 0));
-    try testing.expectError(error.InvalidArgument, loop.listen("127.0.0.1", 70000, 0));
-    try testing.expectError(error.InvalidArgument, loop.connect("127.0.0.1", 0));
+    try testing.expectError(error.InvalidArgument, loop.listen("not an ip", 1, 0, 0));
+    try testing.expectError(error.InvalidArgument, loop.listen("127.0.0.1", 70000, 0, 0));
+    try testing.expectError(error.InvalidArgument, loop.listen("127.0.0.1", 0, 0, 1 << 9));
+    try testing.expectError(error.InvalidArgument, loop.connect("127.0.0.1", 0, 0));
+    try testing.expectError(error.InvalidArgument, loop.connect("127.0.0.1", 1, Opt.reuse_port));
 }
 
 test "loop: the write queue is bounded and every byte arrives in order once the peer reads" {
     const loop = try open(16);
     defer loop.destroy();
-    const l = try loop.listen("127.0.0.1", 0, 0);
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
     const c = try connectNow(loop, try portOf(loop, l));
     const s = try acceptOne(loop, l);
     const limit = 64 * 1024;
@@ -212,7 +215,7 @@ test "loop: the write queue is bounded and every byte arrives in order once the 
 test "loop: half-close sends queued bytes first, then the end of stream" {
     const loop = try open(16);
     defer loop.destroy();
-    const l = try loop.listen("127.0.0.1", 0, 0);
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
     const c = try connectNow(loop, try portOf(loop, l));
     const s = try acceptOne(loop, l);
     // The server does not read yet: the kernel's buffers fill and the rest queues.
@@ -254,12 +257,12 @@ test "loop: a refused connect and a reset peer are reported as errors" {
     const loop = try open(16);
     defer loop.destroy();
     // A port that was just free: nothing listens there.
-    const l = try loop.listen("127.0.0.1", 0, 0);
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
     const port = try portOf(loop, l);
     try loop.close(l, false);
     try testing.expectError(error.ConnectionRefused, connectNow(loop, port));
 
-    const l2 = try loop.listen("127.0.0.1", 0, 0);
+    const l2 = try loop.listen("127.0.0.1", 0, 0, 0);
     const c = try connectNow(loop, try portOf(loop, l2));
     const s = try acceptOne(loop, l2);
     try loop.close(c, true); // RST
@@ -270,7 +273,7 @@ test "loop: a refused connect and a reset peer are reported as errors" {
 test "loop: descriptor exhaustion pauses the listener without spinning, and it recovers" {
     const loop = try open(64);
     defer loop.destroy();
-    const l = try loop.listen("127.0.0.1", 0, 0);
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
     const port = try portOf(loop, l);
     const c1 = try connectNow(loop, port);
     _ = try connectNow(loop, port);
@@ -331,10 +334,10 @@ test "loop: park returns when the loop has events, and wake ends it" {
     try e.poll(loop, 0); // takes the wake
     try testing.expect(!try loop.park(0));
     // A connection arriving wakes the parked thread too, and leaves the event to poll.
-    const l = try loop.listen("127.0.0.1", 0, 0);
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
     var out: [1]u32 = undefined;
     try testing.expectError(error.WouldBlock, loop.accept(l, &out));
-    const c = try loop.connect("127.0.0.1", try portOf(loop, l));
+    const c = try loop.connect("127.0.0.1", try portOf(loop, l), 0);
     _ = c;
     try testing.expect(try loop.park(5000));
     try waitFor(loop, l, Flag.accept, 2000);
@@ -345,7 +348,7 @@ test "loop: more paused listeners than any fixed table, each told once, none lef
     defer loop.destroy();
     const n = 300;
     var ls: [n]u32 = undefined;
-    for (&ls) |*l| l.* = try loop.listen("127.0.0.1", 0, 0);
+    for (&ls) |*l| l.* = try loop.listen("127.0.0.1", 0, 0, 0);
     for (ls) |l| {
         const s = loop.sockets.get(l).?;
         loop.pause(l, s, error.NoMemory);
@@ -371,8 +374,8 @@ test "loop: more paused listeners than any fixed table, each told once, none lef
 test "loop: a connect to IPv6 keeps the whole peer address" {
     const loop = try open(16);
     defer loop.destroy();
-    const l = try loop.listen("::1", 0, 0);
-    const c = try loop.connect("::1", try portOf(loop, l));
+    const l = try loop.listen("::1", 0, 0, 0);
+    const c = try loop.connect("::1", try portOf(loop, l), 0);
     var peer: [20]u8 = undefined;
     try loop.addressOf(c, true, &peer);
     try testing.expectEqual(@as(u8, 6), peer[0]);
@@ -382,7 +385,7 @@ test "loop: a connect to IPv6 keeps the whole peer address" {
 test "loop: the peer's address survives a reset" {
     const loop = try open(16);
     defer loop.destroy();
-    const l = try loop.listen("127.0.0.1", 0, 0);
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
     const c = try connectNow(loop, try portOf(loop, l));
     const s = try acceptOne(loop, l);
     var before: [20]u8 = undefined;
@@ -401,4 +404,22 @@ test "loop: the peer's address survives a reset" {
     var after: [20]u8 = undefined;
     try loop.addressOf(s, true, &after);
     try testing.expectEqualSlices(u8, &before, &after);
+}
+
+test "loop: socket options: no delay by default, keep-alive and reuse-port when asked, inherited by accepted streams" {
+    const loop = try open(32);
+    defer loop.destroy();
+    const posix = std.posix;
+    const l = try loop.listen("127.0.0.1", 0, 0, Opt.keep_alive | Opt.reuse_port);
+    // A second listener on the same port: reuse-port lets the kernel share it.
+    const l2 = try loop.listen("127.0.0.1", try portOf(loop, l), 0, Opt.reuse_port | Opt.keep_alive);
+    const c = try connectNow(loop, try portOf(loop, l));
+    const s = acceptOne(loop, l) catch try acceptOne(loop, l2);
+    const fd = loop.sockets.get(s).?.fd;
+    try testing.expect(try sys.getInt(fd, posix.IPPROTO.TCP, sys.tcp_nodelay) != 0);
+    try testing.expect(try sys.getInt(fd, posix.SOL.SOCKET, posix.SO.KEEPALIVE) != 0);
+    const cfd = loop.sockets.get(c).?.fd;
+    try testing.expect(try sys.getInt(cfd, posix.SOL.SOCKET, posix.SO.KEEPALIVE) == 0);
+    const d = try loop.connect("127.0.0.1", try portOf(loop, l), Opt.delay);
+    try testing.expect(try sys.getInt(loop.sockets.get(d).?.fd, posix.IPPROTO.TCP, sys.tcp_nodelay) == 0);
 }

@@ -5,12 +5,17 @@
 #define ZEV_H
 #include <stdint.h>
 
-#define ZEV_ABI_VERSION 3u
+#define ZEV_ABI_VERSION 4u
 
 #define ZEV_READ 1u
 #define ZEV_WRITE 2u
 #define ZEV_ACCEPT 4u
 #define ZEV_PAUSED 8u
+
+#define ZEV_OPT_DELAY 1u
+#define ZEV_OPT_KEEP_ALIVE 2u
+#define ZEV_OPT_REUSE_PORT 4u
+#define ZEV_OPT_ALL 7u
 
 #define ZEV_E_WOULD_BLOCK (-1)
 #define ZEV_E_BAD_HANDLE (-2)
@@ -95,16 +100,18 @@ int32_t zev_wake_arm(uint32_t id);
 /* Ends a `zev_park` under way on another thread. Safe from any thread. */
 int32_t zev_wake(uint32_t id);
 
-/* Listens on an IP literal and port (0: any free port). Returns the listener handle. */
-int32_t zev_listen(uint32_t id, const uint8_t *host, uint32_t host_len, uint32_t port, uint32_t backlog);
+/* Listens on an IP literal and port (0: any free port), with socket options (`OPT_*`). */
+/* Returns the listener handle. */
+int32_t zev_listen(uint32_t id, const uint8_t *host, uint32_t host_len, uint32_t port, uint32_t backlog, uint32_t options);
 
 /* Accepts up to `max` pending connections into `out`. Returns how many (at least 1), or */
 /* WouldBlock, after which an ACCEPT event says when to call again. */
 int32_t zev_accept(uint32_t id, uint32_t listener, uint32_t *out, uint32_t max);
 
-/* Starts connecting to an IP literal and port. Returns the stream handle at once; */
-/* `zev_status` tells when the connection is established. */
-int32_t zev_connect(uint32_t id, const uint8_t *host, uint32_t host_len, uint32_t port);
+/* Starts connecting to an IP literal and port, with socket options (`OPT_DELAY`, */
+/* `OPT_KEEP_ALIVE`). Returns the stream handle at once; `zev_status` tells when the */
+/* connection is established. */
+int32_t zev_connect(uint32_t id, const uint8_t *host, uint32_t host_len, uint32_t port, uint32_t options);
 
 /* 0 when connected and healthy; WouldBlock while connecting (a WRITE event follows); */
 /* otherwise the error that ended the connection. */

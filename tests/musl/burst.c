@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
   p_zev_raise_fd_limit(4 * n + 64);
   int loop = p_zev_loop_open(0);
   const char *host = "127.0.0.1";
-  int l = p_zev_listen(loop, (const uint8_t *)host, strlen(host), 0, 0);
+  int l = p_zev_listen(loop, (const uint8_t *)host, strlen(host), 0, 0, 0);
   uint8_t addr[20];
   if (loop < 0 || l < 0 || p_zev_address(loop, l, 0, addr) < 0) { fprintf(stderr, "setup failed\n"); return 2; }
   int port = addr[2] | addr[3] << 8;

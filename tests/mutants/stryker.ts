@@ -10,7 +10,9 @@
 
 import process from "node:process";
 import { spawnSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** The test files that exercise each module. */
 const suites: Record<string, string[]> = {
@@ -33,7 +35,10 @@ const suites: Record<string, string[]> = {
 const root = new URL("../../", import.meta.url).pathname;
 const stryker = `${root}tools/stryker/node_modules/.bin/stryker`;
 const bun = `${root}node_modules/.bin/bun`;
-const lib = `${root}zig-out/lib/libzev-linux-x86_64-gnu.so`;
+// A copy of the library, taken at the start: a rebuild during the long run must not
+// change what the sandboxed sources (taken at the start too) are tested against.
+const lib = join(mkdtempSync(join(tmpdir(), "zev-stryker-")), "libzev.so");
+copyFileSync(`${root}zig-out/lib/libzev-linux-x86_64-gnu.so`, lib);
 const modules = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(suites);
 
 interface MutantResult {
