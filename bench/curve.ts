@@ -13,6 +13,7 @@
  * @module
  */
 
+import { readFileSync } from "node:fs";
 import { load, type Server, startServer } from "./server.ts";
 
 /** A load the generator (bench/load.zig) puts on a server. */
@@ -99,11 +100,31 @@ async function measure(server: Server, level: Level, seconds: number): Promise<S
   };
 }
 
+/** CPU time of the whole machine so far, and how much of it the hypervisor stole. */
+function cpuTicks(): { total: number; steal: number } {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 };
+}
+
+/**
+ * Starts measuring steal: the share of the machine's CPU time that the hypervisor gave to
+ * other guests. A run with much of it is a noisy run; the reports say how noisy.
+ */
+export function stealMeter(): () => number {
+  const start = cpuTicks();
+  return () => {
+    const now = cpuTicks();
+    return (now.steal - start.steal) / Math.max(1, now.total - start.total);
+  };
+}
+
 export interface Curve {
   servers: EchoServer[];
   levels: Level[];
   /** samples.get(server)[level][round] */
   samples: Map<string, Sample[][]>;
+  /** The share of CPU time stolen by the hypervisor during the whole run. */
+  steal: number;
 }
 
 /** Measures every server at every level, `repeat` rounds each. */
@@ -114,6 +135,7 @@ export async function measureCurve(
 ): Promise<Curve & { running: Map<string, Server> }> {
   const running = new Map<string, Server>();
   const samples = new Map<string, Sample[][]>();
+  const steal = stealMeter();
   try {
     for (const s of servers) {
       running.set(s.name, await startServer(s.name, pin(0, s.argv), s.env));
@@ -145,7 +167,7 @@ export async function measureCurve(
   }
   // `keep`: the caller measures the idle servers next, and stops them.
   if (!options.keep) { for (const server of running.values()) await server.stop(); }
-  return { servers, levels, samples, running };
+  return { servers, levels, samples, running, steal: steal() };
 }
 
 /** Median over rounds of `metric(a) / metric(b)` at a level, both measured in the same round. */

@@ -291,6 +291,9 @@ Produced by \`make bench\` (\`bun bench/run.ts --seconds ${SECONDS} --repeat ${R
   every server back to back; figures are medians, and ratios are medians of the ratios
   within each round, so that the machine's drift between minutes cancels out. Echo
   messages are 64 bytes, one in flight per connection.
+- Noise: the hypervisor stole ${(curve.steal * 100).toFixed(0)} % of the machine's CPU time during the
+  echo measurements (/proc/stat); the more, the less the absolute figures mean, while
+  the paired ratios hold better.
 
 ## TCP echo: the load curve
 

@@ -57,5 +57,8 @@ for (const rt of runtimes) {
 
 const levels = opt("levels", "").split(",").filter((x) => x !== "").map((i) => LEVELS[Number(i)]);
 const curve = await measureCurve(servers, levels.length > 0 ? levels : LEVELS, { seconds, repeat, log: console.log });
-console.log(`\nbun bench/wake.ts ${args.join(" ")} (${seconds} s per run, ${repeat} rounds, medians)\n`);
+console.log(
+  `\nbun bench/wake.ts ${args.join(" ")} (${seconds} s per run, ${repeat} rounds, medians; ` +
+    `the hypervisor stole ${(curve.steal * 100).toFixed(0)} % of the machine's CPU time during the run)\n`,
+);
 console.log(curveTable(curve));

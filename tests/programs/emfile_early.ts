@@ -4,19 +4,13 @@
  * with TooManyOpenFiles (never crash the process), and everything works again once
  * descriptors are free. Prints "ok" at the end.
  */
-import { closeSync, openSync } from "node:fs";
+import { closeSync } from "node:fs";
+import { useUpDescriptors } from "./descriptors.ts";
 import { connect, listen, sleep, ZevError } from "../../mod.ts";
 
 // No await before this point: the loop has not parked yet.
 const listener = listen({ hostname: "127.0.0.1", port: 0 });
-const files: number[] = [];
-for (;;) {
-  try {
-    files.push(openSync("/dev/null", "r"));
-  } catch {
-    break;
-  }
-}
+const files = useUpDescriptors();
 const codes: string[] = [];
 try {
   listen({ hostname: "127.0.0.1", port: 0 });

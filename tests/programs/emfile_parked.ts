@@ -6,7 +6,8 @@
  * pause is told to onAcceptError, outside any task. Prints a JSON report.
  */
 import net from "node:net";
-import { closeSync, openSync } from "node:fs";
+import { closeSync } from "node:fs";
+import { useUpDescriptors } from "./descriptors.ts";
 import { call, currentTask, listen, sleep, stats } from "../../mod.ts";
 
 let told = 0;
@@ -23,14 +24,7 @@ const listener = await call(async function makesTheListener() {
   });
 }).done;
 const before = stats().acceptPaused;
-const files: number[] = [];
-for (;;) {
-  try {
-    files.push(openSync("/dev/null", "r"));
-  } catch {
-    break;
-  }
-}
+const files = useUpDescriptors();
 closeSync(files.pop()!); // room for the client's socket only
 const client = net.connect({ port: listener.addr.port, host: "127.0.0.1" });
 await new Promise((r) => client.once("connect", r));
