@@ -181,8 +181,8 @@ export function medianOf(curve: Curve, server: string, level: number, metric: (s
   return median(curve.samples.get(server)![level].map(metric));
 }
 
-/** One markdown row per server and level: rate, CPU, latency, and the ratio to its baseline. */
-export function curveTable(curve: Curve): string {
+/** One markdown row per server and level (of `levels`, default all): rate, CPU, latency, and the ratio to its baseline. */
+export function curveTable(curve: Curve, levels: Level[] = curve.levels): string {
   const header = [
     "load",
     "server",
@@ -194,7 +194,8 @@ export function curveTable(curve: Curve): string {
     "vs its runtime's own sockets (CPU, p50)",
   ];
   const rows: string[][] = [];
-  for (const [li, level] of curve.levels.entries()) {
+  for (const level of levels) {
+    const li = curve.levels.indexOf(level);
     for (const s of curve.servers) {
       const m = (f: (x: Sample) => number) => medianOf(curve, s.name, li, f);
       const vs = s.baseline

@@ -305,7 +305,7 @@ answered request.
 
 ![server CPU per request against load](curve.svg)
 
-${curveTable({ ...curve, levels: LEVELS })}
+${curveTable(curve, LEVELS)}
 
 ## Goals
 
@@ -314,7 +314,7 @@ ${goals}
 ## One connection, closed loop, and connection churn
 
 ${
-  curveTable({ ...curve, levels: [oneConnection, churn] }).replace("answered/s", "answered (or accepted)/s").replace(
+  curveTable(curve, [oneConnection, churn]).replace("answered/s", "answered (or accepted)/s").replace(
     "CPU µs / request",
     "CPU µs / request (or connection)",
   )

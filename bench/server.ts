@@ -27,28 +27,37 @@ export interface Server {
   stop(): Promise<number | null>;
 }
 
-const CLK_TCK = 100;
-
 /**
- * User + system CPU seconds of a process: the sum of its threads' run time from
+ * User + system CPU seconds of a process so far: the sum of its threads' run time from
  * /proc/PID/task/TID/schedstat (nanoseconds; /proc/PID/stat counts 10 ms ticks, too coarse
- * for a server at 1 % CPU), or /proc/PID/stat where schedstat is missing.
+ * for a server at 1 % CPU). Threads come and go (a JIT compiler, a collector's helpers):
+ * each thread's last seen time is kept after it ends, so the count never goes back.
  */
-export function cpuSeconds(pid: number): number {
-  let ns = 0;
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-      } catch {
-        // the thread ended
+export function cpuCounter(pid: number): () => number {
+  const seen = new Map<string, number>();
+  let gone = 0;
+  return () => {
+    const now = new Map<string, number>();
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        try {
+          now.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]));
+        } catch {
+          // the thread ended just now
+        }
       }
+    } catch {
+      // the process ended: its threads' last seen times stand
+    }
+    for (const [tid, ns] of seen) if (!now.has(tid)) gone += ns;
+    seen.clear();
+    let ns = gone;
+    for (const [tid, t] of now) {
+      seen.set(tid, t);
+      ns += t;
     }
     return ns / 1e9;
-  } catch {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  }
+  };
 }
 
 /** Runs `argv` and resolves once it prints its ready line (rejects after `timeoutMs`). */
@@ -79,7 +88,7 @@ export function startServer(
         name,
         port: Number(m[2]),
         child,
-        cpuSeconds: () => cpuSeconds(pid),
+        cpuSeconds: cpuCounter(pid),
         fds: () => readdirSync(`/proc/${pid}/fd`).length,
         stderr: () => stderr,
         rssBytes() {
