@@ -576,8 +576,10 @@ export class Stream {
    */
   get writable(): WritableStream<Uint8Array> {
     return this.#writable ??= new WritableStream<Uint8Array>({
-      write: async (chunk) => {
-        await this.write(chunk);
+      // The controller's signal aborts a write the peer holds back: abort() waits for the
+      // write in flight, so without it aborting a stuck writable would hang.
+      write: async (chunk, controller) => {
+        await this.write(chunk, { signal: controller.signal });
       },
       close: () => this.closeWrite(),
       abort: () => this.abort(),

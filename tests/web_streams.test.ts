@@ -1,13 +1,13 @@
 /**
  * Web Streams over zev streams: `stream.readable` and `stream.writable` with backpressure
  * carried through to the socket. A zev proxy made of nothing but `pipeTo` carries 256 MiB
- * each way between a client and an echo server; every byte is checked, and the memory of
- * the process stays bounded (a proxy without backpressure would buffer the lot).
+ * each way between a client and an echo server, every byte checked. Backpressure is
+ * proven by peers that stop reading: the bytes a writer gets accepted stay bounded (kernel
+ * buffers and zev's queue), where a stream that read or accepted eagerly would take them all.
  */
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import process from "node:process";
 import { acceptLoop, connect, listen, type Stream } from "../mod.ts";
 import { text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
@@ -22,7 +22,7 @@ const fill = (buf: Uint8Array, offset: number) => {
   for (let i = 0; i < buf.length; i++) buf[i] = (offset + i) % 251;
 };
 
-test("256 MiB each way through a proxy of pipeTo, every byte checked, memory bounded", async () => {
+test("256 MiB each way through a proxy of pipeTo, every byte checked", async () => {
   const echo = listen({ hostname: "127.0.0.1", port: 0 });
   const echoing = acceptLoop(echo, async (s: Stream) => {
     await s.readable.pipeTo(s.writable);
@@ -35,9 +35,6 @@ test("256 MiB each way through a proxy of pipeTo, every byte checked, memory bou
   });
 
   const client = await connect({ port: proxy.addr.port });
-  const rssBefore = process.memoryUsage().rss;
-  let peak = rssBefore;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
   const sending = (async () => {
     const writer = client.writable.getWriter();
     for (let sent = 0; sent < TOTAL; sent += CHUNK) {
@@ -53,15 +50,55 @@ test("256 MiB each way through a proxy of pipeTo, every byte checked, memory bou
     got += chunk.length;
   }
   await sending;
-  clearInterval(sampler);
   assert.equal(bad, -1, `byte ${bad} came back wrong`);
   assert.equal(got, TOTAL);
-  const grew = (peak - rssBefore) / 2 ** 20;
-  assert.ok(grew < 96, `the process grew by ${grew.toFixed(0)} MiB while carrying 512 MiB`);
   await client.close();
   proxy.close();
   echo.close();
   await within(5000, "the proxy and echo loops to end", Promise.all([proxying, echoing]));
+});
+
+/** More than loopback's kernel buffers and zev's write queue can hold together. */
+const FLOOD = 128 << 20;
+
+/**
+ * Writes FLOOD bytes through `write` and returns how many were accepted before one write
+ * waited a whole second (the writer is held back) or all of them (it never was).
+ */
+async function acceptedUntilStall(write: (chunk: Uint8Array) => Promise<unknown>): Promise<number> {
+  const chunk = new Uint8Array(CHUNK);
+  for (let sent = 0; sent < FLOOD; sent += CHUNK) {
+    let timer = 0;
+    const stalled = new Promise<true>((resolve) => timer = setTimeout(resolve, 1000, true) as unknown as number);
+    const done = await Promise.race([write(chunk).then(() => false), stalled]);
+    clearTimeout(timer);
+    if (done) return sent;
+  }
+  return FLOOD;
+}
+
+test("stream.readable reads only when its consumer asks: a reader that stops holds the peer back", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  const reader = server.readable.getReader();
+  await client.write(text("first"));
+  assert.equal((await reader.read()).value?.length, 5); // started, then never read again
+  const accepted = await acceptedUntilStall((chunk) => client.write(chunk));
+  assert.ok(accepted < FLOOD / 2, `the peer wrote ${accepted >> 20} MiB into a reader that stopped`);
+  client.abort();
+  await reader.cancel();
+  listener.close();
+});
+
+test("stream.writable waits while the peer does not read: a writer is held back", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  const writer = client.writable.getWriter();
+  const accepted = await acceptedUntilStall((chunk) => writer.write(chunk));
+  assert.ok(accepted < FLOOD / 2, `the writer was accepted ${accepted >> 20} MiB by a peer that reads nothing`);
+  await writer.abort();
+  await server.close();
+  listener.close();
 });
 
 test("new Response(stream.readable) and TextDecoderStream read a stream to its end", async () => {
