@@ -10,7 +10,7 @@
 
 import process from "node:process";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -20,13 +20,14 @@ const suites: Record<string, string[]> = {
   "addr.ts": ["stream", "errors"],
   "channel.ts": ["channel", "cancel", "task"],
   "deadline.ts": ["task", "cancel", "errors"],
+  "gather.ts": ["gather", "task"],
   "errors.ts": ["errors", "stream"],
   "listener.ts": ["stream", "burst", "errors", "lifecycle"],
   "net.ts": ["stream", "errors", "lifecycle", "cancel"],
   "reactor.ts": ["wake", "lifecycle", "cancel", "stream"],
   "runtime.ts": ["stream", "errors"],
   "serve.ts": ["lifecycle"],
-  "stream.ts": ["stream", "errors", "cancel"],
+  "stream.ts": ["stream", "errors", "cancel", "web_streams"],
   "task.ts": ["task", "cancel", "channel"],
   "validate.ts": ["errors", "stream", "channel", "cancel"],
   "wait_queue.ts": ["wait_queue", "channel", "cancel"],
@@ -39,7 +40,10 @@ const bun = `${root}node_modules/.bin/bun`;
 // change what the sandboxed sources (taken at the start too) are tested against.
 const lib = join(mkdtempSync(join(tmpdir(), "zev-stryker-")), "libzev.so");
 copyFileSync(`${root}zig-out/lib/libzev-linux-x86_64-gnu.so`, lib);
-const modules = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(suites);
+// Every module of src/, so that a new one without a list above fails instead of going unmutated.
+const modules = process.argv.slice(2).length > 0
+  ? process.argv.slice(2)
+  : readdirSync(`${root}src`).filter((f) => f.endsWith(".ts")).sort();
 
 interface MutantResult {
   status: string;
