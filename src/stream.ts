@@ -578,7 +578,8 @@ export class Stream {
     return this.#writable ??= new WritableStream<Uint8Array>({
       // The controller's signal aborts a write the peer holds back: abort() waits for the
       // write in flight, so without it aborting a stuck writable would hang.
-      write: async (chunk, controller) => {
+      // (bun-types does not declare the signal, which both runtimes have.)
+      write: async (chunk, controller: WritableStreamDefaultController & { signal?: AbortSignal }) => {
         await this.write(chunk, { signal: controller.signal });
       },
       close: () => this.closeWrite(),
