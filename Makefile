@@ -171,6 +171,15 @@ test-soak: lib tools $(BUN_MUSL)
 	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --exec $(BUN_MUSL) --lib $(LIB_MUSL)
 	ZEV_WAKE=thread $(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_MUSL)
 
+# Mutation testing: the reactor mutants, then StrykerJS over src/ (long: before a release).
+tools/stryker/node_modules/.installed: tools/stryker/package.json tools/stryker/package-lock.json
+	cd tools/stryker && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+mutate: setup lib tools/stryker/node_modules/.installed
+	$(BUN) tests/mutants/reactor.ts
+	$(BUN) tests/mutants/stryker.ts
+
 # ---- packages ------------------------------------------------------------------------------
 
 # The seven libraries (release, stripped) and the npm and JSR packages, into dist/.
