@@ -153,6 +153,14 @@ export class Reactor {
     if (--this.#holds === 0 && this.#state === State.Parked) this.#updateKeepAlive();
   }
 
+  /**
+   * A write completed with bytes left in a stream's queue, outside any wait: a parked
+   * driver keeps the process alive until the kernel has them (the park decided before).
+   */
+  queued(): void {
+    if (this.#state === State.Parked && this.#holds === 0) this.#updateKeepAlive();
+  }
+
   /** Makes sure a poll is coming: a parked driver is woken by the loop's next event. */
   kick(): void {
     if (this.#state === State.Idle) this.#schedule();

@@ -31,6 +31,28 @@ test("a client that read to the end and never closed exits, as with the runtimes
   assert.match(run.stdout, /read 5 bytes to the end/);
 });
 
+test("bytes a write left queued reach the peer before a program that ends without close exits", async () => {
+  const bytes = 32 << 20; // far more than loopback's buffers take while the peer waits
+  let received = 0;
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => (ended = resolve));
+  const server = net.createServer((s) => {
+    s.pause(); // read nothing until the write has resolved and the program has ended
+    setTimeout(() => s.resume(), 500);
+    s.on("data", (chunk: Uint8Array) => (received += chunk.length));
+    s.on("close", ended);
+    s.on("error", ended);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  const run = await runProgram("write_and_exit", { args: [String(port), String(bytes)], timeoutMs: 20_000 });
+  await done;
+  server.close();
+  assert.equal(run.code, 0, `exit code ${run.code}\n${run.stderr}`);
+  assert.match(run.stdout, /wrote \d+ bytes/);
+  assert.equal(received, bytes, `the peer got ${received} of ${bytes} bytes`);
+});
+
 test("unref: a listener waiting in accept and a stream waiting in read do not keep the process alive", async () => {
   const p = await peer();
   const run = await runProgram("unref", { args: [String(p.port)], timeoutMs: 10_000 });
