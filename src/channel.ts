@@ -198,6 +198,8 @@ export class Channel<T> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // Takers that queued while items were there (the turn's budget was spent) get them.
+    while (this.#takers.length > 0 && this.#hasValue()) this.#takers.shift()!.deliver(this.#takeNow());
     for (const t of this.#takers.drain()) t.closed(this);
     for (const g of this.#givers.drain()) g.closed(this);
   }

@@ -33,8 +33,11 @@ export function sleep(ms: number, options?: SleepOptions): Promise<void> {
     // Assigned once the wait is tied (the cancel may come first and find none).
     // deno-lint-ignore prefer-const
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const release = guardWait((error) => {
+    // deno-lint-ignore prefer-const
+    let release: (() => void) | null | undefined;
+    release = guardWait((error) => {
       clearTimeout(timer);
+      release?.(); // the other of task and signal lets go of it
       reject(error);
     }, options?.signal);
     if (release === null) return;
@@ -51,6 +54,7 @@ export function sleep(ms: number, options?: SleepOptions): Promise<void> {
  * whatever the task awaits: a zev wait, a timer, a `fetch`. Errors of `fn` reject the
  * returned promise; an error the task throws after its deadline has passed goes to its
  * supervisor. The task, and the tasks it starts, inherit the caller's supervisor.
+ * Cancelling the caller's task cancels it too, and rejects with that `Cancelled`.
  *
  * @example
  * ```ts
@@ -73,19 +77,35 @@ export function withDeadline<A extends unknown[], T>(
   // The caller gets the task's error; once the deadline has passed, nobody waits for it.
   task.reportsErrors = false;
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      task.reportsErrors = true;
-      task.cancel(deadline);
-      reject(deadline);
-    }, ms);
+    // Both are set before the task starts; a cancel on entry finds neither and starts nothing.
+    // deno-lint-ignore prefer-const
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // deno-lint-ignore prefer-const
+    let release: (() => void) | null | undefined;
+    /** Ends the wait with `error`, the task cancelled with `reason` (deadline or caller). */
+    const stop = (error: unknown, reason: unknown) => {
+      clearTimeout(timer);
+      release?.();
+      if (release !== undefined) {
+        task.reportsErrors = true;
+        task.cancel(reason);
+      }
+      reject(error);
+    };
+    // The caller's cancel reaches the task (it is the caller's work, under a deadline).
+    release = guardWait((error) => stop(error, error.reason));
+    if (release === null) return;
+    timer = setTimeout(() => stop(deadline, deadline), ms);
     task.run(fn, args);
     task.done.then(
       (value) => {
         clearTimeout(timer);
+        release!();
         resolve(value);
       },
       (error) => {
         clearTimeout(timer);
+        release!();
         reject(error instanceof Cancelled && error.reason === deadline ? deadline : error);
       },
     );

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Task } from "./task.ts";
+import { guardWait, Task } from "./task.ts";
 import { show } from "./validate.ts";
 
 /** The results of `gather`, in the order of its functions. */
@@ -14,7 +14,9 @@ export type Gathered<F extends readonly (() => unknown)[]> = { -readonly [K in k
  * Runs each function as a task (started at once, as `call`), and resolves with their
  * results in order. If one fails, the others are cancelled and the returned promise
  * rejects with that error; an error another task throws after that (other than its
- * cancel) goes to its supervisor, so none is lost. `gather()` resolves to `[]`.
+ * cancel) goes to its supervisor, so none is lost. Cancelling the task that awaits the
+ * gather (or aborting `signal`) cancels every task of it and rejects with `Cancelled`.
+ * `gather()` resolves to `[]`.
  *
  * @example
  * ```ts
@@ -31,7 +33,24 @@ export function gather<const F extends readonly (() => unknown)[]>(...fns: F): P
   return new Promise((resolve, reject) => {
     const results = new Array(fns.length);
     let left = fns.length, failed = false;
-    const tasks = fns.map((fn) => {
+    let tasks: Task<unknown>[] = [];
+    // deno-lint-ignore prefer-const
+    let release: (() => void) | null | undefined; // set before any task runs
+    /** Ends the gather with `error`: the tasks still running are cancelled. */
+    const fail = (error: unknown, cause: Task<unknown> | undefined, why: string) => {
+      if (failed) return;
+      failed = true;
+      release?.();
+      for (const other of tasks) {
+        other.reportsErrors = true;
+        if (other !== cause) other.cancel(why);
+      }
+      reject(error);
+    };
+    // The caller's cancel reaches the gathered tasks, as Janet's ev/gather cancels its fibers.
+    release = guardWait((error) => fail(error, undefined, "the task that gathered it was cancelled"));
+    if (release === null) return; // cancelled on entry: no task was started
+    tasks = fns.map((fn) => {
       const task = new Task<unknown>(fn.name, undefined);
       // The caller gets the first error; the tasks report to their supervisor only once
       // the gather has failed (an error after that would otherwise be lost).
@@ -43,17 +62,12 @@ export function gather<const F extends readonly (() => unknown)[]>(...fns: F): P
       task.done.then(
         (value) => {
           results[i] = value;
-          if (--left === 0 && !failed) resolve(results as Gathered<F>);
-        },
-        (error) => {
-          if (failed) return;
-          failed = true;
-          for (const other of tasks) {
-            other.reportsErrors = true;
-            if (other !== task) other.cancel("another task of the gather failed");
+          if (--left === 0 && !failed) {
+            release!();
+            resolve(results as Gathered<F>);
           }
-          reject(error);
         },
+        (error) => fail(error, task, "another task of the gather failed"),
       );
     });
   });

@@ -10,7 +10,7 @@ import { reactor } from "./reactor.ts";
 import { Listener } from "./listener.ts";
 import { Stream } from "./stream.ts";
 import { formatAddr, literalHost, resolveHost } from "./addr.ts";
-import { cancelledOnEntry } from "./task.ts";
+import { cancelledOnEntry, guardWait } from "./task.ts";
 import { checkPort, show } from "./validate.ts";
 
 const sym = reactor.native.sym;
@@ -127,6 +127,21 @@ export interface ConnectOptions {
  * const stream = await connect({ hostname: "127.0.0.1", port: 8080 });
  * ```
  */
+/**
+ * `promise`, or `Cancelled` as soon as the calling task is cancelled or `signal` aborts
+ * (a host name lookup cannot be stopped; its late result is dropped).
+ */
+function cancellable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const release = guardWait(reject, signal);
+    if (release === null) return void promise.catch(() => {});
+    promise.then(
+      (value) => (release(), resolve(value)),
+      (error) => (release(), reject(error)),
+    );
+  });
+}
+
 export async function connect(options: ConnectOptions): Promise<Stream> {
   const what = "connect";
   if (typeof options !== "object" || options === null) {
@@ -145,7 +160,7 @@ export async function connect(options: ConnectOptions): Promise<Stream> {
     port,
     `${what} to ${literal === undefined ? `${name}:${port}` : hostPort(literal, port)}`,
   );
-  const host = literal ?? await resolveHost(name, what);
+  const host = literal ?? await cancellable(resolveHost(name, what), signal);
   const target = hostPort(host, port);
   // The lookup may have taken a while: a cancel meanwhile sends no SYN.
   const late = cancelledOnEntry(signal, what);

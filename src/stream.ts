@@ -311,7 +311,10 @@ export class Stream {
     if (this.#writers.length === 0) {
       if (!reactor.spend()) return this.#queueWrite(data, 0, signal, true);
       const r = data.length === 0 ? 0 : sym.zev_write(loop, this.handle, data, data.length);
-      if (r === data.length) return Promise.resolve(r);
+      if (r === data.length) {
+        reactor.queued(); // what the kernel did not take yet must keep the process alive
+        return Promise.resolve(r);
+      }
       if (r < 0) return Promise.reject(abiError(r, this.#what("write")));
       return this.#queueWrite(data, r, signal, false);
     }
@@ -341,10 +344,14 @@ export class Stream {
   /** @internal A pending write was cancelled. */
   _cancelWrite(w: WriteWait, error: unknown): void {
     if (!this.#writers.remove(w)) return;
+    untieWait(w.guard, w.cancel); // the other of task and signal lets go of it
     w.reject(error);
     // Part of it may be sent already: the byte stream is cut, so close it.
     if (w.offset > 0) this.abort();
-    else this.#updateHold();
+    else {
+      this.#updateHold();
+      this.#checkDrained(); // a closeWrite or close may be waiting for the last writer
+    }
   }
 
   #onWritable(): void {
@@ -426,6 +433,7 @@ export class Stream {
     if (this.#writers.length > 0) await this.#drained();
     const r = sym.zev_shutdown(loop, this.handle);
     if (r < 0 && !this.#closed) throw abiError(r, this.#what("closeWrite"));
+    reactor.queued(); // the FIN waits behind the queued bytes: keep the process alive for them
   }
 
   /**

@@ -48,7 +48,9 @@ export function report(task: Task<unknown>, event: TaskEvent): void {
     if (typeof supervisor === "function") {
       if (event.kind === "error") supervisor(event.error, task);
     } else {
-      supervisor.give(event).catch((inner) => {
+      // Outside every task: the give must not take the cancel of whichever task's
+      // context this runs in (the caller of `call`, say).
+      outsideTasks(() => supervisor.give(event)).catch((inner) => {
         console.error(
           `zev: the supervisor channel of task ${task.name} refused its ${event.kind} event:`,
           inner,
@@ -185,8 +187,9 @@ export class Task<T> {
   #succeed(value: T): void {
     this.#state = 1;
     this.#outcome = value;
+    this.#dropPendingCancel();
     this.#resolve?.(value);
-    if (this.reportsErrors && typeof this.supervisor !== "function") {
+    if (typeof this.supervisor !== "function") {
       report(this as Task<unknown>, { kind: "ok", task: this as Task<unknown>, value });
     }
   }
@@ -194,13 +197,23 @@ export class Task<T> {
   #fail(error: unknown): void {
     this.#state = 2;
     this.#outcome = error;
+    this.#dropPendingCancel();
     this.#reject?.(error);
-    if (!this.reportsErrors) return;
+    // A function supervisor is not told an error the caller of withDeadline or gather
+    // gets; a channel supervisor is told every end, as it promises.
+    if (!this.reportsErrors && typeof this.supervisor === "function") return;
     report(this as Task<unknown>, {
       kind: error instanceof Cancelled ? "cancelled" : "error",
       task: this as Task<unknown>,
       error,
     });
+  }
+
+  /** A cancel that was never delivered ends with its task. */
+  #dropPendingCancel(): void {
+    if (this.#pendingCancel === undefined) return;
+    this.#pendingCancel = undefined;
+    pendingCancels--;
   }
 
   /** @internal Takes the cancel not yet delivered, if any (a zev call delivers it). */

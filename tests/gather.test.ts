@@ -17,6 +17,7 @@ import {
   sleep,
   supervise,
   type TaskEvent,
+  withDeadline,
 } from "../mod.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -118,4 +119,40 @@ test("acceptLoop with a channel supervisor: one event per connection handler", a
   assert.deepEqual(kinds, ["error", "ok"]);
   listener.close();
   await loop;
+});
+
+test("cancelling the task that awaits gather or withDeadline cancels their tasks", async () => {
+  const ended: string[] = [];
+  const work = (name: string) => async () => {
+    try {
+      await sleep(10_000);
+    } catch (error) {
+      ended.push(`${name}: ${error instanceof Cancelled ? "cancelled" : String(error)}`);
+      throw error;
+    }
+  };
+  const gathering = go(() => gather(work("a"), work("b")));
+  const deadline = go(() => withDeadline(10_000, work("c")));
+  await sleep(20);
+  gathering.cancel("stop");
+  deadline.cancel("stop");
+  await assert.rejects(gathering.done, Cancelled);
+  await assert.rejects(deadline.done, Cancelled);
+  await sleep(0);
+  assert.deepEqual(ended.sort(), ["a: cancelled", "b: cancelled", "c: cancelled"]);
+});
+
+test("a channel supervisor gets the ok events of gather's and withDeadline's tasks too", async () => {
+  const events = new Channel<TaskEvent>(16);
+  const t = supervise(events, async () => {
+    await gather(() => 1, async () => (await sleep(1), 2));
+    await withDeadline(1000, () => 3);
+  });
+  await t.done;
+  const got: string[] = [];
+  while (events.size > 0) {
+    const e = await events.take();
+    got.push(`${e.kind}:${String(e.value)}`);
+  }
+  assert.deepEqual(got.sort(), ["ok:1", "ok:2", "ok:3", "ok:undefined"]);
 });
