@@ -120,14 +120,6 @@ export interface ConnectOptions {
 }
 
 /**
- * Opens a TCP connection. Host names are resolved through the system's resolver.
- *
- * @example
- * ```ts
- * const stream = await connect({ hostname: "127.0.0.1", port: 8080 });
- * ```
- */
-/**
  * `promise`, or `Cancelled` as soon as the calling task is cancelled or `signal` aborts
  * (a host name lookup cannot be stopped; its late result is dropped).
  */
@@ -142,6 +134,14 @@ function cancellable<T>(promise: Promise<T>, signal: AbortSignal | undefined): P
   });
 }
 
+/**
+ * Opens a TCP connection. Host names are resolved through the system's resolver.
+ *
+ * @example
+ * ```ts
+ * const stream = await connect({ hostname: "127.0.0.1", port: 8080 });
+ * ```
+ */
 export async function connect(options: ConnectOptions): Promise<Stream> {
   const what = "connect";
   if (typeof options !== "object" || options === null) {
