@@ -266,3 +266,30 @@ test("no error is lost: a child of a withDeadline task reports to the inherited 
   }).done;
   assert.deepEqual(seen.sort(), ["child failed", "failed after the deadline"]);
 });
+
+test("a wait ended by its task's cancel lets go of its signal: no listener is left on a long-lived signal", async () => {
+  // A server-wide signal outlives every wait: count the listeners zev leaves on it.
+  const signal = new AbortController().signal;
+  let live = 0;
+  const add = signal.addEventListener.bind(signal), remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = ((...args: Parameters<typeof add>) => (live++, add(...args))) as typeof add;
+  signal.removeEventListener = ((...args: Parameters<typeof remove>) => (live--, remove(...args))) as typeof remove;
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  client.setWriteQueueLimit(1);
+  const big = new Uint8Array(64 << 20); // more than the kernel takes: the write waits
+  const tasks = [
+    call(() => listener.accept({ signal })),
+    call(() => sleep(10_000, { signal })),
+    call(() => client.read(new Uint8Array(16), { signal })), // the server writes nothing
+    call(() => client.write(big, { signal })),
+    call(() => new Channel<number>().take({ signal })),
+  ];
+  await sleep(20);
+  assert.equal(live, tasks.length, `${live} of the waits tied themselves to the signal`);
+  for (const t of tasks) t.cancel();
+  for (const t of tasks) await assert.rejects(t.done, Cancelled);
+  assert.equal(live, 0, `${live} abort listeners left on the signal`);
+  await Promise.all([client.close({ timeout: 0 }), server.close()]);
+  listener.close();
+});
