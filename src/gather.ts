@@ -15,8 +15,8 @@ export type Gathered<F extends readonly (() => unknown)[]> = { -readonly [K in k
  * results in order. If one fails, the others are cancelled and the returned promise
  * rejects with that error; an error another task throws after that (other than its
  * cancel) goes to its supervisor, so none is lost. Cancelling the task that awaits the
- * gather (or aborting `signal`) cancels every task of it and rejects with `Cancelled`.
- * `gather()` resolves to `[]`.
+ * gather cancels every task of it and rejects with `Cancelled`. `gather()` resolves to
+ * `[]`.
  *
  * @example
  * ```ts
