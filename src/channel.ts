@@ -194,12 +194,16 @@ export class Channel<T> {
     });
   }
 
-  /** Closes the channel: waiting givers and takers reject; queued items can still be taken. */
+  /**
+   * Closes the channel: givers still waiting for room and takers waiting for an item
+   * reject with `Closed`; queued items can still be taken.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // Takers that queued while items were there (the turn's budget was spent) get them.
-    while (this.#takers.length > 0 && this.#hasValue()) this.#takers.shift()!.deliver(this.#takeNow());
+    // Gives and takes that waited only for the turn's budget complete first: a give that
+    // found room, a take that found an item, are not refused by a close after them.
+    this.#service();
     for (const t of this.#takers.drain()) t.closed(this);
     for (const g of this.#givers.drain()) g.closed(this);
   }

@@ -293,3 +293,17 @@ test("a wait ended by its task's cancel lets go of its signal: no listener is le
   await Promise.all([client.close({ timeout: 0 }), server.close()]);
   listener.close();
 });
+
+test("a cancel that was never delivered ends with its task: later work in its context is not cancelled", async () => {
+  let later: Promise<void> | undefined;
+  const t = call(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 20)); // not a zev wait: the cancel stays pending
+    setTimeout(() => (later = sleep(1)), 30); // runs in the task's context, after it ended
+    return "done";
+  });
+  t.cancel("too late to matter");
+  assert.equal(await t.done, "done");
+  await sleep(60);
+  assert.ok(later, "the timer ran");
+  await later; // rejected with the stale Cancelled before the fix
+});

@@ -138,3 +138,15 @@ test("many items through a large buffered channel (every operation O(1))", async
   assert.equal(sum, (n * (n - 1)) / 2);
   assert.equal(ch.size, 0);
 });
+
+test("close() refuses no give that found room and no take that found an item, though the turn's budget deferred them", () => {
+  const ch = new Channel<number>(4096);
+  // More immediate completions than one turn allows: the rest wait for the next turn.
+  const gives = Array.from({ length: 2048 }, (_, i) => ch.give(i));
+  const take = ch.take();
+  ch.close();
+  return Promise.all([...gives, take]).then((results) => {
+    assert.equal(results.at(-1), 0, "the take got the first item");
+    assert.equal(ch.size, 2047);
+  });
+});
