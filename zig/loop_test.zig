@@ -307,12 +307,20 @@ test "loop: descriptor exhaustion pauses the listener without spinning, and it r
     try testing.expect(e.has(l, Flag.paused));
     try testing.expectError(error.TooManyOpenFiles, loop.status(l));
     try loop.status(l);
+    // No spin: while paused the listener reports nothing. Only a backoff that expires
+    // (1 ms, doubling; a slow machine or qemu may see some) re-arms it, for one ACCEPT
+    // and one pause notice: never a report per poll.
+    const pauses_before = loop.snapshot().accept_paused;
+    var reports: u64 = 0;
     for (0..20) |_| {
-        _ = loop.accept(l, &out) catch |err| try testing.expectEqual(error.WouldBlock, err);
+        _ = loop.accept(l, &out) catch |err| switch (err) {
+            error.WouldBlock, error.TooManyOpenFiles => {},
+            else => return err,
+        };
         try e.poll(loop, 0);
-        try testing.expect(!e.has(l, Flag.accept));
-        try testing.expect(!e.has(l, Flag.paused));
+        if (e.has(l, Flag.accept) or e.has(l, Flag.paused)) reports += 1;
     }
+    try testing.expect(reports <= 2 * (loop.snapshot().accept_paused - pauses_before));
     // Free a descriptor: the listener resumes at once and both pending connections come in
     // as descriptors allow.
     try loop.close(c1, false);
