@@ -9,9 +9,21 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { Cancelled, Closed, connect, listen, sleep, stats, type Stream, TimedOut, ZevError } from "../mod.ts";
+import {
+  Cancelled,
+  Closed,
+  configure,
+  connect,
+  listen,
+  raiseFileLimit,
+  sleep,
+  stats,
+  type Stream,
+  TimedOut,
+  ZevError,
+} from "../mod.ts";
 import { abiError, setLastErrno } from "../src/errors.ts";
-import { openClient, text, within } from "./helpers.ts";
+import { openClient, process, runtime, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("errors");
@@ -238,4 +250,44 @@ test("stats count skipped and rejected accepts", async () => {
   if (outcome === "skipped") assert.equal(after.acceptSkipped - before.acceptSkipped, 1);
   else assert.equal(after.accepted - before.accepted, 1);
   listener.close();
+});
+
+test("configure: the settings in effect and how the loop parks; bad settings are refused by name", async () => {
+  const now = configure();
+  assert.equal(now.spinMicros, 0, "no spin by default");
+  assert.equal(now.runtime, runtime);
+  assert.equal(now.listenerMode, "level-batch");
+  assert.match(now.library, /libzev/);
+  if (process.env.ZEV_WAKE === "thread") assert.equal(now.wake, "thread");
+  else if (now.wake === "thread") assert.ok(now.wakeReason, "a thread wake says why io_uring was not used");
+  else assert.equal(now.wake, "io_uring");
+  // A spin is used, and undone: an echo still works with it.
+  assert.equal(configure({ spinMicros: 50 }).spinMicros, 50);
+  try {
+    const listener = listen({ hostname: "127.0.0.1", port: 0 });
+    const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+    await client.write(text("spin"));
+    const buf = new Uint8Array(4);
+    await server.readFull(buf);
+    assert.equal(new TextDecoder().decode(buf), "spin");
+    await Promise.all([client.close(), server.close()]);
+    listener.close();
+  } finally {
+    assert.equal(configure({ spinMicros: 0 }).spinMicros, 0);
+  }
+  assert.throws(() => configure(null as never), {
+    name: "TypeError",
+    message: /configure: settings must be an object/,
+  });
+  for (const bad of [-1, Number.NaN, 1_000_001, "5"]) {
+    assert.throws(() => configure({ spinMicros: bad as number }), {
+      name: "RangeError",
+      message: /configure: invalid spinMicros/,
+    });
+  }
+  assert.equal(configure().spinMicros, 0, "a refused setting changes nothing");
+  for (const bad of [0, 1.5, -3, Number.NaN]) {
+    assert.throws(() => raiseFileLimit(bad), { name: "RangeError", message: /raiseFileLimit: invalid limit/ });
+  }
+  assert.ok(raiseFileLimit(64) >= 64);
 });
