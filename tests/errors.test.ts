@@ -22,7 +22,10 @@ import {
   TimedOut,
   ZevError,
 } from "../mod.ts";
-import { abiError, setLastErrno } from "../src/errors.ts";
+import { abiError, isRecoverableAcceptError, setLastErrno } from "../src/errors.ts";
+import { ERRORS } from "../ffi/abi.ts";
+import { native } from "../ffi/mod.ts";
+import { readFileSync } from "node:fs";
 import { openClient, process, runtime, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -94,7 +97,8 @@ test("bad values print as themselves, and every timeout is checked like sleep's"
   assert.ok(e instanceof ZevError && e.code === "Cancelled" && e.reason === "why");
   assert.ok(new TimedOut("t") instanceof ZevError);
   setLastErrno(() => 95);
-  assert.match(abiError(-99, "read").message, /unexpected system error \(errno 95\)/);
+  assert.match(abiError(ERRORS.Unexpected, "read").message, /unexpected system error \(errno 95\)/);
+  setLastErrno(() => native.sym.zev_last_errno());
   await Promise.all([client.close(), server.close()]);
   listener.close();
 });
@@ -290,4 +294,57 @@ test("configure: the settings in effect and how the loop parks; bad settings are
     assert.throws(() => raiseFileLimit(bad), { name: "RangeError", message: /raiseFileLimit: invalid limit/ });
   }
   assert.ok(raiseFileLimit(64) >= 64);
+});
+
+/** The README's table of error codes: code → the messages it lists (";"-separated). */
+function readmeErrorTable(): Map<string, string[]> {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const section = readme.slice(readme.indexOf("### Errors"), readme.indexOf("### Tasks and cancellation"));
+  const rows = new Map<string, string[]>();
+  for (const m of section.matchAll(/^\| `(\w+)` +\| (.*?) +\|$/gm)) {
+    rows.set(m[1], m[2].split(";").map((s) => s.trim()));
+  }
+  return rows;
+}
+
+test("every error code of the library is in the README's table, with its message and class", () => {
+  const table = readmeErrorTable();
+  assert.ok(table.size >= 20, `the README's error table has ${table.size} rows`);
+  const codes = new Set<string>();
+  try {
+    setLastErrno(() => 99);
+    for (const [name, value] of Object.entries(ERRORS)) {
+      const error = abiError(value, "op");
+      assert.ok(error instanceof ZevError, name);
+      codes.add(error.code);
+      const messages = table.get(error.code);
+      assert.ok(messages, `${name}: code ${error.code} is not in the README's table`);
+      // The README says what follows the operation; Unexpected also carries the errno.
+      const said = error.message.replace(/^op: /, "").replace(" (errno 99)", " (errno N)");
+      assert.ok(
+        messages.some((m) => m === said || m.startsWith(`${said} (`) || m.startsWith(`${said}:`)),
+        `${name}: "${said}" is not among the README's messages for ${error.code}: ${messages.join(" / ")}`,
+      );
+      assert.equal(error.message.endsWith("(errno 99)"), name === "Unexpected", `${name}: ${error.message}`);
+      assert.equal(error instanceof Closed, error.code === "Closed", `${name} is a Closed exactly when its code is`);
+      assert.equal(error instanceof TimedOut, error.code === "TimedOut", `${name} is a TimedOut exactly when its code is`);
+    }
+  } finally {
+    setLastErrno(() => native.sym.zev_last_errno());
+  }
+  // Distinct library errors keep distinct codes, except the three kinds of bad handle.
+  assert.equal(codes.size, Object.keys(ERRORS).length - 2);
+  const unknown = abiError(-12345, "op");
+  assert.equal(unknown.code, "Unexpected");
+  assert.equal(unknown.message, "op: unknown error code -12345");
+  // Codes zev itself raises are documented too.
+  for (const code of ["Busy", "NameNotResolved", "Cancelled", "PermissionDenied", "Limit"]) {
+    assert.ok(table.has(code), `${code} is not in the README's table`);
+  }
+  assert.ok(isRecoverableAcceptError(ERRORS.TooManyOpenFiles));
+  assert.ok(isRecoverableAcceptError(ERRORS.NoMemory));
+  assert.ok(isRecoverableAcceptError(ERRORS.Limit));
+  for (const name of ["ConnectionReset", "PermissionDenied", "Unexpected", "BadHandle"] as const) {
+    assert.ok(!isRecoverableAcceptError(ERRORS[name]), name);
+  }
 });
