@@ -327,7 +327,11 @@ test("every error code of the library is in the README's table, with its message
       );
       assert.equal(error.message.endsWith("(errno 99)"), name === "Unexpected", `${name}: ${error.message}`);
       assert.equal(error instanceof Closed, error.code === "Closed", `${name} is a Closed exactly when its code is`);
-      assert.equal(error instanceof TimedOut, error.code === "TimedOut", `${name} is a TimedOut exactly when its code is`);
+      assert.equal(
+        error instanceof TimedOut,
+        error.code === "TimedOut",
+        `${name} is a TimedOut exactly when its code is`,
+      );
     }
   } finally {
     setLastErrno(() => native.sym.zev_last_errno());
