@@ -19,12 +19,19 @@
  * @module
  */
 
-export { connect, type ConnectOptions, listen, type ListenOptions } from "./src/net.ts";
+export {
+  connect,
+  type ConnectOptions,
+  listen,
+  type ListenOptions,
+  type UnixConnectOptions,
+  type UnixListenOptions,
+} from "./src/net.ts";
 export { type AcceptOptions, Listener } from "./src/listener.ts";
 export { type CloseOptions, type ReadOptions, Stream, type WriteOptions } from "./src/stream.ts";
-export type { Addr } from "./src/addr.ts";
+export type { Addr, AnyAddr, UnixAddr } from "./src/addr.ts";
 export { acceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./src/accept_loop.ts";
-export { serve, type ServeOptions, type Server } from "./src/serve.ts";
+export { serve, type ServeOptions, type Server, type UnixServeOptions } from "./src/serve.ts";
 export {
   call,
   currentTask,

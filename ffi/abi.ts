@@ -8,7 +8,7 @@
  */
 
 /** The ABI version this binding speaks; a library reporting another is refused. */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /** Every exported function, in Deno's FFI vocabulary (ffi/bun.ts translates it). */
 export const symbols = {
@@ -26,8 +26,10 @@ export const symbols = {
   zev_wake_arm: { parameters: ["u32"], result: "i32" },
   zev_wake: { parameters: ["u32"], result: "i32" },
   zev_listen: { parameters: ["u32", "buffer", "u32", "u32", "u32", "u32"], result: "i32" },
+  zev_listen_unix: { parameters: ["u32", "buffer", "u32", "u32", "u32"], result: "i32" },
   zev_accept: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
   zev_connect: { parameters: ["u32", "buffer", "u32", "u32", "u32"], result: "i32" },
+  zev_connect_unix: { parameters: ["u32", "buffer", "u32", "u32"], result: "i32" },
   zev_status: { parameters: ["u32", "u32"], result: "i32" },
   zev_read: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
   zev_write: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
@@ -59,8 +61,10 @@ export interface Symbols {
   zev_wake_arm(id: number): number;
   zev_wake(id: number): number;
   zev_listen(id: number, host: Uint8Array, hostLen: number, port: number, backlog: number, options: number): number;
+  zev_listen_unix(id: number, path: Uint8Array, pathLen: number, backlog: number, options: number): number;
   zev_accept(id: number, listener: number, out: Uint8Array, max: number): number;
   zev_connect(id: number, host: Uint8Array, hostLen: number, port: number, options: number): number;
+  zev_connect_unix(id: number, path: Uint8Array, pathLen: number, options: number): number;
   zev_status(id: number, h: number): number;
   zev_read(id: number, h: number, buf: Uint8Array, len: number): number;
   zev_write(id: number, h: number, buf: Uint8Array, len: number): number;
@@ -100,6 +104,9 @@ export const ERRORS = {
   Interrupted: -20,
   Unsupported: -21,
   NetworkError: -22,
+  NotFound: -23,
+  StaleSocket: -24,
+  BacklogFull: -25,
   Unexpected: -99,
 } as const;
 
@@ -118,6 +125,7 @@ export const OPT = {
   keepAlive: 2,
   reusePort: 4,
   all: 7,
+  replaceStale: 8,
 } as const;
 
 /** `zev_limit` selectors (zig/abi.zig `limit_table`). */
@@ -132,6 +140,7 @@ export const LIMIT = {
   acceptBackoffMaxMs: 7,
   maxLoops: 8,
   maxPendingWrites: 9,
+  maxUnixPath: 10,
 } as const;
 
 /** The counters `zev_stats` writes, in order (zig/loop.zig `Stats`). */

@@ -37,6 +37,7 @@ export function load(path: string): Native {
     sym,
     watch,
     netPermission: () => undefined,
+    pathPermission: () => undefined,
     threadParker: (loop, onWake, reason) => WorkerParker.open(path, loop, onWake, reason),
   };
 }

@@ -34,6 +34,7 @@ export function load(path: string): Native {
     sym,
     watch,
     netPermission,
+    pathPermission,
     threadParker: (loop, onWake, reason) => Promise.resolve(new PollParker(sym, loop, onWake, reason)),
   };
 }
@@ -51,6 +52,19 @@ function netPermission(host: string, port: number): string | undefined {
   if (state === "prompt") state = Deno.permissions.requestSync(descriptor).state;
   if (state === "granted") return undefined;
   return `Deno's permissions do not allow network access to ${target}: run with --allow-net=${target} (or --allow-net)`;
+}
+
+/** Deno.listen and Deno.connect on a Unix socket need read and write access to its path. */
+function pathPermission(path: string): string | undefined {
+  for (const name of ["read", "write"] as const) {
+    const descriptor = { name, path } as const;
+    let state = Deno.permissions.querySync(descriptor).state;
+    if (state === "prompt") state = Deno.permissions.requestSync(descriptor).state;
+    if (state !== "granted") {
+      return `Deno's permissions do not allow ${name} access to ${path}: run with --allow-read=${path} --allow-write=${path}`;
+    }
+  }
+  return undefined;
 }
 
 /** Deno adopts a descriptor as a socket through node:net (`new net.Socket({ fd })`). */

@@ -49,6 +49,8 @@ export interface Native {
    * `--allow-net`; Bun has no permissions): undefined if so, else what to run instead.
    */
   netPermission(host: string, port: number): string | undefined;
+  /** The same for a Unix socket's path (Deno asks for read and write access to it). */
+  pathPermission(path: string): string | undefined;
   /** A parker that waits on another thread (the fallback where io_uring is missing). */
   threadParker(loop: number, onWake: () => void, reason: string): Promise<Parker>;
 }

@@ -7,6 +7,7 @@
  */
 
 import type { Listener } from "./listener.ts";
+import type { Addr, AnyAddr } from "./addr.ts";
 import type { Stream } from "./stream.ts";
 import { call, currentTask, go, report, supervise, type Supervisor, type Task } from "./task.ts";
 import { sleep } from "./deadline.ts";
@@ -33,17 +34,17 @@ export interface ShutdownOptions {
 const DEFAULT_GRACE_MS = 10_000;
 
 /** @internal The accept loop and the connection tasks it started. */
-export class AcceptLoop {
+export class AcceptLoop<A extends AnyAddr = Addr> {
   readonly done: Promise<void>;
   /** Connection tasks still running, with their streams. */
-  readonly #live = new Map<Task<void>, Stream>();
+  readonly #live = new Map<Task<void>, Stream<A>>();
   #idle: (() => void)[] = [];
 
-  constructor(readonly listener: Listener, handler: (stream: Stream) => unknown, options: AcceptLoopOptions) {
+  constructor(readonly listener: Listener<A>, handler: (stream: Stream<A>) => unknown, options: AcceptLoopOptions) {
     if (typeof handler !== "function") {
       throw new TypeError(`acceptLoop: handler must be a function, not ${show(handler)}`);
     }
-    const serve = async (stream: Stream): Promise<void> => {
+    const serve = async (stream: Stream<A>): Promise<void> => {
       try {
         await handler(stream);
       } finally {
@@ -53,7 +54,7 @@ export class AcceptLoop {
     Object.defineProperty(serve, "name", { value: handler.name || "connection handler" });
     const run = async (): Promise<void> => {
       while (!listener.closed) {
-        let stream: Stream;
+        let stream: Stream<A>;
         try {
           stream = await listener.accept();
         } catch (error) {
@@ -129,9 +130,9 @@ export class AcceptLoop {
  * });
  * ```
  */
-export function acceptLoop(
-  listener: Listener,
-  handler: (stream: Stream) => unknown,
+export function acceptLoop<A extends AnyAddr>(
+  listener: Listener<A>,
+  handler: (stream: Stream<A>) => unknown,
   options: AcceptLoopOptions = {},
 ): Promise<void> {
   try {

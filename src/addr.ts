@@ -21,6 +21,17 @@ export interface Addr {
   family: 4 | 6;
 }
 
+/** A Unix socket's address. */
+export interface UnixAddr {
+  /** The socket file's path; "" for the unnamed end of an accepted connection. */
+  path: string;
+  /** "unix". */
+  family: "unix";
+}
+
+/** Either kind of address: what a listener or stream of either kind has. */
+export type AnyAddr = Addr | UnixAddr;
+
 const addrBuf = new Uint8Array(20);
 
 /** The local (or, with `peer`, remote) address of a handle. */
@@ -38,8 +49,9 @@ export function readAddr(handle: number, peer: boolean, what: string): Addr {
   return { hostname: compressIPv6(groups), port, family: 6 };
 }
 
-/** `host:port`, with an IPv6 host in brackets (`[::1]:80`), for messages. */
-export function formatAddr(addr: Addr): string {
+/** `host:port`, with an IPv6 host in brackets (`[::1]:80`), or a Unix path, for messages. */
+export function formatAddr(addr: AnyAddr): string {
+  if (addr.family === "unix") return addr.path === "" ? "an unnamed Unix socket" : addr.path;
   return addr.family === 6 ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
 }
 

@@ -35,6 +35,12 @@ const MESSAGES: Record<ErrorName, [code: string, message: string]> = {
   InProgress: ["InProgress", "the operation is in progress"],
   Interrupted: ["Interrupted", "interrupted by a signal"],
   Unsupported: ["Unsupported", "the kernel lacks the feature or forbids it"],
+  NotFound: ["NotFound", "no such file or directory"],
+  StaleSocket: [
+    "AddrInUse",
+    "a socket file no process listens on is in the way (left by one that exited): remove it, or listen with replaceStale: true",
+  ],
+  BacklogFull: ["ConnectionRefused", "the listener's backlog is full"],
   Unexpected: ["Unexpected", "unexpected system error"],
 };
 

@@ -12,7 +12,7 @@ import { abiError, Closed, isRecoverableAcceptError, WOULD_BLOCK, type ZevError 
 import { reactor } from "./reactor.ts";
 import { Stream } from "./stream.ts";
 import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
-import { type Addr, formatAddr, readAddr } from "./addr.ts";
+import { type Addr, type AnyAddr, formatAddr, readAddr, type UnixAddr } from "./addr.ts";
 import { checkOptions } from "./validate.ts";
 import { Deque, Waiter, WaitQueue } from "./wait_queue.ts";
 
@@ -27,11 +27,11 @@ export interface AcceptOptions {
 }
 
 /** A pending accept, queued until a connection comes or it is cancelled. */
-class AcceptWait extends Waiter {
+class AcceptWait<A extends AnyAddr> extends Waiter {
   guard: Guard | null = undefined;
   constructor(
-    readonly listener: Listener,
-    readonly resolve: (stream: Stream) => void,
+    readonly listener: Listener<A>,
+    readonly resolve: (stream: Stream<A>) => void,
     readonly reject: (error: unknown) => void,
   ) {
     super();
@@ -49,14 +49,16 @@ class AcceptWait extends Waiter {
  * const stream = await listener.accept();
  * ```
  */
-export class Listener {
+export class Listener<A extends AnyAddr = Addr> {
   /** The listener's handle in the native loop (for diagnostics). */
   readonly handle: number;
   /** The address it listens on (with the real port when 0 was asked). */
-  readonly addr: Addr;
+  readonly addr: A;
+  /** What accepted Unix streams are told of their ends. */
+  #unix: readonly [UnixAddr, UnixAddr] | undefined;
   /** Accepted connections not yet handed out: at most one batch. */
   #ready = new Deque<number>();
-  #waiters = new WaitQueue<AcceptWait>();
+  #waiters = new WaitQueue<AcceptWait<A>>();
   #batch = new Uint32Array(ACCEPT_BATCH);
   #batchBytes = new Uint8Array(this.#batch.buffer);
   #closed = false;
@@ -67,10 +69,15 @@ export class Listener {
   #onAcceptError: ((error: ZevError) => void) | undefined;
 
   /** @internal Listeners come from `listen`. */
-  constructor(handle: number, onAcceptError?: (error: ZevError) => void) {
+  constructor(handle: number, onAcceptError?: (error: ZevError) => void, path?: string) {
     this.handle = handle;
     this.#onAcceptError = onAcceptError;
-    this.addr = readAddr(handle, false, "listen");
+    if (path === undefined) this.addr = readAddr(handle, false, "listen") as A;
+    else {
+      const addr: UnixAddr = { path, family: "unix" };
+      this.addr = addr as A;
+      this.#unix = [addr, { path: "", family: "unix" }];
+    }
     reactor.register(this);
   }
 
@@ -97,7 +104,7 @@ export class Listener {
   }
 
   /** Resolves with the next connection. Rejects with `Closed` once the listener closes. */
-  accept(options?: AcceptOptions): Promise<Stream> {
+  accept(options?: AcceptOptions): Promise<Stream<A>> {
     let signal: AbortSignal | undefined;
     try {
       signal = checkOptions(options, "accept")?.signal;
@@ -112,7 +119,9 @@ export class Listener {
         const error = this.#pull();
         if (error) return Promise.reject(error);
       }
-      if (this.#ready.length > 0 && reactor.spend()) return Promise.resolve(new Stream(this.#ready.shift()!));
+      if (this.#ready.length > 0 && reactor.spend()) {
+        return Promise.resolve(new Stream<A>(this.#ready.shift()!, this.#unix));
+      }
     }
     return new Promise((resolve, reject) => {
       const wait = new AcceptWait(this, resolve, reject);
@@ -128,14 +137,14 @@ export class Listener {
   }
 
   /** @internal A pending accept was cancelled: it leaves the queue at once. */
-  _cancelWait(wait: AcceptWait, error: unknown): void {
+  _cancelWait(wait: AcceptWait<A>, error: unknown): void {
     if (!this.#waiters.remove(wait)) return;
     untieWait(wait.guard, wait.cancel); // the other of task and signal lets go of it
     this.#updateHold();
     wait.reject(error);
   }
 
-  #settle(wait: AcceptWait): void {
+  #settle(wait: AcceptWait<A>): void {
     untieWait(wait.guard, wait.cancel);
   }
 
@@ -183,7 +192,7 @@ export class Listener {
       }
       const w = this.#waiters.shift()!;
       this.#settle(w);
-      w.resolve(new Stream(this.#ready.shift()!));
+      w.resolve(new Stream(this.#ready.shift()!, this.#unix));
     }
     this.#updateHold();
   }
@@ -247,7 +256,7 @@ export class Listener {
   }
 
   /** Yields connections until the listener closes. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Stream> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<Stream<A>> {
     while (!this.#closed) {
       try {
         yield await this.accept();

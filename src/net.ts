@@ -1,15 +1,15 @@
 /**
- * Opening TCP listeners and connections (Janet's `net/listen`, `net/connect`).
+ * Opening TCP and Unix listeners and connections (Janet's `net/listen`, `net/connect`).
  *
  * @module
  */
 
-import { OPT } from "../ffi/mod.ts";
+import { LIMIT, OPT } from "../ffi/mod.ts";
 import { abiError, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { Listener } from "./listener.ts";
 import { Stream } from "./stream.ts";
-import { formatAddr, literalHost, resolveHost } from "./addr.ts";
+import { type Addr, formatAddr, literalHost, resolveHost, type UnixAddr } from "./addr.ts";
 import { cancelledOnEntry, guardWait } from "./task.ts";
 import { checkPort, show } from "./validate.ts";
 
@@ -43,6 +43,64 @@ export interface ListenOptions {
   onAcceptError?: (error: ZevError) => void;
 }
 
+/** Options of `listen` on a Unix socket. */
+export interface UnixListenOptions {
+  /** The socket file to create; it is removed when the listener closes. */
+  path: string;
+  /** Kernel backlog of completed connections (capped; see the README's limits). */
+  backlog?: number;
+  /**
+   * A socket file at `path` that no process listens on (left by one that exited) is
+   * replaced instead of failing with `AddrInUse`. A live listener's file, or a file
+   * that is not a socket, is never replaced. Default false.
+   */
+  replaceStale?: boolean;
+  /** As for TCP: told each time accepting pauses for lack of descriptors or memory. */
+  onAcceptError?: (error: ZevError) => void;
+}
+
+/** Options of `connect` to a Unix socket. */
+export interface UnixConnectOptions {
+  /** The listener's socket file. */
+  path: string;
+  /** Reject with `Cancelled` when this signal aborts (checked before anything is done). */
+  signal?: AbortSignal;
+}
+
+const MAX_UNIX_PATH = sym.zev_limit(LIMIT.maxUnixPath);
+
+/** The options that are TCP's only: an error with `path`. */
+const TCP_ONLY = ["hostname", "port", "noDelay", "keepAlive", "reusePort"] as const;
+
+/** A Unix socket's path, checked: bytes it takes in the kernel's sockaddr_un. */
+function checkPath(options: Record<string, unknown>, what: string): Uint8Array {
+  const path = options.path;
+  if (typeof path !== "string" || path === "") {
+    throw new TypeError(`${what}: path must be a non-empty string, not ${show(path)}`);
+  }
+  if (path.includes("\0")) throw new TypeError(`${what}: path must not contain a NUL character`);
+  const bytes = encoder.encode(path);
+  if (bytes.length > MAX_UNIX_PATH) {
+    throw new RangeError(
+      `${what}: path is ${bytes.length} bytes, too long for a Unix socket (at most ${MAX_UNIX_PATH}): ${show(path)}`,
+    );
+  }
+  for (const name of TCP_ONLY) {
+    if (options[name] !== undefined) throw new TypeError(`${what}: ${name} is for TCP, not for a Unix socket (path)`);
+  }
+  return bytes;
+}
+
+/** The error for a file access the runtime does not allow (Deno's `--allow-read/write`). */
+function checkPathPermission(path: string, what: string): void {
+  const denied = reactor.native.pathPermission(path);
+  if (denied !== undefined) throw new ZevError("PermissionDenied", `${what}: ${denied}`);
+}
+
+function isUnix(options: object): options is { path: string } {
+  return "path" in options && options.path !== undefined;
+}
+
 /** The `OPT` bits of the boolean socket options, each checked. */
 function socketOptions(
   options: { noDelay?: boolean; keepAlive?: boolean; reusePort?: boolean },
@@ -72,6 +130,18 @@ function checkPermission(host: string, port: number, what: string): void {
 }
 
 /**
+ * Listens on a Unix socket: creates the socket file at `path`, and removes it when the
+ * listener closes (if it is still this listener's). A socket file that no process
+ * listens on is reported (`AddrInUse`), and replaced only with `replaceStale: true`.
+ *
+ * @example
+ * ```ts
+ * const listener = listen({ path: "/tmp/app.sock" });
+ * const stream = await listener.accept();
+ * ```
+ */
+export function listen(options: UnixListenOptions): Listener<UnixAddr>;
+/**
  * Listens for TCP connections.
  *
  * @example
@@ -80,16 +150,30 @@ function checkPermission(host: string, port: number, what: string): void {
  * console.log(`listening on ${listener.addr.hostname}:${listener.addr.port}`);
  * ```
  */
-export function listen(options: ListenOptions): Listener {
+export function listen(options: ListenOptions): Listener;
+export function listen(options: ListenOptions | UnixListenOptions): Listener<UnixAddr> | Listener {
   const what = "listen";
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
   }
+  if (isUnix(options)) return listenUnix(options as UnixListenOptions, what);
+  options = options as ListenOptions;
   const port = checkPort(options.port, what, true);
   const host = literalHost(options.hostname ?? "0.0.0.0", what);
   if (host === undefined) {
     throw new TypeError(`${what}: hostname must be an IP address or "localhost", not ${show(options.hostname)}`);
   }
+  const backlog = checkListenOptions(options, what);
+  const where = hostPort(host, port);
+  checkPermission(host, port, `${what} on ${where}`);
+  const bytes = encoder.encode(host);
+  const h = sym.zev_listen(loop, bytes, bytes.length, port, backlog, socketOptions(options, what, true));
+  if (h < 0) throw abiError(h, `${what} on ${where}`);
+  return new Listener<Addr>(h, options.onAcceptError);
+}
+
+/** The backlog (0: the default) and `onAcceptError`, checked; returns the backlog. */
+function checkListenOptions(options: { backlog?: number; onAcceptError?: unknown }, what: string): number {
   const backlog = options.backlog ?? 0;
   if (!Number.isInteger(backlog) || backlog < 0 || backlog > 2 ** 31 - 1) {
     throw new RangeError(`${what}: invalid backlog ${show(backlog)}: expected an integer from 0 (the default) up`);
@@ -97,12 +181,21 @@ export function listen(options: ListenOptions): Listener {
   if (options.onAcceptError !== undefined && typeof options.onAcceptError !== "function") {
     throw new TypeError(`${what}: onAcceptError must be a function, not ${show(options.onAcceptError)}`);
   }
-  const where = hostPort(host, port);
-  checkPermission(host, port, `${what} on ${where}`);
-  const bytes = encoder.encode(host);
-  const h = sym.zev_listen(loop, bytes, bytes.length, port, backlog, socketOptions(options, what, true));
-  if (h < 0) throw abiError(h, `${what} on ${where}`);
-  return new Listener(h, options.onAcceptError);
+  return backlog;
+}
+
+function listenUnix(options: UnixListenOptions, what: string): Listener<UnixAddr> {
+  const bytes = checkPath(options as unknown as Record<string, unknown>, what);
+  const backlog = checkListenOptions(options, what);
+  const replace = options.replaceStale ?? false;
+  if (typeof replace !== "boolean") {
+    throw new TypeError(`${what}: replaceStale must be a boolean, not ${show(options.replaceStale)}`);
+  }
+  const where = `${what} on ${options.path}`;
+  checkPathPermission(options.path, where);
+  const h = sym.zev_listen_unix(loop, bytes, bytes.length, backlog, replace ? OPT.replaceStale : 0);
+  if (h < 0) throw abiError(h, where);
+  return new Listener<UnixAddr>(h, options.onAcceptError, options.path);
 }
 
 /** Options of `connect`. */
@@ -135,6 +228,15 @@ function cancellable<T>(promise: Promise<T>, signal: AbortSignal | undefined): P
 }
 
 /**
+ * Connects to a Unix socket's listener.
+ *
+ * @example
+ * ```ts
+ * const stream = await connect({ path: "/tmp/app.sock" });
+ * ```
+ */
+export function connect(options: UnixConnectOptions): Promise<Stream<UnixAddr>>;
+/**
  * Opens a TCP connection. Host names are resolved through the system's resolver.
  *
  * @example
@@ -142,11 +244,14 @@ function cancellable<T>(promise: Promise<T>, signal: AbortSignal | undefined): P
  * const stream = await connect({ hostname: "127.0.0.1", port: 8080 });
  * ```
  */
-export async function connect(options: ConnectOptions): Promise<Stream> {
+export function connect(options: ConnectOptions): Promise<Stream>;
+export async function connect(options: ConnectOptions | UnixConnectOptions): Promise<Stream<UnixAddr> | Stream> {
   const what = "connect";
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
   }
+  if (isUnix(options)) return await connectUnix(options as UnixConnectOptions, what);
+  options = options as ConnectOptions;
   const port = checkPort(options.port, what, false);
   const opts = socketOptions(options, what, false);
   const name = options.hostname ?? "127.0.0.1";
@@ -173,6 +278,27 @@ export async function connect(options: ConnectOptions): Promise<Stream> {
   try {
     if (status === WOULD_BLOCK) await stream.whenConnected(`${what} to ${target}`, signal);
     else if (status < 0) throw abiError(status, `${what} to ${target}`);
+  } catch (error) {
+    stream.abort();
+    throw error;
+  }
+  return stream;
+}
+
+async function connectUnix(options: UnixConnectOptions, what: string): Promise<Stream<UnixAddr>> {
+  const bytes = checkPath(options as unknown as Record<string, unknown>, what);
+  const signal = options.signal;
+  const cancelled = cancelledOnEntry(signal, what);
+  if (cancelled) throw cancelled;
+  const target = `${what} to ${options.path}`;
+  checkPathPermission(options.path, target);
+  const h = sym.zev_connect_unix(loop, bytes, bytes.length, 0);
+  if (h < 0) throw abiError(h, target);
+  const stream = new Stream<UnixAddr>(h, [{ path: "", family: "unix" }, { path: options.path, family: "unix" }]);
+  const status = sym.zev_status(loop, h);
+  try {
+    if (status === WOULD_BLOCK) await stream.whenConnected(target, signal);
+    else if (status < 0) throw abiError(status, target);
   } catch (error) {
     stream.abort();
     throw error;

@@ -29,6 +29,8 @@ export interface Limits {
   listenBacklog: number;
   /** Longest pause of a listener that ran out of descriptors. */
   acceptBackoffMaxMs: number;
+  /** Longest Unix socket path, in bytes (107 on Linux, 103 on macOS and the BSDs). */
+  maxUnixPath: number;
 }
 
 /**
@@ -50,6 +52,7 @@ export function limits(): Limits {
     listenBacklog: get(LIMIT.listenBacklog),
     acceptBackoffMaxMs: get(LIMIT.acceptBackoffMaxMs),
     maxPendingWrites: get(LIMIT.maxPendingWrites),
+    maxUnixPath: get(LIMIT.maxUnixPath),
   };
 }
 

@@ -5,19 +5,23 @@
  * @module
  */
 
-import type { Addr } from "./addr.ts";
+import type { Addr, AnyAddr, UnixAddr } from "./addr.ts";
 import { AcceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./accept_loop.ts";
-import { listen, type ListenOptions } from "./net.ts";
+import { listen, type ListenOptions, type UnixListenOptions } from "./net.ts";
 import type { Stream } from "./stream.ts";
+import type { Listener } from "./listener.ts";
 import { show } from "./validate.ts";
 
 /** Options of `serve`: those of `listen` and of `acceptLoop`. */
 export interface ServeOptions extends ListenOptions, AcceptLoopOptions {}
 
+/** Options of `serve` on a Unix socket: those of `listen({ path })` and of `acceptLoop`. */
+export interface UnixServeOptions extends UnixListenOptions, AcceptLoopOptions {}
+
 /** A running server, from `serve`. */
-export interface Server {
+export interface Server<A extends AnyAddr = Addr> {
   /** The address it listens on. */
-  readonly addr: Addr;
+  readonly addr: A;
   /** Connection handlers still running. */
   readonly connections: number;
   /**
@@ -36,6 +40,18 @@ export interface Server {
 }
 
 /**
+ * Listens on a Unix socket (see `listen({ path })`) and runs `handler(stream)` as a
+ * supervised task for each connection.
+ *
+ * @example
+ * ```ts
+ * const server = serve({ path: "/tmp/app.sock" }, async (stream) => {
+ *   await stream.write(new TextEncoder().encode("hello\n"));
+ * });
+ * ```
+ */
+export function serve(options: UnixServeOptions, handler: (stream: Stream<UnixAddr>) => unknown): Server<UnixAddr>;
+/**
  * Listens and runs `handler(stream)` as a supervised task for each connection.
  *
  * @example
@@ -48,10 +64,14 @@ export interface Server {
  * await server.finished;
  * ```
  */
-export function serve(options: ServeOptions, handler: (stream: Stream) => unknown): Server {
+export function serve(options: ServeOptions, handler: (stream: Stream) => unknown): Server;
+export function serve<A extends AnyAddr>(
+  options: ServeOptions | UnixServeOptions,
+  handler: (stream: Stream<A>) => unknown,
+): Server<A> {
   if (typeof handler !== "function") throw new TypeError(`serve: handler must be a function, not ${show(handler)}`);
-  const listener = listen(options);
-  const loop = new AcceptLoop(listener, handler, { supervisor: options.supervisor });
+  const listener = listen(options as ServeOptions) as unknown as Listener<A>;
+  const loop = new AcceptLoop<A>(listener, handler, { supervisor: options?.supervisor });
   let closing: Promise<void> | undefined;
   let finish: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));

@@ -16,7 +16,7 @@ import { LIMIT, READ, WRITE } from "../ffi/mod.ts";
 import { abiError, Closed, TimedOut, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
-import { type Addr, formatAddr, readAddr } from "./addr.ts";
+import { type Addr, type AnyAddr, formatAddr, readAddr, type UnixAddr } from "./addr.ts";
 import { checkBytes, checkMs, checkOptions } from "./validate.ts";
 import { Waiter, WaitQueue } from "./wait_queue.ts";
 
@@ -55,7 +55,7 @@ export interface CloseOptions {
 class WriteWait extends Waiter {
   guard: Guard | null = undefined;
   constructor(
-    readonly stream: Stream,
+    readonly stream: Stream<AnyAddr>,
     readonly data: Uint8Array,
     public offset: number,
     readonly resolve: (n: number) => void,
@@ -90,7 +90,7 @@ function noop(): void {}
  * await stream.close();
  * ```
  */
-export class Stream {
+export class Stream<A extends AnyAddr = Addr> {
   /** The stream's handle in the native loop (for diagnostics). */
   readonly handle: number;
   #connecting: PendingConnect | undefined;
@@ -119,10 +119,13 @@ export class Stream {
   #holding = false;
   #released = false;
   #peer: string | undefined;
+  /** A Unix stream's local and remote addresses (the kernel keeps no path for us). */
+  #unix: readonly [UnixAddr, UnixAddr] | undefined;
 
   /** @internal Streams come from `connect` and `Listener.accept`. */
-  constructor(handle: number) {
+  constructor(handle: number, unix?: readonly [local: UnixAddr, remote: UnixAddr]) {
     this.handle = handle;
+    this.#unix = unix;
     reactor.register(this);
   }
 
@@ -162,21 +165,23 @@ export class Stream {
     if (r < 0) throw abiError(r, "setWriteQueueLimit");
   }
 
-  /** The local address. */
-  get localAddr(): Addr {
-    return readAddr(this.handle, false, "stream.localAddr");
+  /** The local address (a Unix stream's connecting end has the path ""). */
+  get localAddr(): A {
+    return (this.#unix?.[0] ?? readAddr(this.handle, false, "stream.localAddr")) as A;
   }
 
   /** The peer's address (known even after the peer reset the connection). */
-  get remoteAddr(): Addr {
-    return readAddr(this.handle, true, "stream.remoteAddr");
+  get remoteAddr(): A {
+    return (this.#unix?.[1] ?? readAddr(this.handle, true, "stream.remoteAddr")) as A;
   }
 
   /** `read from 10.0.0.1:5000`: an operation and the peer, for messages. */
   #what(op: string): string {
     if (this.#peer === undefined) {
       try {
-        this.#peer = formatAddr(this.remoteAddr);
+        const unix = this.#unix;
+        // An accepted Unix connection's peer has no name: say whose client it is.
+        this.#peer = unix && unix[1].path === "" ? `a client of ${unix[0].path}` : formatAddr(this.remoteAddr);
       } catch {
         this.#peer = "a closed stream";
       }

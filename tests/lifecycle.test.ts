@@ -115,6 +115,7 @@ test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permiss
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /listen: allowed/);
     assert.match(run.stdout, /connect: NameNotResolved/);
+    assert.match(run.stdout, /listen unix: allowed/);
     return;
   }
   const run = await runProgram("permissions", {
@@ -125,6 +126,10 @@ test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permiss
   assert.match(
     run.stdout,
     /connect: PermissionDenied: connect to no-such-host\.invalid:80: .*--allow-net=no-such-host\.invalid:80/,
+  );
+  assert.match(
+    run.stdout,
+    /listen unix: PermissionDenied: listen on \/tmp\/zev-permissions-\d+\.sock: .*write access .*--allow-write=/,
   );
 });
 

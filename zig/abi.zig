@@ -17,7 +17,7 @@ const address = @import("address.zig");
 const Loop = @import("loop.zig").Loop;
 const listener_edge_single = @import("loop.zig").listener_edge_single;
 
-pub const abi_version: u32 = 4;
+pub const abi_version: u32 = 5;
 
 /// Allocator for loops, handle tables and write queues (tests swap in a checking one).
 pub var allocator: std.mem.Allocator = std.heap.page_allocator;
@@ -84,6 +84,7 @@ pub const limit_table = .{
     .{ "acceptBackoffMaxMs", limits.accept_backoff_max_ms },
     .{ "maxLoops", limits.max_loops },
     .{ "maxPendingWrites", limits.max_pending_writes },
+    .{ "maxUnixPath", address.max_unix_path },
 };
 
 /// One bound of limits.zig by its selector (see `limit_table`).
@@ -204,6 +205,14 @@ pub export fn zev_listen(id: u32, host: ?[*]const u8, host_len: u32, port: u32, 
     return result(loop.listen(h, port, backlog, options));
 }
 
+/// Listens on a Unix socket at `path` (`OPT_REPLACE_STALE` the only option). Returns the
+/// listener handle; closing it removes the socket file, if it is still this one.
+pub export fn zev_listen_unix(id: u32, path: ?[*]const u8, path_len: u32, backlog: u32, options: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const p = bytes(path, path_len) orelse return fail(error.InvalidArgument);
+    return result(loop.listenUnix(p, backlog, options));
+}
+
 /// Accepts up to `max` pending connections into `out`. Returns how many (at least 1), or
 /// WouldBlock, after which an ACCEPT event says when to call again.
 pub export fn zev_accept(id: u32, listener: u32, out: ?[*]u32, max: u32) i32 {
@@ -219,6 +228,14 @@ pub export fn zev_connect(id: u32, host: ?[*]const u8, host_len: u32, port: u32,
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const h = bytes(host, host_len) orelse return fail(error.InvalidArgument);
     return result(loop.connect(h, port, options));
+}
+
+/// Starts connecting to the Unix socket at `path` (no options: 0). Returns the stream
+/// handle; `zev_status` tells when the connection is established.
+pub export fn zev_connect_unix(id: u32, path: ?[*]const u8, path_len: u32, options: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const p = bytes(path, path_len) orelse return fail(error.InvalidArgument);
+    return result(loop.connectUnix(p, options));
 }
 
 /// 0 when connected and healthy; WouldBlock while connecting (a WRITE event follows);

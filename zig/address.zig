@@ -1,7 +1,8 @@
-//! Socket addresses across the ABI: parsed from an IP literal and a port, and written
-//! out as 20 bytes a JS caller reads without knowing any OS's sockaddr layout:
-//! byte 0 the family (4 or 6), bytes 2..4 the port (little-endian), bytes 4..20 the
-//! address (the first 4 for IPv4). Host names are resolved by the caller, not here.
+//! Socket addresses across the ABI: parsed from an IP literal and a port (or a Unix
+//! socket's path), and written out as 20 bytes a JS caller reads without knowing any
+//! OS's sockaddr layout: byte 0 the family (4, 6, or 1 for a Unix socket, whose path the
+//! caller knows), bytes 2..4 the port (little-endian), bytes 4..20 the address (the
+//! first 4 for IPv4). Host names are resolved by the caller, not here.
 
 const std = @import("std");
 const posix = std.posix;
@@ -15,6 +16,16 @@ pub fn parse(host: []const u8, port: u32) Error!Address {
     if (port > std.math.maxInt(u16)) return error.InvalidArgument;
     return Address.parseIp(host, @intCast(port)) catch error.InvalidArgument;
 }
+
+/// A Unix socket's path: not empty, no NUL (no abstract names), and short enough for
+/// sockaddr_un (107 bytes on Linux, 103 on macOS and the BSDs).
+pub fn parseUnix(path: []const u8) Error!Address {
+    if (path.len == 0 or std.mem.indexOfScalar(u8, path, 0) != null) return error.InvalidArgument;
+    return Address.initUnix(path) catch error.InvalidArgument;
+}
+
+/// The longest Unix socket path (sockaddr_un's path, less its NUL).
+pub const max_unix_path = @typeInfo(@FieldType(posix.sockaddr.un, "path")).array.len - 1;
 
 pub fn family(addr: *const Address) u32 {
     return addr.any.family;
@@ -37,6 +48,7 @@ pub fn write(storage: *const posix.sockaddr.storage, out: *[abi_len]u8) Error!vo
             std.mem.writeInt(u16, out[2..4], std.mem.bigToNative(u16, in6.port), .little);
             @memcpy(out[4..20], &in6.addr);
         },
+        posix.AF.UNIX => out[0] = 1,
         else => return error.InvalidArgument,
     }
 }
@@ -51,6 +63,21 @@ test "address: parse IPv4 and IPv6 literals, reject the rest" {
     try testing.expectError(error.InvalidArgument, parse("localhost", 80));
     try testing.expectError(error.InvalidArgument, parse("1.2.3.4", 70000));
     try testing.expectError(error.InvalidArgument, parse("", 1));
+}
+
+test "address: Unix paths, checked" {
+    const a = try parseUnix("/tmp/zev.sock");
+    try testing.expectEqual(@as(u32, posix.AF.UNIX), family(&a));
+    try testing.expectError(error.InvalidArgument, parseUnix(""));
+    try testing.expectError(error.InvalidArgument, parseUnix("a\x00b"));
+    const long = [_]u8{'a'} ** (max_unix_path + 1);
+    try testing.expectError(error.InvalidArgument, parseUnix(&long));
+    _ = try parseUnix(long[0..max_unix_path]);
+    var storage: posix.sockaddr.storage = undefined;
+    @memcpy(std.mem.asBytes(&storage)[0..@sizeOf(posix.sockaddr.un)], std.mem.asBytes(&a.un));
+    var out: [abi_len]u8 = @splat(7);
+    try write(&storage, &out);
+    try testing.expectEqualSlices(u8, &.{ 1, 0, 0, 0 }, out[0..4]);
 }
 
 test "address: ABI layout" {

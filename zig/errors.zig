@@ -32,6 +32,13 @@ pub const Error = error{
     Interrupted,
     /// The kernel lacks a feature or forbids it (io_uring under seccomp).
     Unsupported,
+    /// No such file or directory (a Unix socket's path).
+    NotFound,
+    /// A Unix socket file is in the way and no process listens on it (left by one that
+    /// died); `listen` replaces it only when asked (`Opt.replace_stale`).
+    StaleSocket,
+    /// A Unix listener's backlog is full (connect(2) says EAGAIN: nothing was started).
+    BacklogFull,
     Unexpected,
 };
 
@@ -60,6 +67,9 @@ pub fn code(err: Error) i32 {
         error.Interrupted => -20,
         error.Unsupported => -21,
         error.NetworkError => -22,
+        error.NotFound => -23,
+        error.StaleSocket => -24,
+        error.BacklogFull => -25,
         error.Unexpected => -99,
     };
 }
@@ -95,6 +105,7 @@ pub fn fromErrno(e: posix.E) Error {
         .ACCES, .PERM => error.PermissionDenied,
         .NETUNREACH, .HOSTUNREACH, .NETDOWN => error.Unreachable,
         .NOTCONN => error.NotConnected,
+        .NOENT, .NOTDIR => error.NotFound,
         .NOMEM, .NOBUFS => error.NoMemory,
         else => blk: {
             last_unexpected_errno.store(@intCast(@intFromEnum(e)), .monotonic);

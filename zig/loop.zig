@@ -53,6 +53,9 @@ pub const Opt = struct {
     /// the connections (one loop per core).
     pub const reuse_port: u32 = 4;
     pub const all: u32 = delay | keep_alive | reuse_port;
+    /// Unix listeners: a stale socket file in the way (no process listens on it) is
+    /// replaced, instead of failing with `StaleSocket`.
+    pub const replace_stale: u32 = 8;
 };
 
 const no_deadline: i64 = std.math.maxInt(i64);
@@ -95,6 +98,9 @@ const Socket = struct {
     pauses_untold: u32 = 0,
     notice_pending: bool = false,
     notice_next: u32 = 0,
+    /// A Unix listener's socket file, removed when it closes if it is still this one.
+    unix_path: ?[:0]u8 = null,
+    unix_file: sys.FileId = .{ .dev = 0, .ino = 0 },
     /// The peer's address (ABI layout), kept from accept or connect: after a reset the
     /// kernel no longer tells it, and error messages still name it.
     peer: [address.abi_len]u8 = @splat(0),
@@ -177,8 +183,35 @@ pub const Loop = struct {
         // Accepted sockets inherit these from the listener: one call, not one per accept.
         try setStreamOptions(fd, opts);
         try sys.bind(fd, &addr.any, addr.getOsSockLen());
-        try sys.listen(fd, if (backlog == 0) limits.listen_backlog else @min(backlog, limits.listen_backlog));
+        try sys.listen(fd, backlogOf(backlog));
         const h = try self.sockets.insert(.{ .fd = fd, .kind = .listener });
+        errdefer self.sockets.remove(h);
+        try self.poller.addListener(fd, h, listener_edge_single);
+        return h;
+    }
+
+    /// Listens on a Unix socket at `path`. A socket file already there that no process
+    /// listens on (left by one that died) is `StaleSocket`, or is replaced if `opts` has
+    /// `Opt.replace_stale`; a live listener or any other file there is `AddressInUse`.
+    /// The file is removed when the listener closes, if it is still this listener's.
+    pub fn listenUnix(self: *Loop, path: []const u8, backlog: u32, opts: u32) Error!u32 {
+        if (opts & ~Opt.replace_stale != 0) return error.InvalidArgument;
+        const addr = try address.parseUnix(path);
+        const path_z = self.allocator.dupeZ(u8, path) catch return error.NoMemory;
+        errdefer self.allocator.free(path_z);
+        const fd = try sys.socket(std.posix.AF.UNIX);
+        errdefer sys.close(fd);
+        sys.bind(fd, &addr.any, addr.getOsSockLen()) catch |err| {
+            if (err != error.AddressInUse or !try isStale(path_z)) return err;
+            if (opts & Opt.replace_stale == 0) return error.StaleSocket;
+            sys.unlink(path_z) catch |e| if (e != error.NotFound) return e;
+            try sys.bind(fd, &addr.any, addr.getOsSockLen());
+        };
+        // The file is ours from here on: a failure below removes it.
+        errdefer sys.unlink(path_z) catch {};
+        const file = (try sys.socketFileAt(path_z)) orelse return error.Unexpected;
+        try sys.listen(fd, backlogOf(backlog));
+        const h = try self.sockets.insert(.{ .fd = fd, .kind = .listener, .unix_path = path_z, .unix_file = file });
         errdefer self.sockets.remove(h);
         try self.poller.addListener(fd, h, listener_edge_single);
         return h;
@@ -367,6 +400,26 @@ pub const Loop = struct {
         return h;
     }
 
+    /// Starts connecting to the Unix socket at `path` (no options apply). `BacklogFull`
+    /// when its listener's backlog is full: Linux then starts nothing to wait for.
+    pub fn connectUnix(self: *Loop, path: []const u8, opts: u32) Error!u32 {
+        if (opts != 0) return error.InvalidArgument;
+        const addr = try address.parseUnix(path);
+        const fd = try sys.socket(std.posix.AF.UNIX);
+        errdefer sys.close(fd);
+        var connecting = false;
+        sys.connect(fd, &addr.any, addr.getOsSockLen()) catch |err| switch (err) {
+            error.WouldBlock => return error.BacklogFull,
+            error.InProgress => connecting = true,
+            else => return err,
+        };
+        const h = try self.sockets.insert(.{ .fd = fd, .kind = .stream, .connecting = connecting, .writable = !connecting });
+        errdefer self.sockets.remove(h);
+        self.sockets.get(h).?.peer[0] = 1;
+        try self.poller.addStream(fd, h);
+        return h;
+    }
+
     /// A stream: 0 when connected and healthy, `WouldBlock` while connecting, or the error
     /// that ended it. A listener: why it was last paused (once), or 0.
     pub fn status(self: *Loop, h: u32) Error!void {
@@ -478,6 +531,13 @@ pub const Loop = struct {
     pub fn close(self: *Loop, h: u32, reset: bool) Error!void {
         const s = self.sockets.get(h) orelse return error.BadHandle;
         if (s.kind == .listener) self.unlinkListener(h, s);
+        if (s.unix_path) |path| {
+            // Only if the file is still ours: another process may have replaced it.
+            const now = sys.socketFileAt(path) catch null;
+            if (now != null and std.meta.eql(now.?, s.unix_file)) sys.unlink(path) catch {};
+            self.allocator.free(path);
+            s.unix_path = null;
+        }
         self.stats.queued_bytes -= s.queue.len();
         s.queue.deinit(self.allocator);
         if (reset and s.kind == .stream) sys.setLingerZero(s.fd) catch {};
@@ -715,6 +775,20 @@ pub const Loop = struct {
 };
 
 /// TCP_NODELAY unless `Opt.delay`, SO_KEEPALIVE if `Opt.keep_alive`.
+fn backlogOf(backlog: u32) u32 {
+    return if (backlog == 0) limits.listen_backlog else @min(backlog, limits.listen_backlog);
+}
+
+/// Whether `path` is a socket file that no process listens on (a connect is refused).
+fn isStale(path: [:0]const u8) Error!bool {
+    if (sys.socketFileAt(path) catch |err| return err == error.NotFound) |_| {} else return false;
+    const addr = try address.parseUnix(path);
+    const probe = try sys.socket(std.posix.AF.UNIX);
+    defer sys.close(probe);
+    sys.connect(probe, &addr.any, addr.getOsSockLen()) catch |err| return err == error.ConnectionRefused;
+    return false;
+}
+
 fn setStreamOptions(fd: sys.fd_t, opts: u32) Error!void {
     const posix = std.posix;
     if (opts & Opt.delay == 0) try sys.setInt(fd, posix.IPPROTO.TCP, sys.tcp_nodelay, 1);

@@ -431,3 +431,113 @@ test "loop: socket options: no delay by default, keep-alive and reuse-port when 
     const d = try loop.connect("127.0.0.1", try portOf(loop, l), Opt.delay);
     try testing.expect(try sys.getInt(loop.sockets.get(d).?.fd, posix.IPPROTO.TCP, sys.tcp_nodelay) == 0);
 }
+
+// ---- Unix sockets -----------------------------------------------------------------------
+
+/// A fresh path for a Unix socket under /tmp (removed by the caller).
+fn socketPath(buf: []u8) ![:0]u8 {
+    return std.fmt.bufPrintZ(buf, "/tmp/zev-test-{x}.sock", .{std.crypto.random.int(u64)});
+}
+
+fn exists(path: [:0]const u8) bool {
+    std.fs.cwd().accessZ(path, .{}) catch return false;
+    return true;
+}
+
+/// A socket file left behind by a process that died: bound, never listening, closed.
+fn leaveStaleFile(path: [:0]const u8) !void {
+    const addr = try std.net.Address.initUnix(path);
+    const fd = try sys.socket(std.posix.AF.UNIX);
+    defer sys.close(fd);
+    try sys.bind(fd, &addr.any, addr.getOsSockLen());
+}
+
+test "unix: listen, connect, echo, and the socket file goes with the listener" {
+    const loop = try open(64);
+    defer loop.destroy();
+    var buf: [64]u8 = undefined;
+    const path = try socketPath(&buf);
+    const l = try loop.listenUnix(path, 0, 0);
+    try testing.expect(exists(path));
+    const c = try loop.connectUnix(path, 0);
+    loop.status(c) catch |err| switch (err) {
+        error.WouldBlock => try waitFor(loop, c, Flag.write, 2000),
+        else => return err,
+    };
+    const s = try acceptOne(loop, l);
+    try testing.expectEqual(@as(usize, 5), try loop.write(c, "hello"));
+    var got: [5]u8 = undefined;
+    try readFull(loop, s, &got);
+    try testing.expectEqualStrings("hello", &got);
+    var addr: [20]u8 = undefined;
+    try loop.addressOf(c, true, &addr);
+    try testing.expectEqual(@as(u8, 1), addr[0]);
+    try loop.addressOf(s, true, &addr);
+    try testing.expectEqual(@as(u8, 1), addr[0]);
+    try loop.addressOf(l, false, &addr);
+    try testing.expectEqual(@as(u8, 1), addr[0]);
+    try loop.close(l, false);
+    try testing.expect(!exists(path));
+    // Options that mean nothing for a Unix socket are refused, not ignored.
+    try testing.expectError(error.InvalidArgument, loop.listenUnix(path, 0, Opt.reuse_port));
+    try testing.expectError(error.InvalidArgument, loop.connectUnix(path, Opt.keep_alive));
+    try testing.expectError(error.NotFound, loop.connectUnix(path, 0));
+    try testing.expectError(error.InvalidArgument, loop.listenUnix("", 0, 0));
+}
+
+test "unix: a stale socket file is reported, and replaced only when asked; a live one or another file never" {
+    const loop = try open(64);
+    defer loop.destroy();
+    var buf: [64]u8 = undefined;
+    const path = try socketPath(&buf);
+    defer std.fs.cwd().deleteFileZ(path) catch {};
+    try leaveStaleFile(path);
+    const live_before = loop.stats.live_handles;
+    try testing.expectError(error.StaleSocket, loop.listenUnix(path, 0, 0));
+    try testing.expect(exists(path));
+    const l = try loop.listenUnix(path, 0, Opt.replace_stale);
+    // A live listener is not stale: replace_stale does not take its file.
+    try testing.expectError(error.AddressInUse, loop.listenUnix(path, 0, Opt.replace_stale));
+    try loop.close(l, false);
+    try testing.expect(!exists(path));
+    // Not a socket: never removed.
+    (try std.fs.cwd().createFileZ(path, .{})).close();
+    try testing.expectError(error.AddressInUse, loop.listenUnix(path, 0, Opt.replace_stale));
+    try testing.expect(exists(path));
+    try testing.expectEqual(live_before, loop.stats.live_handles);
+}
+
+test "unix: a listener whose file was replaced by another's leaves that file alone" {
+    const loop = try open(64);
+    defer loop.destroy();
+    var buf: [64]u8 = undefined;
+    const path = try socketPath(&buf);
+    defer std.fs.cwd().deleteFileZ(path) catch {};
+    const a = try loop.listenUnix(path, 0, 0);
+    try std.fs.cwd().deleteFileZ(path);
+    const b = try loop.listenUnix(path, 0, 0);
+    try loop.close(a, false);
+    try testing.expect(exists(path));
+    try loop.close(b, false);
+    try testing.expect(!exists(path));
+}
+
+test "unix: a full backlog is BacklogFull, never a connect that waits for nothing" {
+    const loop = try open(64);
+    defer loop.destroy();
+    var buf: [64]u8 = undefined;
+    const path = try socketPath(&buf);
+    const l = try loop.listenUnix(path, 1, 0);
+    defer loop.close(l, false) catch {};
+    var opened: [64]u32 = undefined;
+    var n: usize = 0;
+    var full: ?anyerror = null;
+    while (n < opened.len) : (n += 1) {
+        opened[n] = loop.connectUnix(path, 0) catch |err| {
+            full = err;
+            break;
+        };
+    }
+    for (opened[0..n]) |h| try loop.close(h, false);
+    if (@import("builtin").os.tag == .linux) try testing.expectEqual(@as(?anyerror, error.BacklogFull), full);
+}

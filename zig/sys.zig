@@ -48,7 +48,7 @@ pub fn close(fd: fd_t) void {
     _ = system.close(fd);
 }
 
-/// A nonblocking, close-on-exec TCP socket.
+/// A nonblocking, close-on-exec stream socket (TCP, or Unix with AF.UNIX).
 pub fn socket(family: u32) Error!fd_t {
     if (comptime is_darwin) {
         const fd: fd_t = @intCast(try check(system.socket(family, posix.SOCK.STREAM, 0)));
@@ -128,6 +128,33 @@ pub fn write(fd: fd_t, buf: []const u8) Error!usize {
 pub fn send(fd: fd_t, buf: []const u8) Error!usize {
     const flags: u32 = if (is_darwin) 0 else posix.MSG.NOSIGNAL;
     return retry(system.sendto, .{ fd, buf.ptr, buf.len, flags, null, 0 });
+}
+
+/// What identifies a file across renames: its device and inode.
+pub const FileId = struct { dev: u64, ino: u64 };
+
+/// The file at `path` if it is a socket (not following a symbolic link), else null.
+pub fn socketFileAt(path: [*:0]const u8) Error!?FileId {
+    const st = posix.fstatatZ(posix.AT.FDCWD, path, posix.AT.SYMLINK_NOFOLLOW) catch |err| return switch (err) {
+        error.FileNotFound => error.NotFound,
+        error.AccessDenied, error.PermissionDenied => error.PermissionDenied,
+        error.SystemResources => error.NoMemory,
+        else => error.Unexpected,
+    };
+    if (st.mode & posix.S.IFMT != posix.S.IFSOCK) return null;
+    return .{ .dev = widen(st.dev), .ino = widen(st.ino) };
+}
+
+fn widen(x: anytype) u64 {
+    return @truncate(@as(u128, @bitCast(@as(i128, x))));
+}
+
+pub fn unlink(path: [*:0]const u8) Error!void {
+    posix.unlinkZ(path) catch |err| return switch (err) {
+        error.FileNotFound => error.NotFound,
+        error.AccessDenied, error.PermissionDenied => error.PermissionDenied,
+        else => error.Unexpected,
+    };
 }
 
 pub fn shutdownWrite(fd: fd_t) Error!void {

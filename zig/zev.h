@@ -5,7 +5,7 @@
 #define ZEV_H
 #include <stdint.h>
 
-#define ZEV_ABI_VERSION 4u
+#define ZEV_ABI_VERSION 5u
 
 #define ZEV_READ 1u
 #define ZEV_WRITE 2u
@@ -16,6 +16,7 @@
 #define ZEV_OPT_KEEP_ALIVE 2u
 #define ZEV_OPT_REUSE_PORT 4u
 #define ZEV_OPT_ALL 7u
+#define ZEV_OPT_REPLACE_STALE 8u
 
 #define ZEV_E_WOULD_BLOCK (-1)
 #define ZEV_E_BAD_HANDLE (-2)
@@ -39,6 +40,9 @@
 #define ZEV_E_INTERRUPTED (-20)
 #define ZEV_E_UNSUPPORTED (-21)
 #define ZEV_E_NETWORK_ERROR (-22)
+#define ZEV_E_NOT_FOUND (-23)
+#define ZEV_E_STALE_SOCKET (-24)
+#define ZEV_E_BACKLOG_FULL (-25)
 #define ZEV_E_UNEXPECTED (-99)
 
 #define ZEV_LIMIT_EVENTS_PER_POLL 0u
@@ -51,6 +55,7 @@
 #define ZEV_LIMIT_ACCEPT_BACKOFF_MAX_MS 7u
 #define ZEV_LIMIT_MAX_LOOPS 8u
 #define ZEV_LIMIT_MAX_PENDING_WRITES 9u
+#define ZEV_LIMIT_MAX_UNIX_PATH 10u
 
 uint32_t zev_abi_version(void);
 
@@ -104,6 +109,10 @@ int32_t zev_wake(uint32_t id);
 /* Returns the listener handle. */
 int32_t zev_listen(uint32_t id, const uint8_t *host, uint32_t host_len, uint32_t port, uint32_t backlog, uint32_t options);
 
+/* Listens on a Unix socket at `path` (`OPT_REPLACE_STALE` the only option). Returns the */
+/* listener handle; closing it removes the socket file, if it is still this one. */
+int32_t zev_listen_unix(uint32_t id, const uint8_t *path, uint32_t path_len, uint32_t backlog, uint32_t options);
+
 /* Accepts up to `max` pending connections into `out`. Returns how many (at least 1), or */
 /* WouldBlock, after which an ACCEPT event says when to call again. */
 int32_t zev_accept(uint32_t id, uint32_t listener, uint32_t *out, uint32_t max);
@@ -112,6 +121,10 @@ int32_t zev_accept(uint32_t id, uint32_t listener, uint32_t *out, uint32_t max);
 /* `OPT_KEEP_ALIVE`). Returns the stream handle at once; `zev_status` tells when the */
 /* connection is established. */
 int32_t zev_connect(uint32_t id, const uint8_t *host, uint32_t host_len, uint32_t port, uint32_t options);
+
+/* Starts connecting to the Unix socket at `path` (no options: 0). Returns the stream */
+/* handle; `zev_status` tells when the connection is established. */
+int32_t zev_connect_unix(uint32_t id, const uint8_t *path, uint32_t path_len, uint32_t options);
 
 /* 0 when connected and healthy; WouldBlock while connecting (a WRITE event follows); */
 /* otherwise the error that ended the connection. */

@@ -17,13 +17,13 @@ import { join } from "node:path";
 /** The test files that exercise each module. */
 const suites: Record<string, string[]> = {
   "accept_loop.ts": ["task", "burst", "lifecycle"],
-  "addr.ts": ["stream", "errors"],
+  "addr.ts": ["stream", "errors", "unix"],
   "channel.ts": ["channel", "cancel", "task"],
   "deadline.ts": ["task", "cancel", "errors"],
   "gather.ts": ["gather", "task"],
   "errors.ts": ["errors", "stream"],
-  "listener.ts": ["stream", "burst", "errors", "lifecycle"],
-  "net.ts": ["stream", "errors", "lifecycle", "cancel"],
+  "listener.ts": ["stream", "burst", "errors", "lifecycle", "unix"],
+  "net.ts": ["stream", "errors", "lifecycle", "cancel", "unix"],
   "reactor.ts": ["wake", "lifecycle", "cancel", "stream"],
   "runtime.ts": ["stream", "errors"],
   "serve.ts": ["lifecycle"],

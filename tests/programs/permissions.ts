@@ -1,8 +1,10 @@
 /**
  * Under Deno, run with --allow-net=127.0.0.1:1 only: listen and connect elsewhere must be
  * refused for lack of permission (a host name too, before any DNS lookup), with a
- * message saying what to run. Prints one line per attempt.
+ * message saying what to run; a Unix socket needs read and write access to its path (run
+ * without --allow-write). Prints one line per attempt.
  */
+import process from "node:process";
 import { connect, listen, ZevError } from "../../mod.ts";
 
 const report = (what: string, error: unknown) =>
@@ -17,3 +19,9 @@ await connect({ hostname: "no-such-host.invalid", port: 80 }).then(
   (s) => (s.abort(), console.log("connect: allowed")),
   (error) => report("connect", error),
 );
+try {
+  listen({ path: `/tmp/zev-permissions-${process.pid}.sock` }).close();
+  console.log("listen unix: allowed");
+} catch (error) {
+  report("listen unix", error);
+}
