@@ -175,11 +175,17 @@ test("bad Unix socket arguments are refused by name, before anything is created"
   const path = socketPath();
   assert.throws(() => listen({ path: "" }), /listen: path must be a non-empty string, not ""/);
   assert.throws(() => listen({ path: "/tmp/a\0b" }), /listen: path must not contain a NUL character/);
+  assert.equal(limits().maxUnixPath, 107, "Linux's sockaddr_un holds 107 bytes and a NUL");
   assert.throws(
-    () => listen({ path: `/tmp/${"x".repeat(200)}` }),
+    () => listen({ path: `/tmp/${"x".repeat(103)}` }),
     (e: unknown) =>
-      e instanceof RangeError && /path is 205 bytes, too long for a Unix socket \(at most 10\d\)/.test(e.message),
+      e instanceof RangeError && /path is 108 bytes, too long for a Unix socket \(at most 107\)/.test(e.message),
   );
+  // The longest path that fits is taken (and its file removed on close).
+  const longest = `/tmp/${"y".repeat(102 - String(process.pid).length)}${process.pid}`;
+  assert.equal(longest.length, 107);
+  listen({ path: longest }).close();
+  assert.ok(!existsSync(longest));
   assert.throws(() => listen({ path, port: 80 } as never), /listen: port is for TCP, not for a Unix socket/);
   assert.throws(() => listen({ path, replaceStale: "yes" } as never), /listen: replaceStale must be a boolean/);
   assert.throws(() => listen({ path, backlog: -1 }), /listen: invalid backlog -1/);
