@@ -13,7 +13,8 @@ export function show(value: unknown): string {
   if (value === undefined || value === null || typeof value === "boolean") return String(value);
   if (typeof value === "function") return "a function";
   if (Array.isArray(value)) return "an array";
-  return `a ${value.constructor?.name ?? "object"}`;
+  const name = value.constructor?.name;
+  return name ? `a ${name}` : "an object";
 }
 
 /** The longest timer both runtimes keep (2^31 - 1 ms, about 24.8 days). */

@@ -353,3 +353,111 @@ test("every error code of the library is in the README's table, with its message
     assert.ok(!isRecoverableAcceptError(ERRORS[name]), name);
   }
 });
+
+test("every argument check names the call, the argument and what is allowed, to the letter", async () => {
+  const { client, server, listener } = await pair();
+  const throwsExactly = (fn: () => unknown, kind: typeof TypeError, message: string) =>
+    assert.throws(fn, (e: unknown) => {
+      assert.ok(e instanceof kind, `${message}: got ${e}`);
+      assert.equal((e as Error).message, message);
+      return true;
+    });
+  const rejectsExactly = (promise: Promise<unknown>, kind: typeof TypeError, message: string) =>
+    assert.rejects(promise, (e: unknown) => {
+      assert.ok(e instanceof kind, `${message}: got ${e}`);
+      assert.equal((e as Error).message, message);
+      return true;
+    });
+  // Each kind of value prints as itself.
+  const port = (v: unknown) => () => listen({ port: v as number });
+  const expected = "expected an integer from 0 to 65535";
+  const shown: [unknown, string][] = [
+    [1.5, "1.5"],
+    [65536, "65536"],
+    [-1, "-1"],
+    [10n, "10"],
+    ["80", '"80"'],
+    [undefined, "undefined"],
+    [null, "null"],
+    [true, "true"],
+    [() => 1, "a function"],
+    [[80], "an array"],
+    [new Map(), "a Map"],
+    [Object.create(null), "an object"],
+  ];
+  for (const [value, text] of shown) {
+    throwsExactly(port(value), RangeError, `listen: invalid port ${text}: ${expected}`);
+  }
+  await rejectsExactly(
+    connect({ port: 0 }),
+    RangeError,
+    "connect: invalid port 0: expected an integer from 1 to 65535",
+  );
+  throwsExactly(() => listen(null as never), TypeError, "listen: options must be an object, not null");
+  await rejectsExactly(connect(5 as never), TypeError, "connect: options must be an object, not 5");
+  for (const backlog of [1.5, -1, 2 ** 31]) {
+    throwsExactly(
+      () => listen({ port: 0, backlog }),
+      RangeError,
+      `listen: invalid backlog ${backlog}: expected an integer from 0 (the default) up`,
+    );
+  }
+  listen({ port: 0, backlog: 2 ** 31 - 1 }).close(); // the largest is taken (and capped)
+  throwsExactly(
+    () => listen({ port: 0, onAcceptError: 5 as never }),
+    TypeError,
+    "listen: onAcceptError must be a function, not 5",
+  );
+  throwsExactly(
+    () => listen({ port: 0, noDelay: "yes" as never }),
+    TypeError,
+    'listen: noDelay must be a boolean, not "yes"',
+  );
+  throwsExactly(
+    () => listen({ port: 0, reusePort: 1 as never }),
+    TypeError,
+    "listen: reusePort must be a boolean, not 1",
+  );
+  await rejectsExactly(
+    connect({ port: 1, keepAlive: 1 as never }),
+    TypeError,
+    "connect: keepAlive must be a boolean, not 1",
+  );
+  for (const hostname of ["", 5]) {
+    throwsExactly(
+      () => listen({ hostname: hostname as string, port: 0 }),
+      TypeError,
+      `listen: invalid hostname ${JSON.stringify(hostname)}: expected a host name or an IP address`,
+    );
+  }
+  // Brackets around an IPv6 literal and "localhost" need no lookup.
+  const v6 = listen({ hostname: "[::1]", port: 0 });
+  assert.deepEqual(v6.addr, { hostname: "::1", port: v6.addr.port, family: 6 });
+  v6.close();
+  const local = listen({ hostname: "localhost", port: 0 });
+  assert.equal(local.addr.hostname, "127.0.0.1");
+  local.close();
+  // Durations: 0 to 2^31 - 1 ms, the largest accepted.
+  const ms = "expected milliseconds from 0 to 2147483647";
+  for (const bad of [-1, 2 ** 31, NaN]) {
+    await rejectsExactly(sleep(bad), RangeError, `sleep: invalid duration ${bad}: ${ms}`);
+  }
+  const controller = new AbortController();
+  const longest = sleep(2 ** 31 - 1, { signal: controller.signal });
+  controller.abort();
+  await assert.rejects(longest, Cancelled);
+  await rejectsExactly(
+    server.read(new Uint8Array(8), { timeout: -5 }),
+    RangeError,
+    `read: invalid timeout -5: ${ms}`,
+  );
+  // Buffers and options.
+  await rejectsExactly(server.read("buf" as never), TypeError, 'read: buf must be a Uint8Array, not "buf"');
+  await rejectsExactly(server.read(new Uint8Array(0)), TypeError, "read: buf must be a non-empty Uint8Array");
+  await rejectsExactly(server.read(new Uint8Array(8), 5 as never), TypeError, "read: options must be an object, not 5");
+  await rejectsExactly(server.write([1, 2] as never), TypeError, "write: data must be a Uint8Array, not an array");
+  await server.write(new Uint8Array(0)); // an empty write is allowed
+  await rejectsExactly(listener.accept(null as never), TypeError, "accept: options must be an object, not null");
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
