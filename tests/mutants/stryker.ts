@@ -16,17 +16,17 @@ import { join } from "node:path";
 
 /** The test files that exercise each module. */
 const suites: Record<string, string[]> = {
-  "accept_loop.ts": ["task", "burst", "lifecycle"],
+  "accept_loop.ts": ["task", "burst", "lifecycle", "cancel", "gather", "web_streams"],
   "addr.ts": ["stream", "errors", "unix"],
   "channel.ts": ["channel", "cancel", "task"],
-  "deadline.ts": ["task", "cancel", "errors"],
+  "deadline.ts": ["task", "cancel", "errors", "gather"],
   "gather.ts": ["gather", "task"],
   "errors.ts": ["errors", "stream"],
-  "listener.ts": ["stream", "burst", "errors", "lifecycle", "unix"],
-  "net.ts": ["stream", "errors", "lifecycle", "cancel", "unix"],
+  "listener.ts": ["stream", "burst", "errors", "lifecycle", "unix", "cancel", "task"],
+  "net.ts": ["stream", "errors", "lifecycle", "cancel", "unix", "task"],
   "reactor.ts": ["wake", "lifecycle", "cancel", "stream"],
   "runtime.ts": ["stream", "errors"],
-  "serve.ts": ["lifecycle"],
+  "serve.ts": ["lifecycle", "errors", "cancel", "unix", "task"],
   "stream.ts": ["stream", "errors", "cancel", "web_streams"],
   "task.ts": ["task", "cancel", "channel"],
   "validate.ts": ["errors", "stream", "channel", "cancel"],
