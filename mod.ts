@@ -30,6 +30,14 @@ export {
 export { type AcceptOptions, Listener } from "./src/listener.ts";
 export { type CloseOptions, type ReadOptions, Stream, type WriteOptions } from "./src/stream.ts";
 export type { Addr, AnyAddr, UnixAddr } from "./src/addr.ts";
+export {
+  type Datagram,
+  type DatagramReceiveOptions,
+  type DatagramSendOptions,
+  DatagramSocket,
+  listenDatagram,
+  type ListenDatagramOptions,
+} from "./src/datagram.ts";
 export { acceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./src/accept_loop.ts";
 export { serve, type ServeOptions, type Server, type UnixServeOptions } from "./src/serve.ts";
 export {

@@ -8,7 +8,7 @@
  */
 
 /** The ABI version this binding speaks; a library reporting another is refused. */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 /** Every exported function, in Deno's FFI vocabulary (ffi/bun.ts translates it). */
 export const symbols = {
@@ -27,6 +27,9 @@ export const symbols = {
   zev_wake: { parameters: ["u32"], result: "i32" },
   zev_listen: { parameters: ["u32", "buffer", "u32", "u32", "u32", "u32"], result: "i32" },
   zev_listen_unix: { parameters: ["u32", "buffer", "u32", "u32", "u32"], result: "i32" },
+  zev_listen_datagram: { parameters: ["u32", "buffer", "u32", "u32", "u32"], result: "i32" },
+  zev_recv_from: { parameters: ["u32", "u32", "buffer", "u32", "buffer"], result: "i32" },
+  zev_send_to: { parameters: ["u32", "u32", "buffer", "u32", "buffer", "u32", "u32"], result: "i32" },
   zev_accept: { parameters: ["u32", "u32", "buffer", "u32"], result: "i32" },
   zev_connect: { parameters: ["u32", "buffer", "u32", "u32", "u32"], result: "i32" },
   zev_connect_unix: { parameters: ["u32", "buffer", "u32", "u32"], result: "i32" },
@@ -62,6 +65,17 @@ export interface Symbols {
   zev_wake(id: number): number;
   zev_listen(id: number, host: Uint8Array, hostLen: number, port: number, backlog: number, options: number): number;
   zev_listen_unix(id: number, path: Uint8Array, pathLen: number, backlog: number, options: number): number;
+  zev_listen_datagram(id: number, host: Uint8Array, hostLen: number, port: number, options: number): number;
+  zev_recv_from(id: number, h: number, buf: Uint8Array, len: number, from: Uint8Array): number;
+  zev_send_to(
+    id: number,
+    h: number,
+    buf: Uint8Array,
+    len: number,
+    host: Uint8Array,
+    hostLen: number,
+    port: number,
+  ): number;
   zev_accept(id: number, listener: number, out: Uint8Array, max: number): number;
   zev_connect(id: number, host: Uint8Array, hostLen: number, port: number, options: number): number;
   zev_connect_unix(id: number, path: Uint8Array, pathLen: number, options: number): number;
@@ -141,6 +155,7 @@ export const LIMIT = {
   maxLoops: 8,
   maxPendingWrites: 9,
   maxUnixPath: 10,
+  maxDatagramBytes: 11,
 } as const;
 
 /** The counters `zev_stats` writes, in order (zig/loop.zig `Stats`). */

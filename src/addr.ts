@@ -38,6 +38,11 @@ const addrBuf = new Uint8Array(20);
 export function readAddr(handle: number, peer: boolean, what: string): Addr {
   const r = reactor.native.sym.zev_address(reactor.loop, handle, peer ? 1 : 0, addrBuf);
   if (r < 0) throw abiError(r, what);
+  return parseAddr(addrBuf);
+}
+
+/** An IP address in the native layout (zig/address.zig): 20 bytes. */
+export function parseAddr(addrBuf: Uint8Array): Addr {
   const port = addrBuf[2] | (addrBuf[3] << 8);
   if (addrBuf[0] === 4) return { hostname: addrBuf.subarray(4, 8).join("."), port, family: 4 };
   const groups: string[] = [];

@@ -119,12 +119,12 @@ function socketOptions(
 }
 
 /** `host:port` for an IP literal, IPv6 in brackets. */
-function hostPort(host: string, port: number): string {
+export function hostPort(host: string, port: number): string {
   return formatAddr({ hostname: host, port, family: host.includes(":") ? 6 : 4 });
 }
 
 /** The error for a network access the runtime does not allow (Deno's `--allow-net`). */
-function checkPermission(host: string, port: number, what: string): void {
+export function checkPermission(host: string, port: number, what: string): void {
   const denied = reactor.native.netPermission(host, port);
   if (denied !== undefined) throw new ZevError("PermissionDenied", `${what}: ${denied}`);
 }
@@ -216,7 +216,7 @@ export interface ConnectOptions {
  * `promise`, or `Cancelled` as soon as the calling task is cancelled or `signal` aborts
  * (a host name lookup cannot be stopped; its late result is dropped).
  */
-function cancellable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+export function cancellable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const release = guardWait(reject, signal);
     if (release === null) return void promise.catch(() => {});

@@ -31,6 +31,8 @@ export interface Limits {
   acceptBackoffMaxMs: number;
   /** Longest Unix socket path, in bytes (107 on Linux, 103 on macOS and the BSDs). */
   maxUnixPath: number;
+  /** Most bytes one UDP datagram carries (`send` refuses more). */
+  maxDatagramBytes: number;
 }
 
 /**
@@ -53,6 +55,7 @@ export function limits(): Limits {
     acceptBackoffMaxMs: get(LIMIT.acceptBackoffMaxMs),
     maxPendingWrites: get(LIMIT.maxPendingWrites),
     maxUnixPath: get(LIMIT.maxUnixPath),
+    maxDatagramBytes: get(LIMIT.maxDatagramBytes),
   };
 }
 

@@ -116,6 +116,7 @@ test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permiss
     assert.match(run.stdout, /listen: allowed/);
     assert.match(run.stdout, /connect: NameNotResolved/);
     assert.match(run.stdout, /listen unix: allowed/);
+    assert.match(run.stdout, /listenDatagram: allowed/);
     return;
   }
   const run = await runProgram("permissions", {
@@ -130,6 +131,10 @@ test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permiss
   assert.match(
     run.stdout,
     /listen unix: PermissionDenied: listen on \/tmp\/zev-permissions-\d+\.sock: .*write access .*--allow-write=/,
+  );
+  assert.match(
+    run.stdout,
+    /listenDatagram: PermissionDenied: listenDatagram on 127\.0\.0\.1:0: .*--allow-net=127\.0\.0\.1:0/,
   );
 });
 

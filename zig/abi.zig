@@ -17,7 +17,7 @@ const address = @import("address.zig");
 const Loop = @import("loop.zig").Loop;
 const listener_edge_single = @import("loop.zig").listener_edge_single;
 
-pub const abi_version: u32 = 5;
+pub const abi_version: u32 = 6;
 
 /// Allocator for loops, handle tables and write queues (tests swap in a checking one).
 pub var allocator: std.mem.Allocator = std.heap.page_allocator;
@@ -85,6 +85,7 @@ pub const limit_table = .{
     .{ "maxLoops", limits.max_loops },
     .{ "maxPendingWrites", limits.max_pending_writes },
     .{ "maxUnixPath", address.max_unix_path },
+    .{ "maxDatagramBytes", limits.max_datagram_bytes },
 };
 
 /// One bound of limits.zig by its selector (see `limit_table`).
@@ -211,6 +212,33 @@ pub export fn zev_listen_unix(id: u32, path: ?[*]const u8, path_len: u32, backlo
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const p = bytes(path, path_len) orelse return fail(error.InvalidArgument);
     return result(loop.listenUnix(p, backlog, options));
+}
+
+/// Binds a UDP socket to an IP literal and port (0: any free port), with `OPT_REUSE_PORT`
+/// or 0. Returns its handle.
+pub export fn zev_listen_datagram(id: u32, host: ?[*]const u8, host_len: u32, port: u32, options: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const h = bytes(host, host_len) orelse return fail(error.InvalidArgument);
+    return result(loop.listenDatagram(h, port, options));
+}
+
+/// Receives one datagram into `buf`: its length (at most `len`), or WouldBlock (a READ
+/// event follows). The sender's address goes to the 20 bytes at `from`; `from[1]` is 1
+/// when the datagram was longer than `len` and the rest was dropped.
+pub export fn zev_recv_from(id: u32, h: u32, buf: ?[*]u8, len: u32, from: ?[*]u8) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const b = bytesMut(buf, len) orelse return fail(error.InvalidArgument);
+    const f = from orelse return fail(error.InvalidArgument);
+    return result(loop.recvFrom(h, b, f[0..address.abi_len]));
+}
+
+/// Sends `buf` as one datagram to an IP literal and port: the bytes sent, or WouldBlock
+/// (a WRITE event follows when the kernel has room).
+pub export fn zev_send_to(id: u32, h: u32, buf: ?[*]const u8, len: u32, host: ?[*]const u8, host_len: u32, port: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const b = bytes(buf, len) orelse return fail(error.InvalidArgument);
+    const to = bytes(host, host_len) orelse return fail(error.InvalidArgument);
+    return result(loop.sendTo(h, b, to, port));
 }
 
 /// Accepts up to `max` pending connections into `out`. Returns how many (at least 1), or

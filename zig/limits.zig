@@ -33,6 +33,10 @@ pub const listen_backlog: u32 = 4096;
 pub const accept_backoff_first_ms: u32 = 1;
 pub const accept_backoff_max_ms: u32 = 100;
 
+/// Bytes one UDP datagram may carry (the most an IPv4 datagram holds; 64 KiB less headers).
+/// `send` refuses more; `receive` reports a datagram longer than its buffer as truncated.
+pub const max_datagram_bytes: u32 = 65507;
+
 /// Write calls one stream may have waiting at once (in mod.ts): each holds the caller's
 /// buffer, so their number is bounded too. Past it, `write` rejects with `Limit`.
 pub const max_pending_writes: u32 = 1024;

@@ -62,7 +62,7 @@ const no_deadline: i64 = std.math.maxInt(i64);
 
 const Socket = struct {
     fd: sys.fd_t,
-    kind: enum(u8) { listener, stream },
+    kind: enum(u8) { listener, stream, datagram },
 
     // Streams.
     connecting: bool = false,
@@ -420,6 +420,64 @@ pub const Loop = struct {
         return h;
     }
 
+    /// A UDP socket bound to an IP literal and port (0: any free port); `Opt.reuse_port`
+    /// is the only option.
+    pub fn listenDatagram(self: *Loop, host: []const u8, port: u32, opts: u32) Error!u32 {
+        if (opts & ~Opt.reuse_port != 0) return error.InvalidArgument;
+        const addr = try address.parse(host, port);
+        const fd = try sys.datagramSocket(address.family(&addr));
+        errdefer sys.close(fd);
+        const posix = std.posix;
+        if (opts & Opt.reuse_port != 0) try sys.setInt(fd, posix.SOL.SOCKET, posix.SO.REUSEPORT, 1);
+        try sys.bind(fd, &addr.any, addr.getOsSockLen());
+        const h = try self.sockets.insert(.{ .fd = fd, .kind = .datagram, .readable = true, .writable = true });
+        errdefer self.sockets.remove(h);
+        try self.poller.addStream(fd, h);
+        return h;
+    }
+
+    /// Takes one datagram into `buf` and returns its length (at most `buf.len`); writes
+    /// the sender's address into `from` (ABI layout), with `from[1]` = 1 when the datagram
+    /// was longer than `buf` (the kernel dropped the rest). `WouldBlock` when none is
+    /// waiting: a READ event follows when one arrives.
+    pub fn recvFrom(self: *Loop, h: u32, buf: []u8, from: *[address.abi_len]u8) Error!usize {
+        const s = try self.get(h, .datagram);
+        if (!s.readable) {
+            s.want_read = true;
+            return error.WouldBlock;
+        }
+        var storage: std.posix.sockaddr.storage = undefined;
+        const got = sys.recvFrom(s.fd, buf, &storage) catch |err| {
+            if (err == error.WouldBlock) {
+                s.readable = false;
+                s.want_read = true;
+            }
+            return err;
+        };
+        try address.write(&storage, from);
+        from[1] = @intFromBool(got.truncated);
+        return got.len;
+    }
+
+    /// Sends `data` as one datagram to an IP literal and port. `WouldBlock` when the
+    /// kernel's send buffer is full: a WRITE event follows when it has room.
+    pub fn sendTo(self: *Loop, h: u32, data: []const u8, host: []const u8, port: u32) Error!usize {
+        const s = try self.get(h, .datagram);
+        if (data.len > limits.max_datagram_bytes or port == 0) return error.InvalidArgument;
+        const addr = try address.parse(host, port);
+        if (!s.writable) {
+            s.want_write = true;
+            return error.WouldBlock;
+        }
+        return sys.sendTo(s.fd, data, &addr.any, addr.getOsSockLen()) catch |err| {
+            if (err == error.WouldBlock) {
+                s.writable = false;
+                s.want_write = true;
+            }
+            return err;
+        };
+    }
+
     /// A stream: 0 when connected and healthy, `WouldBlock` while connecting, or the error
     /// that ended it. A listener: why it was last paused (once), or 0.
     pub fn status(self: *Loop, h: u32) Error!void {
@@ -607,6 +665,7 @@ pub const Loop = struct {
             const flags = switch (s.kind) {
                 .listener => self.onListener(ev.token, s),
                 .stream => self.onStream(s, ev),
+                .datagram => onDatagram(s, ev),
             };
             if (flags == 0) continue;
             out[2 * count] = ev.token;
@@ -640,6 +699,22 @@ pub const Loop = struct {
             l.armed = false;
         }
         return 0;
+    }
+
+    fn onDatagram(s: *Socket, ev: backend.Event) u32 {
+        // An error pending (ICMP on a connected socket) is taken by the next receive.
+        if (ev.readable or ev.err) s.readable = true;
+        if (ev.writable or ev.err) s.writable = true;
+        var flags: u32 = 0;
+        if (s.want_read and s.readable) {
+            s.want_read = false;
+            flags |= Flag.read;
+        }
+        if (s.want_write and s.writable) {
+            s.want_write = false;
+            flags |= Flag.write;
+        }
+        return flags;
     }
 
     fn onStream(self: *Loop, s: *Socket, ev: backend.Event) u32 {
@@ -760,6 +835,7 @@ pub const Loop = struct {
                     assert(s.queue.len() <= s.queue_limit);
                     if (s.shut_done or s.connecting) assert(s.queue.isEmpty());
                 },
+                .datagram => assert(s.queue.isEmpty()),
             }
         }
         assert(paused == in_paused);

@@ -541,3 +541,55 @@ test "unix: a full backlog is BacklogFull, never a connect that waits for nothin
     for (opened[0..n]) |h| try loop.close(h, false);
     if (@import("builtin").os.tag == .linux) try testing.expectEqual(@as(?anyerror, error.BacklogFull), full);
 }
+
+// ---- UDP --------------------------------------------------------------------------------
+
+/// Receives one datagram, polling for it if none is there yet.
+fn recvOne(loop: *Loop, h: u32, buf: []u8, from: *[20]u8) !usize {
+    return loop.recvFrom(h, buf, from) catch |err| switch (err) {
+        error.WouldBlock => {
+            try waitFor(loop, h, Flag.read, 2000);
+            return loop.recvFrom(h, buf, from);
+        },
+        else => return err,
+    };
+}
+
+test "udp: datagrams both ways with the sender's address; a long one is reported cut; none waiting asks for READ" {
+    const loop = try open(64);
+    defer loop.destroy();
+    const a = try loop.listenDatagram("127.0.0.1", 0, 0);
+    const b = try loop.listenDatagram("127.0.0.1", 0, 0);
+    const port_a = try portOf(loop, a);
+    const port_b = try portOf(loop, b);
+    var buf: [16]u8 = undefined;
+    var from: [20]u8 = undefined;
+    try testing.expectError(error.WouldBlock, loop.recvFrom(b, &buf, &from));
+    try testing.expectEqual(@as(usize, 5), try loop.sendTo(a, "hello", "127.0.0.1", port_b));
+    try waitFor(loop, b, Flag.read, 2000);
+    try testing.expectEqual(@as(usize, 5), try loop.recvFrom(b, &buf, &from));
+    try testing.expectEqualStrings("hello", buf[0..5]);
+    try testing.expectEqual(@as(u8, 4), from[0]);
+    try testing.expectEqual(@as(u8, 0), from[1]);
+    try testing.expectEqual(port_a, std.mem.readInt(u16, from[2..4], .little));
+    // Longer than the buffer: what fits, and the flag.
+    const long = [_]u8{'x'} ** 40;
+    _ = try loop.sendTo(a, &long, "127.0.0.1", port_b);
+    try testing.expectEqual(@as(usize, 16), try recvOne(loop, b, &buf, &from));
+    try testing.expectEqual(@as(u8, 1), from[1]);
+    // An empty datagram is a datagram.
+    try testing.expectEqual(@as(usize, 0), try loop.sendTo(b, "", "127.0.0.1", port_a));
+    try testing.expectEqual(@as(usize, 0), try recvOne(loop, a, &buf, &from));
+    try testing.expectError(error.WouldBlock, loop.recvFrom(a, &buf, &from));
+    // Bad input, and the wrong kind of handle.
+    try testing.expectError(error.InvalidArgument, loop.sendTo(a, "x", "127.0.0.1", 0));
+    try testing.expectError(error.InvalidArgument, loop.sendTo(a, "x", "nowhere", 9));
+    const big = try testing.allocator.alloc(u8, limits.max_datagram_bytes + 1);
+    defer testing.allocator.free(big);
+    try testing.expectError(error.InvalidArgument, loop.sendTo(a, big, "127.0.0.1", port_b));
+    try testing.expectError(error.WrongKind, loop.read(a, &buf));
+    try testing.expectError(error.WrongKind, loop.recvFrom(try loop.listen("127.0.0.1", 0, 0, 0), &buf, &from));
+    try loop.close(a, false);
+    try testing.expectError(error.BadHandle, loop.recvFrom(a, &buf, &from));
+    loop.checkInvariants();
+}

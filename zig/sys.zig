@@ -50,14 +50,23 @@ pub fn close(fd: fd_t) void {
 
 /// A nonblocking, close-on-exec stream socket (TCP, or Unix with AF.UNIX).
 pub fn socket(family: u32) Error!fd_t {
+    return socketOf(family, posix.SOCK.STREAM);
+}
+
+/// A nonblocking, close-on-exec UDP socket.
+pub fn datagramSocket(family: u32) Error!fd_t {
+    return socketOf(family, posix.SOCK.DGRAM);
+}
+
+fn socketOf(family: u32, kind: u32) Error!fd_t {
     if (comptime is_darwin) {
-        const fd: fd_t = @intCast(try check(system.socket(family, posix.SOCK.STREAM, 0)));
+        const fd: fd_t = @intCast(try check(system.socket(family, kind, 0)));
         errdefer close(fd);
         try setNonblockCloexec(fd);
         try setInt(fd, posix.SOL.SOCKET, posix.SO.NOSIGPIPE, 1);
         return fd;
     }
-    const flags = posix.SOCK.STREAM | posix.SOCK.NONBLOCK | posix.SOCK.CLOEXEC;
+    const flags = kind | posix.SOCK.NONBLOCK | posix.SOCK.CLOEXEC;
     return @intCast(try check(system.socket(family, flags, 0)));
 }
 
@@ -155,6 +164,37 @@ pub fn unlink(path: [*:0]const u8) Error!void {
         error.AccessDenied, error.PermissionDenied => error.PermissionDenied,
         else => error.Unexpected,
     };
+}
+
+const Msghdr = if (is_linux) std.os.linux.msghdr else std.c.msghdr;
+
+/// One datagram's length, and whether it was longer than the buffer (cut by the kernel).
+pub const Received = struct { len: usize, truncated: bool };
+
+/// Receives one datagram; the sender's address goes to `from`.
+pub fn recvFrom(fd: fd_t, buf: []u8, from: *posix.sockaddr.storage) Error!Received {
+    var iov = [1]posix.iovec{.{ .base = buf.ptr, .len = buf.len }};
+    var msg = Msghdr{
+        .name = @ptrCast(from),
+        .namelen = @sizeOf(posix.sockaddr.storage),
+        .iov = &iov,
+        .iovlen = 1,
+        .control = null,
+        .controllen = 0,
+        .flags = 0,
+    };
+    const n = try retry(system.recvmsg, .{ fd, &msg, 0 });
+    const flags: u32 = @bitCast(msg.flags);
+    return .{ .len = n, .truncated = flags & posix.MSG.TRUNC != 0 };
+}
+
+/// Sends one datagram to `addr`.
+pub fn sendTo(fd: fd_t, buf: []const u8, addr: *const posix.sockaddr, len: posix.socklen_t) Error!usize {
+    // An empty datagram: the kernel checks even a zero-length buffer's address, and a
+    // runtime may pass any pointer for an empty array (Deno's fails with EFAULT).
+    const empty: [1]u8 = .{0};
+    const ptr = if (buf.len == 0) &empty else buf.ptr;
+    return retry(system.sendto, .{ fd, ptr, buf.len, 0, addr, len });
 }
 
 pub fn shutdownWrite(fd: fd_t) Error!void {

@@ -5,7 +5,7 @@
 #define ZEV_H
 #include <stdint.h>
 
-#define ZEV_ABI_VERSION 5u
+#define ZEV_ABI_VERSION 6u
 
 #define ZEV_READ 1u
 #define ZEV_WRITE 2u
@@ -56,6 +56,7 @@
 #define ZEV_LIMIT_MAX_LOOPS 8u
 #define ZEV_LIMIT_MAX_PENDING_WRITES 9u
 #define ZEV_LIMIT_MAX_UNIX_PATH 10u
+#define ZEV_LIMIT_MAX_DATAGRAM_BYTES 11u
 
 uint32_t zev_abi_version(void);
 
@@ -112,6 +113,19 @@ int32_t zev_listen(uint32_t id, const uint8_t *host, uint32_t host_len, uint32_t
 /* Listens on a Unix socket at `path` (`OPT_REPLACE_STALE` the only option). Returns the */
 /* listener handle; closing it removes the socket file, if it is still this one. */
 int32_t zev_listen_unix(uint32_t id, const uint8_t *path, uint32_t path_len, uint32_t backlog, uint32_t options);
+
+/* Binds a UDP socket to an IP literal and port (0: any free port), with `OPT_REUSE_PORT` */
+/* or 0. Returns its handle. */
+int32_t zev_listen_datagram(uint32_t id, const uint8_t *host, uint32_t host_len, uint32_t port, uint32_t options);
+
+/* Receives one datagram into `buf`: its length (at most `len`), or WouldBlock (a READ */
+/* event follows). The sender's address goes to the 20 bytes at `from`; `from[1]` is 1 */
+/* when the datagram was longer than `len` and the rest was dropped. */
+int32_t zev_recv_from(uint32_t id, uint32_t h, uint8_t *buf, uint32_t len, uint8_t *from);
+
+/* Sends `buf` as one datagram to an IP literal and port: the bytes sent, or WouldBlock */
+/* (a WRITE event follows when the kernel has room). */
+int32_t zev_send_to(uint32_t id, uint32_t h, const uint8_t *buf, uint32_t len, const uint8_t *host, uint32_t host_len, uint32_t port);
 
 /* Accepts up to `max` pending connections into `out`. Returns how many (at least 1), or */
 /* WouldBlock, after which an ACCEPT event says when to call again. */

@@ -19,6 +19,7 @@ const suites: Record<string, string[]> = {
   "accept_loop.ts": ["task", "burst", "lifecycle", "cancel", "gather", "web_streams"],
   "addr.ts": ["stream", "errors", "unix"],
   "channel.ts": ["channel", "cancel", "task"],
+  "datagram.ts": ["datagram", "errors", "lifecycle"],
   "deadline.ts": ["task", "cancel", "errors", "gather"],
   "gather.ts": ["gather", "task"],
   "errors.ts": ["errors", "stream"],

@@ -5,7 +5,7 @@
  * without --allow-write). Prints one line per attempt.
  */
 import process from "node:process";
-import { connect, listen, ZevError } from "../../mod.ts";
+import { connect, listen, listenDatagram, ZevError } from "../../mod.ts";
 
 const report = (what: string, error: unknown) =>
   console.log(`${what}: ${error instanceof ZevError ? `${error.code}: ${error.message}` : String(error)}`);
@@ -24,4 +24,10 @@ try {
   console.log("listen unix: allowed");
 } catch (error) {
   report("listen unix", error);
+}
+try {
+  listenDatagram({ hostname: "127.0.0.1", port: 0 }).close();
+  console.log("listenDatagram: allowed");
+} catch (error) {
+  report("listenDatagram", error);
 }

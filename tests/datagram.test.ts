@@ -1,0 +1,175 @@
+/**
+ * UDP: `listenDatagram`, `send` and `receive` with the runtime's own UDP socket
+ * (node:dgram) on the other end; a datagram longer than the buffer reported as truncated,
+ * never cut silently; receives that wait, in order, cancelled at once and by close; and
+ * bad arguments refused by name.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import { Cancelled, Closed, go, limits, listenDatagram, sleep, ZevError } from "../mod.ts";
+import { text, within } from "./helpers.ts";
+import { checkLeaks } from "./leaks.ts";
+
+checkLeaks("datagram");
+
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** A node:dgram socket on 127.0.0.1 and the datagrams it receives. */
+async function nodeSocket(): Promise<
+  { port: number; got: Promise<Uint8Array>[]; send(b: Uint8Array, port: number): void; close(): void }
+> {
+  const socket = dgram.createSocket("udp4");
+  const waiting: ((b: Uint8Array) => void)[] = [];
+  const arrived: Uint8Array[] = [];
+  socket.on("message", (m: Uint8Array) => {
+    const w = waiting.shift();
+    if (w) w(new Uint8Array(m));
+    else arrived.push(new Uint8Array(m));
+  });
+  await new Promise<void>((r) => socket.bind(0, "127.0.0.1", () => r()));
+  const next = () =>
+    arrived.length > 0 ? Promise.resolve(arrived.shift()!) : new Promise<Uint8Array>((r) => waiting.push(r));
+  return {
+    port: socket.address().port,
+    get got() {
+      return [next()];
+    },
+    send: (b, port) => socket.send(b, port, "127.0.0.1"),
+    close: () => socket.close(),
+  };
+}
+
+test("send and receive: datagrams both ways with the runtime's own UDP socket, and the sender's address", async () => {
+  const peer = await nodeSocket();
+  const socket = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  try {
+    assert.equal(socket.addr.hostname, "127.0.0.1");
+    assert.ok(socket.addr.port > 0);
+    const [arrival] = peer.got;
+    await socket.send(text("ping"), { hostname: "127.0.0.1", port: peer.port });
+    assert.equal(decode(await within(2000, "node:dgram receives zev's datagram", arrival)), "ping");
+    peer.send(text("pong"), socket.addr.port);
+    const buf = new Uint8Array(64);
+    const d = await within(2000, "zev receives node:dgram's datagram", socket.receive(buf));
+    assert.deepEqual(d, { bytes: 4, addr: { hostname: "127.0.0.1", port: peer.port, family: 4 }, truncated: false });
+    assert.equal(decode(buf.subarray(0, d.bytes)), "pong");
+    // "localhost" and a name that needs the resolver are both accepted as destinations.
+    const [second] = peer.got;
+    await socket.send(text("by name"), { hostname: "localhost", port: peer.port });
+    assert.equal(decode(await within(2000, "a datagram sent to localhost", second)), "by name");
+  } finally {
+    socket.close();
+    peer.close();
+  }
+});
+
+test("a datagram longer than the buffer is reported truncated; an empty one is a datagram; the largest is sent whole", async () => {
+  const a = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const b = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const to = { hostname: "127.0.0.1", port: b.addr.port };
+    await a.send(new Uint8Array(100).fill(7), to);
+    const small = new Uint8Array(10);
+    const cut = await within(2000, "the long datagram", b.receive(small));
+    assert.equal(cut.bytes, 10);
+    assert.equal(cut.truncated, true);
+    assert.deepEqual(small, new Uint8Array(10).fill(7));
+    await a.send(new Uint8Array(0), to);
+    assert.deepEqual(
+      await within(2000, "the empty datagram", b.receive(small)),
+      { bytes: 0, addr: a.addr, truncated: false },
+    );
+    const max = limits().maxDatagramBytes;
+    assert.equal(max, 65507);
+    const largest = new Uint8Array(max).map((_, i) => i % 251);
+    await a.send(largest, to);
+    const buf = new Uint8Array(max + 1);
+    const whole = await within(2000, "the largest datagram", b.receive(buf));
+    assert.equal(whole.bytes, max);
+    assert.equal(whole.truncated, false);
+    assert.deepEqual(buf.subarray(0, max), largest);
+    await assert.rejects(
+      a.send(new Uint8Array(max + 1), to),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        e.message === `send: data is ${max + 1} bytes: a UDP datagram carries at most ${max}`,
+    );
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test("receives that wait are served in order, each cancelled at once, and all rejected by close", async () => {
+  const a = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const b = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const to = { hostname: "127.0.0.1", port: b.addr.port };
+  const bufs = [1, 2, 3].map(() => new Uint8Array(8));
+  const first = b.receive(bufs[0]);
+  const controller = new AbortController();
+  const cancelled = b.receive(bufs[1], { signal: controller.signal });
+  const third = b.receive(bufs[2]);
+  controller.abort("not this one");
+  await assert.rejects(cancelled, (e: unknown) => e instanceof Cancelled && e.reason === "not this one");
+  await a.send(text("one"), to);
+  await a.send(text("two"), to);
+  assert.equal((await within(2000, "the first receive", first)).bytes, 3);
+  assert.equal(decode(bufs[0].subarray(0, 3)), "one");
+  assert.equal((await within(2000, "the third receive", third)).bytes, 3);
+  assert.equal(decode(bufs[2].subarray(0, 3)), "two");
+  assert.deepEqual(bufs[1], new Uint8Array(8), "the cancelled receive took nothing");
+  // A task cancelled while it waits in receive leaves no datagram taken.
+  const task = go(() => b.receive(new Uint8Array(8)));
+  await sleep(10);
+  task.cancel("enough");
+  await assert.rejects(task.done, Cancelled);
+  await a.send(text("three"), to);
+  const later = new Uint8Array(8);
+  assert.equal((await within(2000, "the datagram after the cancel", b.receive(later))).bytes, 5);
+  // At most 1024 receives wait; the next is refused. Close rejects every one still
+  // waiting, and everything after.
+  const pending = Array.from({ length: 1024 }, () => b.receive(new Uint8Array(8)));
+  await assert.rejects(
+    b.receive(new Uint8Array(8)),
+    (e: unknown) => e instanceof ZevError && e.code === "Limit" && /1024 receives are already pending/.test(e.message),
+  );
+  b.close();
+  for (const p of pending) {
+    await assert.rejects(p, (e: unknown) => e instanceof Closed && /the socket was closed/.test(e.message));
+  }
+  await assert.rejects(b.receive(new Uint8Array(8)), Closed);
+  await assert.rejects(b.send(text("x"), to), Closed);
+  a.close();
+});
+
+test("bad UDP arguments are refused by name", async () => {
+  assert.throws(() => listenDatagram(null as never), /listenDatagram: options must be an object, not null/);
+  assert.throws(() => listenDatagram({ port: -1 }), /listenDatagram: invalid port -1/);
+  assert.throws(() => listenDatagram({ hostname: "example.com", port: 0 }), /hostname must be an IP address/);
+  assert.throws(() => listenDatagram({ port: 0, reusePort: 1 as never }), /reusePort must be a boolean, not 1/);
+  using socket = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  assert.throws(
+    () => listenDatagram({ hostname: "127.0.0.1", port: socket.addr.port }),
+    (e: unknown) =>
+      e instanceof ZevError && e.code === "AddrInUse" &&
+      e.message.startsWith(`listenDatagram on 127.0.0.1:${socket.addr.port}:`),
+  );
+  await assert.rejects(
+    socket.send(text("x"), { port: 0 }),
+    /send: invalid port 0: expected an integer from 1 to 65535/,
+  );
+  await assert.rejects(socket.send(text("x"), 5 as never), /send: options must be an object with a port, not 5/);
+  await assert.rejects(socket.send("x" as never, { port: 9 }), /send: data must be a Uint8Array, not "x"/);
+  await assert.rejects(socket.receive(new Uint8Array(0)), /receive: buf must be a non-empty Uint8Array/);
+  await assert.rejects(socket.receive(new Uint8Array(8), 3 as never), /receive: options must be an object, not 3/);
+  // An IPv4 socket cannot send to an IPv6 address: the error names the destination.
+  await assert.rejects(
+    socket.send(text("x"), { hostname: "::1", port: 9 }),
+    (e: unknown) => e instanceof ZevError && e.message.startsWith("send to [::1]:9:"),
+  );
+  const aborted = AbortSignal.abort("no");
+  await assert.rejects(socket.send(text("x"), { port: 9, signal: aborted }), Cancelled);
+  await assert.rejects(socket.receive(new Uint8Array(8), { signal: aborted }), Cancelled);
+});
