@@ -195,7 +195,7 @@ export class DatagramSocket {
       port,
       `send to ${literal === undefined ? `${name}:${port}` : hostPort(literal, port)}`,
     );
-    const host = literal ?? await cancellable(resolveHost(name, "send"), signal);
+    const host = this.#reachable(literal ?? await cancellable(resolveHost(name, "send"), signal), port);
     const target = `send to ${hostPort(host, port)}`;
     const late = cancelledOnEntry(signal, "send");
     if (late) throw late;
@@ -326,6 +326,24 @@ export class DatagramSocket {
     this.#holding = hold;
     if (hold) reactor.hold();
     else reactor.release();
+  }
+
+  /**
+   * `host` as this socket's family can reach it: an IPv6 socket (dual-stack when bound
+   * to "::") reaches IPv4 through the mapped form; an IPv4 socket cannot reach IPv6.
+   */
+  #reachable(host: string, port: number): string {
+    const v6 = host.includes(":");
+    if (this.addr.family === 6 && !v6) return `::ffff:${host}`;
+    if (this.addr.family === 4 && v6) {
+      throw new ZevError(
+        "InvalidArgument",
+        `send to ${hostPort(host, port)}: ${
+          this.#on("the socket")
+        } is IPv4 and cannot reach an IPv6 address (bind it to "::" for both)`,
+      );
+    }
+    return host;
   }
 
   #on(op: string): string {

@@ -144,6 +144,23 @@ test("receives that wait are served in order, each cancelled at once, and all re
   a.close();
 });
 
+test('a socket bound to "::" reaches IPv4 peers too (through mapped addresses)', async () => {
+  const peer = await nodeSocket();
+  const socket = listenDatagram({ hostname: "::", port: 0 });
+  try {
+    assert.equal(socket.addr.family, 6);
+    const [arrival] = peer.got;
+    await socket.send(text("over v6"), { hostname: "127.0.0.1", port: peer.port });
+    assert.equal(decode(await within(2000, "an IPv4 peer receives", arrival)), "over v6");
+    peer.send(text("back"), socket.addr.port);
+    const d = await within(2000, "the reply from IPv4", socket.receive(new Uint8Array(16)));
+    assert.deepEqual(d.addr, { hostname: "::ffff:127.0.0.1", port: peer.port, family: 6 });
+  } finally {
+    socket.close();
+    peer.close();
+  }
+});
+
 test("bad UDP arguments are refused by name", async () => {
   assert.throws(() => listenDatagram(null as never), /listenDatagram: options must be an object, not null/);
   assert.throws(() => listenDatagram({ port: -1 }), /listenDatagram: invalid port -1/);
@@ -164,10 +181,13 @@ test("bad UDP arguments are refused by name", async () => {
   await assert.rejects(socket.send("x" as never, { port: 9 }), /send: data must be a Uint8Array, not "x"/);
   await assert.rejects(socket.receive(new Uint8Array(0)), /receive: buf must be a non-empty Uint8Array/);
   await assert.rejects(socket.receive(new Uint8Array(8), 3 as never), /receive: options must be an object, not 3/);
-  // An IPv4 socket cannot send to an IPv6 address: the error names the destination.
+  // An IPv4 socket cannot send to an IPv6 address: the error says why and what to do.
   await assert.rejects(
     socket.send(text("x"), { hostname: "::1", port: 9 }),
-    (e: unknown) => e instanceof ZevError && e.message.startsWith("send to [::1]:9:"),
+    (e: unknown) =>
+      e instanceof ZevError && e.code === "InvalidArgument" &&
+      e.message ===
+        `send to [::1]:9: the socket on 127.0.0.1:${socket.addr.port} is IPv4 and cannot reach an IPv6 address (bind it to "::" for both)`,
   );
   const aborted = AbortSignal.abort("no");
   await assert.rejects(socket.send(text("x"), { port: 9, signal: aborted }), Cancelled);
