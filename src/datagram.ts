@@ -251,7 +251,6 @@ export class DatagramSocket {
   _cancel(wait: ReceiveWait | SendWait, error: unknown): void {
     const removed = wait instanceof ReceiveWait ? this.#receivers.remove(wait) : this.#senders.remove(wait);
     if (!removed) return;
-    untieWait(wait.guard, wait.cancel); // the other of task and signal lets go of it
     this.#updateHold();
     wait.reject(error);
   }

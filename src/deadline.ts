@@ -33,11 +33,8 @@ export function sleep(ms: number, options?: SleepOptions): Promise<void> {
     // Assigned once the wait is tied (the cancel may come first and find none).
     // deno-lint-ignore prefer-const
     let timer: ReturnType<typeof setTimeout> | undefined;
-    // deno-lint-ignore prefer-const
-    let release: (() => void) | null | undefined;
-    release = guardWait((error) => {
+    const release = guardWait((error) => {
       clearTimeout(timer);
-      release?.(); // the other of task and signal lets go of it
       reject(error);
     }, options?.signal);
     if (release === null) return;

@@ -139,7 +139,6 @@ export class Listener<A extends AnyAddr = Addr> {
   /** @internal A pending accept was cancelled: it leaves the queue at once. */
   _cancelWait(wait: AcceptWait<A>, error: unknown): void {
     if (!this.#waiters.remove(wait)) return;
-    untieWait(wait.guard, wait.cancel); // the other of task and signal lets go of it
     this.#updateHold();
     wait.reject(error);
   }

@@ -349,7 +349,6 @@ export class Stream<A extends AnyAddr = Addr> {
   /** @internal A pending write was cancelled. */
   _cancelWrite(w: WriteWait, error: unknown): void {
     if (!this.#writers.remove(w)) return;
-    untieWait(w.guard, w.cancel); // the other of task and signal lets go of it
     w.reject(error);
     // Part of it may be sent already: the byte stream is cut, so close it.
     if (w.offset > 0) this.abort();

@@ -276,9 +276,20 @@ export function cancelledOnEntry(signal: AbortSignal | undefined, what: string):
   return pendingCancels === 0 ? undefined : current.getStore()?.takePendingCancel();
 }
 
-/** A wait tied to a signal (and maybe a task): undone by `releaseWait`. */
+/**
+ * A wait tied to a signal (and maybe a task): whichever of the two fires first lets go
+ * of the other before the wait is cancelled, so no abort listener outlives its wait.
+ */
 class SignalGuard {
-  constructor(readonly task: Task<unknown> | undefined, readonly signal: AbortSignal, readonly onAbort: () => void) {}
+  constructor(readonly task: Task<unknown> | undefined, readonly signal: AbortSignal, readonly cancel: CancelWait) {}
+  onAbort = (): void => {
+    this.task?.removeWait(this.onCancel);
+    this.cancel(new Cancelled(this.signal.reason));
+  };
+  onCancel = (error: Cancelled): void => {
+    this.signal.removeEventListener("abort", this.onAbort);
+    this.cancel(error);
+  };
 }
 
 /** What ties a pending wait to its task and signal; `undefined` when nothing does. */
@@ -300,20 +311,17 @@ export function tieWait(cancel: CancelWait, signal?: AbortSignal): Guard | null 
     cancel(new Cancelled(signal.reason));
     return null;
   }
-  if (task && !task.addWait(cancel)) return null;
-  const onAbort = () => {
-    task?.removeWait(cancel);
-    cancel(new Cancelled(signal.reason));
-  };
-  signal.addEventListener("abort", onAbort, { once: true });
-  return new SignalGuard(task, signal, onAbort);
+  const guard = new SignalGuard(task, signal, cancel);
+  if (task && !task.addWait(guard.onCancel)) return null;
+  signal.addEventListener("abort", guard.onAbort, { once: true });
+  return guard;
 }
 
 /** Unties a wait that ended by itself (see `tieWait`). */
 export function untieWait(guard: Guard | null, cancel: CancelWait): void {
   if (guard === undefined || guard === null) return;
   if (guard instanceof Task) return guard.removeWait(cancel);
-  guard.task?.removeWait(cancel);
+  guard.task?.removeWait(guard.onCancel);
   guard.signal.removeEventListener("abort", guard.onAbort);
 }
 

@@ -270,10 +270,11 @@ test("no error is lost: a child of a withDeadline task reports to the inherited 
 test("a wait ended by its task's cancel lets go of its signal: no listener is left on a long-lived signal", async () => {
   // A server-wide signal outlives every wait: count the listeners zev leaves on it.
   const signal = new AbortController().signal;
-  let live = 0;
+  const live = new Set<unknown>();
   const add = signal.addEventListener.bind(signal), remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener = ((...args: Parameters<typeof add>) => (live++, add(...args))) as typeof add;
-  signal.removeEventListener = ((...args: Parameters<typeof remove>) => (live--, remove(...args))) as typeof remove;
+  signal.addEventListener = ((...args: Parameters<typeof add>) => (live.add(args[1]), add(...args))) as typeof add;
+  signal.removeEventListener =
+    ((...args: Parameters<typeof remove>) => (live.delete(args[1]), remove(...args))) as typeof remove;
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
   client.setWriteQueueLimit(1);
@@ -286,10 +287,10 @@ test("a wait ended by its task's cancel lets go of its signal: no listener is le
     call(() => new Channel<number>().take({ signal })),
   ];
   await sleep(20);
-  assert.equal(live, tasks.length, `${live} of the waits tied themselves to the signal`);
+  assert.equal(live.size, tasks.length, `${live.size} of the waits tied themselves to the signal`);
   for (const t of tasks) t.cancel();
   for (const t of tasks) await assert.rejects(t.done, Cancelled);
-  assert.equal(live, 0, `${live} abort listeners left on the signal`);
+  assert.equal(live.size, 0, `${live.size} abort listeners left on the signal`);
   await Promise.all([client.close({ timeout: 0 }), server.close()]);
   listener.close();
 });
