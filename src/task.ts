@@ -38,9 +38,17 @@ export interface TaskEventSink {
 }
 
 /**
+ * Events a supervisor channel may have waiting for room (no task waits behind them, so
+ * nothing else bounds them). Past it, an event goes to stderr instead.
+ */
+export const MAX_PENDING_EVENTS = 1024;
+const pendingEvents = new WeakMap<TaskEventSink, number>();
+
+/**
  * Tells `task`'s supervisor how it ended: a function supervisor gets errors other than a
- * cancel; a channel supervisor gets every end. A supervisor that fails is reported on
- * stderr with the event, so nothing is lost.
+ * cancel; a channel supervisor gets every end. A supervisor that fails, or a channel
+ * with `MAX_PENDING_EVENTS` events already waiting, is reported on stderr with the event,
+ * so nothing is lost without a word.
  */
 export function report(task: Task<unknown>, event: TaskEvent): void {
   const supervisor = task.supervisor;
@@ -48,9 +56,20 @@ export function report(task: Task<unknown>, event: TaskEvent): void {
     if (typeof supervisor === "function") {
       if (event.kind === "error") supervisor(event.error, task);
     } else {
+      const waiting = pendingEvents.get(supervisor) ?? 0;
+      if (waiting >= MAX_PENDING_EVENTS) {
+        console.error(
+          `zev: the supervisor channel of task ${task.name} has ${waiting} events waiting for room; its ${event.kind} event:`,
+          event.error ?? event.value,
+        );
+        return;
+      }
+      pendingEvents.set(supervisor, waiting + 1);
+      const settled = () => pendingEvents.set(supervisor, pendingEvents.get(supervisor)! - 1);
       // Outside every task: the give must not take the cancel of whichever task's
       // context this runs in (the caller of `call`, say).
-      outsideTasks(() => supervisor.give(event)).catch((inner) => {
+      outsideTasks(() => supervisor.give(event)).then(settled, (inner) => {
+        settled();
         console.error(
           `zev: the supervisor channel of task ${task.name} refused its ${event.kind} event:`,
           inner,

@@ -156,3 +156,32 @@ test("a channel supervisor gets the ok events of gather's and withDeadline's tas
   }
   assert.deepEqual(got.sort(), ["ok:1", "ok:2", "ok:3", "ok:undefined"]);
 });
+
+test("a supervisor channel nobody drains holds at most 1024 events; the rest go to stderr, none silently", async () => {
+  const events = new Channel<TaskEvent>(0);
+  const printed: string[] = [];
+  const error = console.error;
+  console.error = (...args: unknown[]) => void printed.push(args.map(String).join(" "));
+  try {
+    const tasks = Array.from({ length: 1030 }, (_, i) => supervise(events, () => i));
+    await Promise.all(tasks.map((t) => t.done));
+    await sleep(10);
+    assert.equal(printed.length, 6, printed.slice(0, 3).join("\n"));
+    assert.match(
+      printed[0],
+      /^zev: the supervisor channel of task .* has 1024 events waiting for room; its ok event: \d+$/,
+    );
+    // The 1024 that waited are all delivered, in order, once someone takes.
+    const first = await events.take();
+    assert.equal(first.kind, "ok");
+    assert.equal(first.value, 0);
+    for (let i = 1; i < 1024; i++) assert.equal((await events.take()).value, i);
+    // Room again: the next event waits instead of going to stderr.
+    await supervise(events, () => "after").done;
+    await sleep(10);
+    assert.equal(printed.length, 6);
+    assert.equal((await events.take()).value, "after");
+  } finally {
+    console.error = error;
+  }
+});
