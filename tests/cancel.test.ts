@@ -308,3 +308,37 @@ test("a cancel that was never delivered ends with its task: later work in its co
   assert.ok(later, "the timer ran");
   await later; // rejected with the stale Cancelled before the fix
 });
+
+test("a connect cancelled during its host name lookup rejects with Cancelled at once, not with the lookup's result", async () => {
+  const controller = new AbortController();
+  const pending = connect({ hostname: "zev-cancel-test.invalid", port: 80, signal: controller.signal });
+  controller.abort("changed my mind");
+  await assert.rejects(pending, (e: unknown) => e instanceof Cancelled && e.reason === "changed my mind");
+  const task = call(() => connect({ hostname: "zev-cancel-test.invalid", port: 80 }));
+  task.cancel("stop");
+  await assert.rejects(task.done, (e: unknown) => e instanceof Cancelled && e.reason === "stop");
+});
+
+test("closeWrite waiting behind writes that are then cancelled goes on (the FIN follows the bytes sent)", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  // In one turn, more writes than the turn's budget: the rest wait for the next turn,
+  // with no byte taken and nothing asked of the kernel.
+  const controller = new AbortController();
+  const one = new Uint8Array([7]);
+  const writes = Array.from({ length: 1500 }, () => client.write(one, { signal: controller.signal }));
+  const closing = client.closeWrite();
+  controller.abort("never mind");
+  const results = await Promise.allSettled(writes);
+  const sent = results.filter((r) => r.status === "fulfilled").length;
+  assert.ok(sent > 0 && sent < writes.length, `${sent} of ${writes.length} writes completed before the cancel`);
+  for (const r of results.slice(sent)) assert.ok(r.status === "rejected" && r.reason instanceof Cancelled);
+  await within(1000, "closeWrite after its last writers were cancelled", closing);
+  // The peer gets every byte of the writes that completed, then the end of stream.
+  const buf = new Uint8Array(4096);
+  let got = 0;
+  for (let n; (n = await within(5000, "the peer reads to the end", server.read(buf))) !== null;) got += n;
+  assert.equal(got, sent);
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
