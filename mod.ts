@@ -39,7 +39,8 @@ export {
   type ListenDatagramOptions,
 } from "./src/datagram.ts";
 export { acceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./src/accept_loop.ts";
-export { serve, type ServeOptions, type Server, type UnixServeOptions } from "./src/serve.ts";
+export { serve, type ServeOptions, type Server, type UnixServeOptions, type WorkersServeOptions } from "./src/serve.ts";
+export { workerIndex } from "./src/workers.ts";
 export {
   call,
   currentTask,

@@ -7,7 +7,9 @@
  */
 
 import { dlopen, FFIType } from "bun:ffi";
-import { type Native, type Parker, type Symbols, symbols, type Watch } from "./symbols.ts";
+import process from "node:process";
+import { pathToFileURL } from "node:url";
+import { type Native, type Parker, type Symbols, symbols, type Watch, type Workers } from "./symbols.ts";
 
 /** Slots of the control array shared with the parking worker (ffi/park_worker.ts). */
 export const CTL = { request: 0, done: 1, loop: 2, ready: 3 } as const;
@@ -38,9 +40,17 @@ export function load(path: string): Native {
     watch,
     netPermission: () => undefined,
     pathPermission: () => undefined,
+    workers,
     threadParker: (loop, onWake, reason) => WorkerParker.open(path, loop, onWake, reason),
   };
 }
+
+/** Bun tells a Worker its tag through its environment (Bun's `env` option). */
+const workers: Workers = {
+  mainModule: () => pathToFileURL(Bun.main).href,
+  start: (url, tag) => new Worker(url, { type: "module", env: { ...process.env, ZEV_WORKER: tag } } as WorkerOptions),
+  tag: () => (Bun.isMainThread ? undefined : process.env.ZEV_WORKER),
+};
 
 /** Bun adopts a descriptor as one of its sockets (`Bun.connect({ fd })`). */
 async function watch(fd: number, onData: () => void): Promise<Watch> {

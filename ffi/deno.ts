@@ -11,7 +11,7 @@
  */
 
 import net from "node:net";
-import { type Native, type Parker, type Symbols, symbols, type Watch } from "./symbols.ts";
+import { type Native, type Parker, type Symbols, symbols, type Watch, type Workers } from "./symbols.ts";
 
 /** The C library Deno itself runs on. */
 function libcPath(): string {
@@ -35,6 +35,7 @@ export function load(path: string): Native {
     watch,
     netPermission,
     pathPermission,
+    workers,
     threadParker: (loop, onWake, reason) => Promise.resolve(new PollParker(sym, loop, onWake, reason)),
   };
 }
@@ -66,6 +67,18 @@ function pathPermission(path: string): string | undefined {
   }
   return undefined;
 }
+
+const WORKER_NAME = "zev-worker ";
+
+/** Deno tells a Worker its tag through its name (`self.name`). */
+const workers: Workers = {
+  mainModule: () => Deno.mainModule,
+  start: (url, tag) => new Worker(url, { type: "module", name: WORKER_NAME + tag }),
+  tag: () => {
+    const name = (globalThis as { name?: unknown }).name;
+    return typeof name === "string" && name.startsWith(WORKER_NAME) ? name.slice(WORKER_NAME.length) : undefined;
+  },
+};
 
 /** Deno adopts a descriptor as a socket through node:net (`new net.Socket({ fd })`). */
 function watch(fd: number, onData: () => void): Promise<Watch> {

@@ -51,6 +51,8 @@ export interface Native {
   netPermission(host: string, port: number): string | undefined;
   /** The same for a Unix socket's path (Deno asks for read and write access to it). */
   pathPermission(path: string): string | undefined;
+  /** Workers that run the program's main module again (`serve({ workers })`). */
+  workers: Workers;
   /** A parker that waits on another thread (the fallback where io_uring is missing). */
   threadParker(loop: number, onWake: () => void, reason: string): Promise<Parker>;
 }
@@ -60,4 +62,14 @@ export interface Watch {
   /** Whether the socket keeps the process alive. */
   keepAlive(on: boolean): void;
   close(): void;
+}
+
+/** Starting the program's main module in Workers, and telling such a Worker it is one. */
+export interface Workers {
+  /** The URL of the program's main module (on the main thread). */
+  mainModule(): string;
+  /** Starts `url` in a module Worker that `tag()` will tell `tag` to. */
+  start(url: string, tag: string): Worker;
+  /** In a Worker from `start`, its tag; undefined anywhere else. */
+  tag(): string | undefined;
 }

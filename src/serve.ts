@@ -11,9 +11,21 @@ import { listen, type ListenOptions, type UnixListenOptions } from "./net.ts";
 import type { Stream } from "./stream.ts";
 import type { Listener } from "./listener.ts";
 import { show } from "./validate.ts";
+import { serveWorkers } from "./workers.ts";
 
 /** Options of `serve`: those of `listen` and of `acceptLoop`. */
 export interface ServeOptions extends ListenOptions, AcceptLoopOptions {}
+
+/** Options of `serve` with `workers`: n event loops in n Workers sharing the port. */
+export interface WorkersServeOptions extends ServeOptions {
+  /**
+   * How many Workers serve, each with an event loop of its own, the kernel spreading
+   * the connections over them (SO_REUSEPORT). The program's main module runs again in
+   * each Worker, where this same call serves (as with Node's cluster: guard what only
+   * the main thread should do with `workerIndex() === undefined`). 1 to 63.
+   */
+  workers: number;
+}
 
 /** Options of `serve` on a Unix socket: those of `listen({ path })` and of `acceptLoop`. */
 export interface UnixServeOptions extends UnixListenOptions, AcceptLoopOptions {}
@@ -39,6 +51,20 @@ export interface Server<A extends AnyAddr = Addr> {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/**
+ * Listens and runs `handler(stream)` in n Workers (`workers: n`), each with an event
+ * loop of its own on the same port (SO_REUSEPORT). Resolves once every Worker listens;
+ * a Worker that fails is reported on stderr and replaced; `close` shuts them all down.
+ *
+ * @example
+ * ```ts
+ * const server = await serve({ port: 8080, workers: 2 }, async (stream) => {
+ *   await stream.write(new TextEncoder().encode("hello\n"));
+ * });
+ * if (workerIndex() === undefined) console.log(`listening on ${server.addr.port}`);
+ * ```
+ */
+export function serve(options: WorkersServeOptions, handler: (stream: Stream) => unknown): Promise<Server>;
 /**
  * Listens on a Unix socket (see `listen({ path })`) and runs `handler(stream)` as a
  * supervised task for each connection.
@@ -66,15 +92,38 @@ export function serve(options: UnixServeOptions, handler: (stream: Stream<UnixAd
  */
 export function serve(options: ServeOptions, handler: (stream: Stream) => unknown): Server;
 export function serve<A extends AnyAddr>(
+  options: ServeOptions | UnixServeOptions | WorkersServeOptions,
+  handler: (stream: Stream<A>) => unknown,
+): Server<A> | Promise<Server> {
+  if (typeof handler !== "function") throw new TypeError(`serve: handler must be a function, not ${show(handler)}`);
+  if (typeof options === "object" && options !== null && "workers" in options && options.workers !== undefined) {
+    return serveWorkers(options as WorkersServeOptions, handler as (stream: Stream) => unknown);
+  }
+  return startServer(options as ServeOptions, handler);
+}
+
+/**
+ * @internal `serve` on this thread. `beforeFinish` runs once the server has stopped,
+ * before `finished` resolves (a Worker reports it while it still can).
+ */
+export function startServer<A extends AnyAddr>(
   options: ServeOptions | UnixServeOptions,
   handler: (stream: Stream<A>) => unknown,
+  beforeFinish: () => void = () => {},
 ): Server<A> {
-  if (typeof handler !== "function") throw new TypeError(`serve: handler must be a function, not ${show(handler)}`);
   const listener = listen(options as ServeOptions) as unknown as Listener<A>;
   const loop = new AcceptLoop<A>(listener, handler, { supervisor: options?.supervisor });
   let closing: Promise<void> | undefined;
   let finish: () => void;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
+  let finishedOnce = false;
+  const finished = new Promise<void>((resolve) =>
+    finish = () => {
+      if (finishedOnce) return;
+      finishedOnce = true;
+      beforeFinish();
+      resolve();
+    }
+  );
   loop.done.then(() => loop.whenIdle()).then(() => finish());
   const close = (shutdown?: ShutdownOptions): Promise<void> => {
     closing ??= loop.shutdown(shutdown).then(() => finish());

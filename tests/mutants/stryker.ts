@@ -30,6 +30,7 @@ const suites: Record<string, string[]> = {
   "serve.ts": ["lifecycle", "errors", "cancel", "unix", "task"],
   "stream.ts": ["stream", "errors", "cancel", "web_streams"],
   "task.ts": ["task", "cancel", "channel"],
+  "workers.ts": ["workers"],
   "validate.ts": ["errors", "stream", "channel", "cancel"],
   "wait_queue.ts": ["wait_queue", "channel", "cancel"],
 };

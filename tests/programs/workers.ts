@@ -1,0 +1,58 @@
+/**
+ * `serve({ workers: 2 })`: this module runs on the main thread and again in each Worker.
+ * Each connection is answered with the Worker's index and a name it drew at start; one
+ * request makes its Worker fail (an error nothing catches), which must be reported and
+ * replaced while the other Worker goes on serving. Prints what it saw, one line each.
+ */
+import net from "node:net";
+import process from "node:process";
+import { serve, workerIndex } from "../../mod.ts";
+
+const me = crypto.randomUUID().slice(0, 8);
+const server = await serve({ hostname: "127.0.0.1", port: 0, workers: 2 }, async (stream) => {
+  const buf = new Uint8Array(16);
+  const n = await stream.read(buf);
+  if (n !== null && new TextDecoder().decode(buf.subarray(0, n)) === "crash") {
+    setTimeout(() => {
+      throw new Error("this worker fails on purpose");
+    });
+  }
+  await stream.write(new TextEncoder().encode(`${workerIndex()} ${me}`));
+});
+
+/** One connection: sends `message`, resolves with the whole reply (or "" after 2 s). */
+function ask(port: number, message: string): Promise<string> {
+  return new Promise((resolve) => {
+    let reply = "";
+    const socket = net.connect({ port, host: "127.0.0.1" }, () => socket.write(message));
+    const timer = setTimeout(() => (socket.destroy(), resolve("")), 2000);
+    socket.on("data", (d) => (reply += d));
+    socket.on("close", () => (clearTimeout(timer), resolve(reply)));
+    socket.on("error", () => {});
+  });
+}
+
+if (workerIndex() === undefined) {
+  const port = server.addr.port;
+  console.log(`listening on ${server.addr.hostname}:${port}`);
+  const before = new Set<string>();
+  for (let i = 0; i < 40; i++) before.add(await ask(port, "hi"));
+  console.log(`before: ${[...before].sort().join(", ")}`);
+  const crashed = await ask(port, "crash");
+  console.log(`crashed: ${crashed}`);
+  // Until the failed Worker's replacement answers (the other one serves meanwhile).
+  const index = crashed.split(" ")[0];
+  const deadline = Date.now() + 10_000;
+  for (let r = ""; !(r.startsWith(`${index} `) && r !== crashed) && Date.now() < deadline;) r = await ask(port, "hi");
+  const after = new Set<string>();
+  let answered = 0;
+  for (let i = 0; i < 40; i++) {
+    const reply = await ask(port, "hi");
+    if (reply !== "") (answered++, after.add(reply));
+  }
+  console.log(`after: ${answered} of 40 answered by ${[...after].sort().join(", ")}`);
+  await server.close({ gracePeriod: 1000 });
+  await server.finished;
+  console.log("closed");
+  process.exitCode = 0;
+}

@@ -1,0 +1,48 @@
+/**
+ * `serve({ workers })`, run as a program (its main module runs again in each Worker):
+ * both Workers answer, a failing Worker is reported once and replaced while the other
+ * serves on, every connection after it is answered, close ends them all and the program
+ * exits; bad `workers` values are refused by name.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { serve } from "../mod.ts";
+import { runProgram } from "./helpers.ts";
+
+test("serve with 2 workers: both answer; one that fails is reported and replaced; close ends them all", async () => {
+  const run = await runProgram("workers", { timeoutMs: 60_000 });
+  assert.equal(run.code, 0, `exit ${run.code}\n${run.stdout}\n${run.stderr}`);
+  const line = (name: string) => run.stdout.split("\n").find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
+  const before = line("before")!.split(", ");
+  assert.deepEqual(before.map((w) => w.split(" ")[0]), ["0", "1"], `both workers answered: ${before}`);
+  const crashed = line("crashed")!;
+  assert.ok(before.includes(crashed), `the crash request was answered by a worker: ${crashed}`);
+  const after = /^(\d+) of 40 answered by (.*)$/.exec(line("after")!)!;
+  assert.equal(after[1], "40", "every connection after the failure was answered");
+  const workers = after[2].split(", ");
+  assert.deepEqual(workers.map((w) => w.split(" ")[0]), ["0", "1"], `both workers again: ${workers}`);
+  assert.ok(!workers.includes(crashed), `the failed worker was replaced by a new one: ${workers} (failed: ${crashed})`);
+  const reports = run.stderr.split("\n").filter((l) => l.startsWith("zev: serve worker"));
+  assert.equal(reports.length, 1, run.stderr);
+  assert.match(
+    reports[0],
+    new RegExp(`^zev: serve worker ${crashed.split(" ")[0]} failed, replacing it: .*this worker fails on purpose`),
+  );
+  assert.match(run.stdout, /^closed$/m);
+});
+
+test("bad workers values are refused by name", async () => {
+  for (const workers of [0, 1.5, 64, "2"]) {
+    await assert.rejects(
+      serve({ port: 0, workers: workers as number }, () => {}),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        e.message.startsWith(`serve: invalid workers ${JSON.stringify(workers)}: expected an integer from 1 to 63`),
+    );
+  }
+  await assert.rejects(
+    serve({ path: "/tmp/x.sock", workers: 2 } as never, () => {}),
+    /serve: workers is for TCP \(SO_REUSEPORT\), not for a Unix socket/,
+  );
+});
