@@ -7,7 +7,8 @@
  * 64 × 50,000 requests/s, and 64 connections at saturation), at one connection in a closed
  * loop, and under connection churn (bench/curve.ts). The server runs on CPU 0 and the load
  * on CPU 1. Then the idle servers, HTTP (examples/http.ts in both runtimes against
- * `Bun.serve` and `Deno.serve` under wrk), and mitata microbenchmarks.
+ * `Bun.serve` and `Deno.serve` under wrk), `serve({ workers })` with 1 and 2 Workers
+ * (bench/workers.ts), and mitata microbenchmarks.
  *
  * Server CPU per request (user + system time of every thread of the server process,
  * divided by requests answered) is the steadiest figure on a shared machine; ratios
@@ -23,6 +24,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { BUN, DENO, example, root, startServer, table } from "./server.ts";
 import { curveTable, type EchoServer, type Level, LEVELS, measureCurve, medianOf, pairedRatio } from "./curve.ts";
 import { lineChart } from "./chart.ts";
+import { measureWorkers } from "./workers.ts";
 
 const args = process.argv.slice(2);
 const SECONDS = Number(args[args.indexOf("--seconds") + 1] || 3);
@@ -174,6 +176,10 @@ for (const h of httpServers) {
     await server.stop();
   }
 }
+
+// ---- serve({ workers }): 1 and 2 event loops ---------------------------------------------
+
+const workersTable = await measureWorkers(SECONDS, Math.max(1, Math.round(REPEAT / 2)), console.log);
 
 // ---- mitata microbenchmarks, under both runtimes ------------------------------------------
 
@@ -332,6 +338,15 @@ ${table(["server", `CPU in ${IDLE_SECONDS} s`, "wakeups / s"], idleRows)}
 ## HTTP (examples/http.ts against the runtimes' own servers, wrk -t1)
 
 ${httpTable}
+
+## Cores: serve({ workers }) at saturation (bench/workers.ts)
+
+examples/echo.ts with its one loop on the main thread, and with \`--workers 1\` and
+\`--workers 2\`, under 64 connections in a closed loop. Nothing is pinned: the Workers and
+the load generator share this machine's two cores, as on a real host, so two Workers
+cannot double the rate here; CPU per request says what the extra loop costs.
+
+${workersTable}
 
 ## Microbenchmarks (mitata)
 

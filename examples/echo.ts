@@ -2,16 +2,17 @@
  * A TCP echo server on `acceptLoop` + `go`.
  *
  *   deno run --allow-ffi --allow-read --allow-env --allow-net examples/echo.ts [--host 127.0.0.1] [--port 0]
- *   bun examples/echo.ts [--host 127.0.0.1] [--port 0]
+ *   bun examples/echo.ts [--host 127.0.0.1] [--port 0] [--workers N]
  *
- * Prints `listening on HOST:PORT` once ready; exits 0 on SIGINT or SIGTERM.
+ * Prints `listening on HOST:PORT` once ready; exits 0 on SIGINT or SIGTERM. With
+ * `--workers N`, N Workers serve the port, each running this module again.
  */
 
 import process from "node:process";
-import { configure, serve, type Stream, ZevError } from "../mod.ts";
+import { configure, serve, type ServeOptions, type Stream, workerIndex, ZevError } from "../mod.ts";
 import { parseFlags } from "./flags.ts";
 
-const { host, port, spinMicros } = parseFlags(process.argv.slice(2));
+const { host, port, spinMicros, workers } = parseFlags(process.argv.slice(2));
 configure({ spinMicros });
 let lastLog = 0;
 
@@ -36,7 +37,7 @@ async function echo(stream: Stream): Promise<void> {
   }
 }
 
-const server = serve({
+const options: ServeOptions = {
   hostname: host,
   port,
   // Out of descriptors: zev pauses accepting and retries; say so, at most once a second.
@@ -45,9 +46,13 @@ const server = serve({
     lastLog = Date.now();
     console.error(`echo: ${error.message}`);
   },
-}, echo);
-// A graceful shutdown: stop accepting, give open connections 5 s, then cut them.
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => server.close({ gracePeriod: 5000 }));
-console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
-await server.finished;
-process.exit(0);
+};
+const server = workers > 0 ? await serve({ ...options, workers }, echo) : serve(options, echo);
+// The main thread (a Worker only serves): a graceful shutdown on a signal (stop
+// accepting, give open connections 5 s, then cut them).
+if (workerIndex() === undefined) {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => server.close({ gracePeriod: 5000 }));
+  console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
+  await server.finished;
+  process.exit(0);
+}

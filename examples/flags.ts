@@ -1,6 +1,7 @@
 /**
  * The flags the examples share: `--host` (default 127.0.0.1), `--port` (default 0, any
- * free port) and `--spin-micros` (default 0: see `configure`). A bad flag exits with
+ * free port), `--spin-micros` (default 0: see `configure`) and `--workers` (default 0:
+ * one loop on the main thread; N: `serve({ workers: N })`). A bad flag exits with
  * status 2 and says what was wrong.
  */
 
@@ -10,10 +11,11 @@ export interface Flags {
   host: string;
   port: number;
   spinMicros: number;
+  workers: number;
 }
 
 export function parseFlags(args: string[]): Flags {
-  const flags: Flags = { host: "127.0.0.1", port: 0, spinMicros: 0 };
+  const flags: Flags = { host: "127.0.0.1", port: 0, spinMicros: 0, workers: 0 };
   for (let i = 0; i < args.length; i++) {
     const [name, inline] = args[i].split("=", 2);
     const value = inline ?? args[++i];
@@ -22,11 +24,13 @@ export function parseFlags(args: string[]): Flags {
       flags.port = Number(value);
     } else if (name === "--spin-micros" && value !== undefined && /^\d+$/.test(value)) {
       flags.spinMicros = Number(value);
+    } else if (name === "--workers" && value !== undefined && /^\d+$/.test(value)) {
+      flags.workers = Number(value);
     } else {
       console.error(
         `${
           name === "--port" ? `invalid --port ${JSON.stringify(value)}` : `unknown flag ${JSON.stringify(args[i])}`
-        }; usage: [--host ADDRESS] [--port 0-65535] [--spin-micros N]`,
+        }; usage: [--host ADDRESS] [--port 0-65535] [--spin-micros N] [--workers N]`,
       );
       process.exit(2);
     }

@@ -45,10 +45,17 @@ export function load(path: string): Native {
   };
 }
 
-/** Bun tells a Worker its tag through its environment (Bun's `env` option). */
+/**
+ * Bun tells a Worker its tag through its environment (Bun's `env` option), and gives it
+ * the program's arguments (`argv`: Deno's Workers see them anyway).
+ */
 const workers: Workers = {
   mainModule: () => pathToFileURL(Bun.main).href,
-  start: (url, tag) => new Worker(url, { type: "module", env: { ...process.env, ZEV_WORKER: tag } } as WorkerOptions),
+  start: (url, tag) =>
+    new Worker(
+      url,
+      { type: "module", env: { ...process.env, ZEV_WORKER: tag }, argv: process.argv.slice(2) } as WorkerOptions,
+    ),
   tag: () => (Bun.isMainThread ? undefined : process.env.ZEV_WORKER),
 };
 

@@ -11,7 +11,7 @@ import { serve } from "../mod.ts";
 import { runProgram } from "./helpers.ts";
 
 test("serve with 2 workers: both answer; one that fails is reported and replaced; close ends them all", async () => {
-  const run = await runProgram("workers", { timeoutMs: 60_000 });
+  const run = await runProgram("workers", { args: ["2"], timeoutMs: 60_000 });
   assert.equal(run.code, 0, `exit ${run.code}\n${run.stdout}\n${run.stderr}`);
   const line = (name: string) => run.stdout.split("\n").find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
   const before = line("before")!.split(", ");

@@ -3,13 +3,14 @@
  * Each connection is answered with the Worker's index and a name it drew at start; one
  * request makes its Worker fail (an error nothing catches), which must be reported and
  * replaced while the other Worker goes on serving. Prints what it saw, one line each.
+ * Usage: workers.ts N (the Workers read N from their arguments too).
  */
 import net from "node:net";
 import process from "node:process";
 import { serve, workerIndex } from "../../mod.ts";
 
 const me = crypto.randomUUID().slice(0, 8);
-const server = await serve({ hostname: "127.0.0.1", port: 0, workers: 2 }, async (stream) => {
+const server = await serve({ hostname: "127.0.0.1", port: 0, workers: Number(process.argv[2]) }, async (stream) => {
   const buf = new Uint8Array(16);
   const n = await stream.read(buf);
   if (n !== null && new TextDecoder().decode(buf.subarray(0, n)) === "crash") {
