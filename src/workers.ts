@@ -136,8 +136,11 @@ function supervise(options: WorkersServeOptions, n: number): Promise<Server> {
   let finish: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
 
-  /** Starts Worker `i` on `port`; resolves with its address once it listens. */
-  const start = (i: number, port: number, quickFailures = 0): Promise<Addr> =>
+  /**
+   * Starts Worker `i` on `port`; resolves with its address once it listens. A first
+   * start that fails rejects; a replacement that fails is replaced in turn.
+   */
+  const start = (i: number, port: number, quickFailures = 0, initial = true): Promise<Addr> =>
     new Promise((resolve, reject) => {
       const worker = native.workers.start(url, `${i}:${port}`);
       const slot: Slot = { worker, connections: 0, startedAt: Date.now(), quickFailures };
@@ -150,17 +153,15 @@ function supervise(options: WorkersServeOptions, n: number): Promise<Server> {
         slot.failed = true;
         stop(slot);
         slot.closed?.();
-        if (!listening) return reject(new ZevError(code, `serve: worker ${i}: ${message}`));
+        if (initial && !listening) return reject(new ZevError(code, `serve: worker ${i}: ${message}`));
         if (closing || slots[i] !== slot) return;
         console.error(`zev: serve worker ${i} failed, replacing it: ${message}`);
-        const quick = Date.now() - slot.startedAt < RESTART_PAUSE_MS ? slot.quickFailures + 1 : 0;
+        const quick = !listening || Date.now() - slot.startedAt < RESTART_PAUSE_MS ? slot.quickFailures + 1 : 0;
         const pause = quick <= 1 ? 0 : RESTART_PAUSE_MS * 2 ** Math.min(quick - 2, 5);
         setTimeout(() => {
           if (closing) return;
           // The port the first Worker picked, when 0 was asked.
-          start(i, addr?.port ?? port, quick).catch((e) =>
-            console.error(`zev: serve worker ${i} could not be replaced:`, e)
-          );
+          void start(i, addr?.port ?? port, quick, false);
         }, pause);
       };
       worker.addEventListener("message", (e) => {
@@ -183,13 +184,16 @@ function supervise(options: WorkersServeOptions, n: number): Promise<Server> {
   const close = (shutdown?: ShutdownOptions): Promise<void> => {
     closing ??= (async () => {
       const grace = checkOptions(shutdown, "close")?.gracePeriod;
-      await Promise.all(slots.map((slot) =>
-        new Promise<void>((resolve) => {
-          const limit = setTimeout(resolve, (grace ?? 10_000) + 5000);
-          slot.closed = () => (clearTimeout(limit), resolve());
-          slot.worker.postMessage({ zev: "close", gracePeriod: grace } satisfies ToWorker);
-        })
-      ));
+      // A Worker that failed is gone already (its replacement, if started, is asked).
+      await Promise.all(
+        slots.filter((slot) => !slot.failed).map((slot) =>
+          new Promise<void>((resolve) => {
+            const limit = setTimeout(resolve, (grace ?? 10_000) + 5000);
+            slot.closed = () => (clearTimeout(limit), resolve());
+            slot.worker.postMessage({ zev: "close", gracePeriod: grace } satisfies ToWorker);
+          })
+        ),
+      );
       for (const slot of slots) stop(slot);
       finish();
     })();

@@ -6,6 +6,7 @@
  */
 
 import { test } from "node:test";
+import net from "node:net";
 import assert from "node:assert/strict";
 import { serve } from "../mod.ts";
 import { runProgram } from "./helpers.ts";
@@ -16,6 +17,8 @@ test("serve with 2 workers: both answer; one that fails is reported and replaced
   const line = (name: string) => run.stdout.split("\n").find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
   const before = line("before")!.split(", ");
   assert.deepEqual(before.map((w) => w.split(" ")[0]), ["0", "1"], `both workers answered: ${before}`);
+  assert.equal(line("connections with one open"), "1", "the main thread counts the Workers' connections");
+  assert.equal(line("connections after it closed"), "0");
   const crashed = line("crashed")!;
   assert.ok(before.includes(crashed), `the crash request was answered by a worker: ${crashed}`);
   const after = /^(\d+) of 40 answered by (.*)$/.exec(line("after")!)!;
@@ -30,6 +33,25 @@ test("serve with 2 workers: both answer; one that fails is reported and replaced
     new RegExp(`^zev: serve worker ${crashed.split(" ")[0]} failed, replacing it: .*this worker fails on purpose`),
   );
   assert.match(run.stdout, /^closed$/m);
+});
+
+test("serve with workers on a port taken by another listener rejects with the listen error, naming the worker", async () => {
+  const taken = net.createServer();
+  await new Promise<void>((r) => taken.listen(0, "127.0.0.1", () => r()));
+  try {
+    const port = (taken.address() as net.AddressInfo).port;
+    const run = await runProgram("workers", { args: ["2", String(port)], timeoutMs: 60_000 });
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `^failed: AddrInUse: serve: worker 0: listen on 127\\.0\\.0\\.1:${port}: the address is already in use$`,
+        "m",
+      ),
+    );
+  } finally {
+    taken.close();
+  }
 });
 
 test("bad workers values are refused by name", async () => {
