@@ -10,6 +10,9 @@ import net from "node:net";
 import assert from "node:assert/strict";
 import { serve } from "../mod.ts";
 import { runProgram } from "./helpers.ts";
+import { checkLeaks } from "./leaks.ts";
+
+checkLeaks("workers");
 
 test("serve with 2 workers: both answer; one that fails is reported and replaced; close ends them all", async () => {
   const run = await runProgram("workers", { args: ["2"], timeoutMs: 60_000 });
