@@ -356,13 +356,15 @@ test("every error code of the library is in the README's table, with its message
 
 test("every argument check names the call, the argument and what is allowed, to the letter", async () => {
   const { client, server, listener } = await pair();
-  const throwsExactly = (fn: () => unknown, kind: typeof TypeError, message: string) =>
+  // deno-lint-ignore no-explicit-any
+  type ErrorClass = new (...args: any[]) => Error;
+  const throwsExactly = (fn: () => unknown, kind: ErrorClass, message: string) =>
     assert.throws(fn, (e: unknown) => {
       assert.ok(e instanceof kind, `${message}: got ${e}`);
       assert.equal((e as Error).message, message);
       return true;
     });
-  const rejectsExactly = (promise: Promise<unknown>, kind: typeof TypeError, message: string) =>
+  const rejectsExactly = (promise: Promise<unknown>, kind: ErrorClass, message: string) =>
     assert.rejects(promise, (e: unknown) => {
       assert.ok(e instanceof kind, `${message}: got ${e}`);
       assert.equal((e as Error).message, message);
@@ -458,6 +460,30 @@ test("every argument check names the call, the argument and what is allowed, to 
   await rejectsExactly(server.write([1, 2] as never), TypeError, "write: data must be a Uint8Array, not an array");
   await server.write(new Uint8Array(0)); // an empty write is allowed
   await rejectsExactly(listener.accept(null as never), TypeError, "accept: options must be an object, not null");
-  await Promise.all([client.close(), server.close()]);
+  await rejectsExactly(
+    listener.accept({ signal: 5 as never }),
+    TypeError,
+    "accept: options.signal must be an AbortSignal",
+  );
+  // What was closed, and by which operation, to the letter.
+  const at = `127.0.0.1:${listener.addr.port}`;
+  const pendingAccept = listener.accept();
+  const pendingRead = client.read(new Uint8Array(8));
   listener.close();
+  await rejectsExactly(pendingAccept, Closed, `accept on ${at}: the listener was closed`);
+  await rejectsExactly(listener.accept(), Closed, `accept on ${at}: the listener is closed`);
+  const peer = `127.0.0.1:${client.remoteAddr.port}`;
+  await client.close();
+  await rejectsExactly(pendingRead, Closed, `read from ${peer}: the stream was closed while reading`);
+  await rejectsExactly(client.read(new Uint8Array(8)), Closed, `read from ${peer}: the stream is closed`);
+  await rejectsExactly(client.write(text("x")), Closed, `write to ${peer}: the stream is closed`);
+  await rejectsExactly(client.closeWrite(), Closed, `closeWrite to ${peer}: the stream is closed`);
+  await server.close();
+  const other = await pair();
+  const from = `127.0.0.1:${other.server.remoteAddr.port}`;
+  const reading = other.server.read(new Uint8Array(8));
+  other.server.abort();
+  await rejectsExactly(reading, Closed, `read from ${from}: the stream was aborted while reading`);
+  await other.client.close();
+  other.listener.close();
 });
