@@ -60,6 +60,12 @@ pub const Opt = struct {
 
 const no_deadline: i64 = std.math.maxInt(i64);
 
+const UnixFile = struct {
+    path: [:0]u8,
+    /// What the path named when the listener bound it.
+    id: sys.FileId,
+};
+
 const Socket = struct {
     fd: sys.fd_t,
     kind: enum(u8) { listener, stream, datagram },
@@ -98,9 +104,9 @@ const Socket = struct {
     pauses_untold: u32 = 0,
     notice_pending: bool = false,
     notice_next: u32 = 0,
-    /// A Unix listener's socket file, removed when it closes if it is still this one.
-    unix_path: ?[:0]u8 = null,
-    unix_file: sys.FileId = .{ .dev = 0, .ino = 0 },
+    /// A Unix listener's socket file, removed when it closes if it is still this one
+    /// (allocated apart: every slot of the handle table pays for a field here).
+    unix: ?*UnixFile = null,
     /// The peer's address (ABI layout), kept from accept or connect: after a reset the
     /// kernel no longer tells it, and error messages still name it.
     peer: [address.abi_len]u8 = @splat(0),
@@ -197,6 +203,8 @@ pub const Loop = struct {
     pub fn listenUnix(self: *Loop, path: []const u8, backlog: u32, opts: u32) Error!u32 {
         if (opts & ~Opt.replace_stale != 0) return error.InvalidArgument;
         const addr = try address.parseUnix(path);
+        const unix = self.allocator.create(UnixFile) catch return error.NoMemory;
+        errdefer self.allocator.destroy(unix);
         const path_z = self.allocator.dupeZ(u8, path) catch return error.NoMemory;
         errdefer self.allocator.free(path_z);
         const fd = try sys.socket(std.posix.AF.UNIX);
@@ -209,9 +217,9 @@ pub const Loop = struct {
         };
         // The file is ours from here on: a failure below removes it.
         errdefer sys.unlink(path_z) catch {};
-        const file = (try sys.socketFileAt(path_z)) orelse return error.Unexpected;
+        unix.* = .{ .path = path_z, .id = (try sys.socketFileAt(path_z)) orelse return error.Unexpected };
         try sys.listen(fd, backlogOf(backlog));
-        const h = try self.sockets.insert(.{ .fd = fd, .kind = .listener, .unix_path = path_z, .unix_file = file });
+        const h = try self.sockets.insert(.{ .fd = fd, .kind = .listener, .unix = unix });
         errdefer self.sockets.remove(h);
         try self.poller.addListener(fd, h, listener_edge_single);
         return h;
@@ -589,12 +597,13 @@ pub const Loop = struct {
     pub fn close(self: *Loop, h: u32, reset: bool) Error!void {
         const s = self.sockets.get(h) orelse return error.BadHandle;
         if (s.kind == .listener) self.unlinkListener(h, s);
-        if (s.unix_path) |path| {
+        if (s.unix) |unix| {
             // Only if the file is still ours: another process may have replaced it.
-            const now = sys.socketFileAt(path) catch null;
-            if (now != null and std.meta.eql(now.?, s.unix_file)) sys.unlink(path) catch {};
-            self.allocator.free(path);
-            s.unix_path = null;
+            const now = sys.socketFileAt(unix.path) catch null;
+            if (now != null and std.meta.eql(now.?, unix.id)) sys.unlink(unix.path) catch {};
+            self.allocator.free(unix.path);
+            self.allocator.destroy(unix);
+            s.unix = null;
         }
         self.stats.queued_bytes -= s.queue.len();
         s.queue.deinit(self.allocator);
