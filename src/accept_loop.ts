@@ -33,6 +33,12 @@ export interface ShutdownOptions {
 
 const DEFAULT_GRACE_MS = 10_000;
 
+/** @internal The grace period `close` asks for, checked (a bad one throws, closing nothing). */
+export function graceMs(options: ShutdownOptions | undefined): number {
+  const grace = checkOptions(options, "close")?.gracePeriod;
+  return grace === undefined ? DEFAULT_GRACE_MS : checkMs(grace, "close", "gracePeriod");
+}
+
 /** @internal The accept loop and the connection tasks it started. */
 export class AcceptLoop<A extends AnyAddr = Addr> {
   readonly done: Promise<void>;
@@ -96,8 +102,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
    * once the accept loop has ended and every handler has settled or been cut off.
    */
   async shutdown(options?: ShutdownOptions): Promise<void> {
-    const grace = checkOptions(options, "close")?.gracePeriod;
-    const ms = grace === undefined ? DEFAULT_GRACE_MS : checkMs(grace, "close", "gracePeriod");
+    const ms = graceMs(options);
     this.listener.close();
     await this.done.catch(() => {});
     if (this.#live.size > 0) {

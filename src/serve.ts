@@ -6,7 +6,7 @@
  */
 
 import type { Addr, AnyAddr, UnixAddr } from "./addr.ts";
-import { AcceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./accept_loop.ts";
+import { AcceptLoop, type AcceptLoopOptions, graceMs, type ShutdownOptions } from "./accept_loop.ts";
 import { listen, type ListenOptions, type UnixListenOptions } from "./net.ts";
 import type { Stream } from "./stream.ts";
 import type { Listener } from "./listener.ts";
@@ -126,7 +126,15 @@ export function startServer<A extends AnyAddr>(
   );
   loop.done.then(() => loop.whenIdle()).then(() => finish());
   const close = (shutdown?: ShutdownOptions): Promise<void> => {
-    closing ??= loop.shutdown(shutdown).then(() => finish());
+    if (closing === undefined) {
+      // A bad argument rejects this call only: the server stays open, and closable.
+      try {
+        graceMs(shutdown);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      closing = loop.shutdown(shutdown).then(() => finish());
+    }
     return closing;
   };
   return {

@@ -12,12 +12,12 @@
  */
 
 import type { Addr } from "./addr.ts";
-import type { ShutdownOptions } from "./accept_loop.ts";
+import { graceMs, type ShutdownOptions } from "./accept_loop.ts";
 import { ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { type Server, startServer, type WorkersServeOptions } from "./serve.ts";
 import type { Stream } from "./stream.ts";
-import { checkOptions, show } from "./validate.ts";
+import { show } from "./validate.ts";
 
 const native = reactor.native;
 /** One loop stays for the main thread (`limits().maxLoops` is 64). */
@@ -182,13 +182,19 @@ function supervise(options: WorkersServeOptions, n: number): Promise<Server> {
     });
 
   const close = (shutdown?: ShutdownOptions): Promise<void> => {
-    closing ??= (async () => {
-      const grace = checkOptions(shutdown, "close")?.gracePeriod;
+    if (closing !== undefined) return closing;
+    let grace: number;
+    try {
+      grace = graceMs(shutdown); // a bad argument rejects this call only
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    closing = (async () => {
       // A Worker that failed is gone already (its replacement, if started, is asked).
       await Promise.all(
         slots.filter((slot) => !slot.failed).map((slot) =>
           new Promise<void>((resolve) => {
-            const limit = setTimeout(resolve, (grace ?? 10_000) + 5000);
+            const limit = setTimeout(resolve, grace + 5000);
             slot.closed = () => (clearTimeout(limit), resolve());
             slot.worker.postMessage({ zev: "close", gracePeriod: grace } satisfies ToWorker);
           })

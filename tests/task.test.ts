@@ -16,6 +16,7 @@ import {
   go,
   listen,
   select,
+  serve,
   sleep,
   type Stream,
   supervise,
@@ -243,4 +244,52 @@ test("timers keep running while the loop is busy", async () => {
   );
   listener.close();
   await loop;
+});
+
+test("acceptLoop and serve: arguments checked by name; an anonymous handler's task is named for what it is; a bad close leaves the server closable; handlers cut off are told why", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  await assert.rejects(
+    acceptLoop(listener, 5 as never),
+    (e: unknown) => e instanceof TypeError && e.message === "acceptLoop: handler must be a function, not 5",
+  );
+  assert.throws(() => serve({ port: 0 }, 5 as never), /^TypeError: serve: handler must be a function, not 5$/);
+  const names: string[] = [];
+  const loop = acceptLoop(listener, () => {
+    throw new Error("handler failed");
+  }, { supervisor: (_error, task) => names.push(task.name) });
+  await requestOnce(listener.addr.port, text("x")).catch(() => {});
+  await within(
+    2000,
+    "the handler's error reaches the supervisor",
+    (async () => {
+      while (names.length === 0) await sleep(5);
+    })(),
+  );
+  assert.deepEqual(names, ["connection handler"]);
+  listener.close();
+  await loop;
+
+  const reasons: unknown[] = [];
+  const server = serve({ hostname: "127.0.0.1", port: 0 }, async (stream) => {
+    try {
+      await stream.read(new Uint8Array(8)); // the client sends nothing
+    } catch (error) {
+      reasons.push(error instanceof Cancelled ? error.reason : error);
+    }
+  });
+  const client = await connect({ port: server.addr.port });
+  await within(
+    2000,
+    "the handler starts",
+    (async () => {
+      while (server.connections === 0) await sleep(5);
+    })(),
+  );
+  await assert.rejects(
+    server.close({ gracePeriod: -1 }),
+    /^RangeError: close: invalid gracePeriod -1: expected milliseconds/,
+  );
+  await within(2000, "close after a bad close", server.close({ gracePeriod: 0 }));
+  assert.deepEqual(reasons, ["the server is shutting down"]);
+  await client.close();
 });
