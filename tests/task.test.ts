@@ -293,3 +293,18 @@ test("acceptLoop and serve: arguments checked by name; an anonymous handler's ta
   assert.deepEqual(reasons, ["the server is shutting down"]);
   await client.close();
 });
+
+test("await using closes a server; finished resolves; a server whose handlers are done finishes once closed", async () => {
+  let port = 0;
+  let finished: Promise<void>;
+  {
+    await using server = serve({ hostname: "127.0.0.1", port: 0 }, async (stream) => {
+      await stream.write(text("hi"));
+    });
+    port = server.addr.port;
+    finished = server.finished;
+    assert.deepEqual(await requestOnce(port, text("x")), text("hi"));
+  }
+  await within(2000, "finished after await using", finished);
+  await assert.rejects(connect({ port }), (e: unknown) => (e as { code?: string }).code === "ConnectionRefused");
+});
