@@ -53,12 +53,12 @@ test("bytes a write left queued reach the peer before a program that ends withou
   assert.equal(received, bytes, `the peer got ${received} of ${bytes} bytes`);
 });
 
-test("unref: a listener waiting in accept and a stream waiting in read do not keep the process alive", async () => {
+test("unref: a listener waiting in accept, a stream waiting in read and a UDP socket in receive do not keep the process alive", async () => {
   const p = await peer();
   const run = await runProgram("unref", { args: [String(p.port)], timeoutMs: 10_000 });
   p.close();
   assert.equal(run.code, 0, `exit code ${run.code} (null: still alive after 10 s)\n${run.stderr}`);
-  assert.match(run.stdout, /exited with an accept and a read pending/);
+  assert.match(run.stdout, /exited with an accept, a read and a receive pending/);
 });
 
 for (const wake of ["auto", "thread"]) {
