@@ -67,15 +67,7 @@ export interface Symbols {
   zev_listen_unix(id: number, path: Uint8Array, pathLen: number, backlog: number, options: number): number;
   zev_listen_datagram(id: number, host: Uint8Array, hostLen: number, port: number, options: number): number;
   zev_recv_from(id: number, h: number, buf: Uint8Array, len: number, from: Uint8Array): number;
-  zev_send_to(
-    id: number,
-    h: number,
-    buf: Uint8Array,
-    len: number,
-    host: Uint8Array,
-    hostLen: number,
-    port: number,
-  ): number;
+  zev_send_to(id: number, h: number, buf: Uint8Array, len: number, host: Uint8Array, hostLen: number, port: number): number;
   zev_accept(id: number, listener: number, out: Uint8Array, max: number): number;
   zev_connect(id: number, host: Uint8Array, hostLen: number, port: number, options: number): number;
   zev_connect_unix(id: number, path: Uint8Array, pathLen: number, options: number): number;
