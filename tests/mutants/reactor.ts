@@ -69,8 +69,9 @@ export const mutants: Mutant[] = [
     breaks: "a read that would block does not ask for the next READ event",
     file: "zig/loop.zig",
     from:
-      "            if (err == error.WouldBlock) {\n                s.readable = false;\n                s.want_read = true;\n            }",
-    to: "            if (err == error.WouldBlock) {\n                s.readable = false;\n            }",
+      "        const n = sys.read(s.fd, buf) catch |err| {\n            if (err == error.WouldBlock) {\n                s.readable = false;\n                s.want_read = true;\n            }",
+    to:
+      "        const n = sys.read(s.fd, buf) catch |err| {\n            if (err == error.WouldBlock) {\n                s.readable = false;\n            }",
     tests: ["zig", "stream"],
   },
   {
