@@ -161,10 +161,10 @@ test-edge: lib-edge node_modules/.installed
 test-bun-musl: lib $(BUN_MUSL)
 	$(call BUN_TEST,$(BUN_MUSL)) $(TS_TESTS)
 
-# 45 s of churn, traffic and park/wake cycles per runtime and library, and once with the
+# 75 s of churn, traffic and park/wake cycles per runtime and library, and once with the
 # fallback parker; fails on death, errors, or memory or descriptors that keep growing.
 # `bun bench/soak.ts --seconds N` runs longer.
-SOAK_SECONDS ?= 45
+SOAK_SECONDS ?= 75
 test-soak: lib tools $(BUN_MUSL)
 	$(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
 	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
