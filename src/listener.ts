@@ -222,7 +222,7 @@ export class Listener<A extends AnyAddr = Addr> {
 
   /** Holds the process alive while accepts wait on a referenced listener. */
   #updateHold(): void {
-    const hold = this.#ref && this.#waiters.length > 0 && !this.#closed;
+    const hold = this.#ref && this.#waiters.length > 0; // close rejects every waiter
     if (hold === this.#holding) return;
     this.#holding = hold;
     if (hold) reactor.hold();

@@ -117,7 +117,6 @@ export class Stream<A extends AnyAddr = Addr> {
   #closing: Promise<void> | undefined;
   #ref = true;
   #holding = false;
-  #released = false;
   #peer: string | undefined;
   /** A Unix stream's local and remote addresses (the kernel keeps no path for us). */
   #unix: readonly [UnixAddr, UnixAddr] | undefined;
@@ -161,8 +160,9 @@ export class Stream<A extends AnyAddr = Addr> {
     if (!Number.isInteger(bytes) || bytes < 1 || bytes > max) {
       throw new RangeError(`setWriteQueueLimit: invalid limit ${bytes}: expected 1 to ${max} bytes`);
     }
+    if (this.#closed) throw new Closed(`${this.#what("setWriteQueueLimit")}: the stream is closed`);
     const r = sym.zev_set_queue_limit(loop, this.handle, bytes);
-    if (r < 0) throw abiError(r, "setWriteQueueLimit");
+    if (r < 0) throw abiError(r, this.#what("setWriteQueueLimit"));
   }
 
   /** The local address (a Unix stream's connecting end has the path ""). */
@@ -186,7 +186,7 @@ export class Stream<A extends AnyAddr = Addr> {
         this.#peer = "a closed stream";
       }
     }
-    return `${op} ${op === "read" ? "from" : "to"} ${this.#peer}`;
+    return `${op} ${op === "read" || op === "readFull" ? "from" : "to"} ${this.#peer}`;
   }
 
   /**
@@ -418,7 +418,7 @@ export class Stream<A extends AnyAddr = Addr> {
   #updateHold(): void {
     const busy = this.#reading || this.#writers.length > 0 || this.#drainers.length > 0 ||
       this.#connecting !== undefined;
-    const hold = this.#ref && busy && !this.#released;
+    const hold = this.#ref && busy; // a released stream has nothing pending
     if (hold === this.#holding) return;
     this.#holding = hold;
     if (hold) reactor.hold();
@@ -480,7 +480,6 @@ export class Stream<A extends AnyAddr = Addr> {
 
   #release(reset: boolean): void {
     if (!reactor.unregister(this)) return;
-    this.#released = true;
     for (const pending of this.#writers.drain()) {
       untieWait(pending.guard, pending.cancel);
       pending.reject(new Closed(`${this.#what("write")}: the stream was closed before the data was sent`));

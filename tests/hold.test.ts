@@ -1,0 +1,211 @@
+/**
+ * What keeps a program alive, counted in the process: every pending accept, read, write,
+ * drain (close, closeWrite) and receive on a referenced handle is one hold on the loop;
+ * `unref` lets go, `ref` takes it back, the end of the wait and `close` release it, and a
+ * closed handle never holds again. The program tests (tests/programs/unref.ts) show the
+ * same from outside, by whether a process exits; these show each count exactly. Also the
+ * bound on writes that are not awaited, and the messages of a stream's ends, to the letter.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Closed, connect, limits, listen, listenDatagram, type Stream, ZevError } from "../mod.ts";
+import { reactor } from "../src/reactor.ts";
+import { text, within } from "./helpers.ts";
+import { checkLeaks } from "./leaks.ts";
+
+checkLeaks("hold");
+
+async function pair() {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  return { listener, client, server };
+}
+
+/** Reads from `stream` until `bytes` have come, in 64 KiB reads. */
+async function drain(stream: Stream, bytes: number): Promise<void> {
+  const buf = new Uint8Array(64 * 1024);
+  for (let got = 0; got < bytes;) {
+    const n = await stream.read(buf);
+    if (n === null) throw new Error(`the stream ended after ${got} of ${bytes} bytes`);
+    got += n;
+  }
+}
+
+test("a pending accept holds the loop while the listener is referenced", async () => {
+  const base = reactor.holds;
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  assert.equal(reactor.holds, base, "a listener nobody accepts from holds nothing");
+  const accepted = listener.accept();
+  assert.equal(reactor.holds, base + 1, "a pending accept holds");
+  listener.unref();
+  listener.unref();
+  assert.equal(reactor.holds, base, "unref lets go, once");
+  listener.ref();
+  listener.ref();
+  assert.equal(reactor.holds, base + 1, "ref takes it back, once");
+  const client = await connect({ port: listener.addr.port });
+  const server = await within(2000, "accept", accepted);
+  assert.equal(reactor.holds, base, "the accept is over");
+  // An unreferenced listener's accept waits without holding, until ref.
+  listener.unref();
+  const second = listener.accept();
+  assert.equal(reactor.holds, base);
+  listener.ref();
+  assert.equal(reactor.holds, base + 1);
+  listener.close();
+  await assert.rejects(second, Closed);
+  assert.equal(reactor.holds, base, "close releases the pending accept");
+  listener.ref();
+  assert.equal(reactor.holds, base, "a closed listener never holds again");
+  await listener.whenClosed(); // closed already: resolves at once
+  await client.close();
+  await server.close();
+  assert.equal(reactor.holds, base);
+});
+
+test("a pending read holds the loop while the stream is referenced; close and abort release it", async () => {
+  const { listener, client, server } = await pair();
+  const base = reactor.holds;
+  const reading = server.read(new Uint8Array(16));
+  assert.equal(reactor.holds, base + 1, "a pending read holds");
+  server.unref();
+  assert.equal(reactor.holds, base, "unref lets go");
+  server.ref();
+  assert.equal(reactor.holds, base + 1, "ref takes it back");
+  await client.write(text("hi"));
+  assert.equal(await within(2000, "read", reading), 2);
+  assert.equal(reactor.holds, base, "the read is over");
+  // A read that waits on an unreferenced stream does not hold until ref.
+  server.unref();
+  const second = server.read(new Uint8Array(16));
+  assert.equal(reactor.holds, base);
+  server.ref();
+  assert.equal(reactor.holds, base + 1);
+  await server.close();
+  await assert.rejects(second, Closed);
+  assert.equal(reactor.holds, base, "close releases the pending read");
+  server.ref();
+  assert.equal(reactor.holds, base, "a closed stream never holds again");
+  const third = client.read(new Uint8Array(16));
+  assert.equal(await third, null, "the peer's close is the end of the stream");
+  const fourth = client.read(new Uint8Array(16));
+  assert.equal(await fourth, null);
+  client.abort();
+  client.ref();
+  assert.equal(reactor.holds, base, "an aborted stream never holds again");
+  listener.close();
+});
+
+test("a pending write and a close that drains hold the loop until the peer takes the bytes", async () => {
+  const { listener, client, server } = await pair();
+  const base = reactor.holds;
+  client.setWriteQueueLimit(1);
+  // More than the kernel's buffers take: the write waits for the peer to read.
+  const size = 16 * 1024 * 1024;
+  const writing = client.write(new Uint8Array(size));
+  assert.equal(reactor.holds, base + 1, "a pending write holds");
+  client.unref();
+  assert.equal(reactor.holds, base, "unref lets go");
+  client.ref();
+  assert.equal(reactor.holds, base + 1, "ref takes it back");
+  const later = client.write(text("end"));
+  assert.equal(reactor.holds, base + 1, "one hold per stream, whatever waits on it");
+  const closing = client.close();
+  assert.equal(reactor.holds, base + 1, "a close that waits for the queue holds");
+  await Promise.all([drain(server, size + 3), writing, later, closing]);
+  assert.equal(reactor.holds, base, "all of it is over");
+  assert.equal(await server.read(new Uint8Array(8)), null);
+  await server.close();
+  listener.close();
+});
+
+test(`at most limits().maxPendingWrites writes wait on a stream; the next is refused by name, and close rejects the rest`, async () => {
+  const { listener, client, server } = await pair();
+  const base = reactor.holds;
+  const max = limits().maxPendingWrites;
+  assert.ok(max >= 1, `maxPendingWrites is ${max}`);
+  client.setWriteQueueLimit(1);
+  const chunk = new Uint8Array(8 * 1024 * 1024);
+  const pending: Promise<number>[] = [];
+  const outcomes: Promise<unknown>[] = [];
+  // The first one fills the kernel's buffers and waits; every one after it queues.
+  for (let i = 0; i < max; i++) {
+    const p = client.write(i === 0 ? chunk : text("x"));
+    pending.push(p);
+    outcomes.push(p.catch((e) => e));
+  }
+  const peer = `127.0.0.1:${listener.addr.port}`;
+  await assert.rejects(client.write(text("one too many")), (e: unknown) => {
+    assert.ok(e instanceof ZevError && e.code === "Limit", String(e));
+    assert.equal(e.message, `write to ${peer}: ${max} writes are already pending on this stream; await them`);
+    return true;
+  });
+  assert.equal(reactor.holds, base + 1);
+  client.abort();
+  const results = await within(2000, "the pending writes to end", Promise.all(outcomes));
+  assert.equal(results.length, max);
+  for (const r of results.slice(1)) {
+    assert.ok(r instanceof Closed, String(r));
+    assert.equal(r.message, `write to ${peer}: the stream was closed before the data was sent`);
+  }
+  assert.equal(reactor.holds, base, "abort releases every pending write");
+  await server.close();
+  listener.close();
+});
+
+test("the ends of a stream say what ended, to the letter", async () => {
+  const { listener, client, server } = await pair();
+  const peer = `127.0.0.1:${listener.addr.port}`;
+  await client.write(text("abc"));
+  await client.closeWrite();
+  await assert.rejects(client.write(text("x")), (e: unknown) => {
+    assert.ok(e instanceof Closed, String(e));
+    assert.equal(e.message, `write to ${peer}: the stream's write side is closed (closeWrite)`);
+    return true;
+  });
+  await client.closeWrite(); // again: nothing more to do
+  const from = `127.0.0.1:${client.localAddr.port}`;
+  await assert.rejects(server.readFull(new Uint8Array(10)), (e: unknown) => {
+    assert.ok(e instanceof Closed, String(e));
+    assert.equal(e.message, `readFull from ${from}: the stream ended after 3 of 10 bytes`);
+    return true;
+  });
+  const max = limits().maxWriteQueueBytes;
+  assert.throws(() => server.setWriteQueueLimit(max + 1), (e: unknown) => {
+    assert.ok(e instanceof RangeError);
+    assert.equal(e.message, `setWriteQueueLimit: invalid limit ${max + 1}: expected 1 to ${max} bytes`);
+    return true;
+  });
+  server.setWriteQueueLimit(max); // the largest is taken
+  await server.close();
+  assert.throws(() => server.setWriteQueueLimit(1), (e: unknown) => {
+    assert.ok(e instanceof Closed, String(e));
+    assert.equal(e.message, `setWriteQueueLimit to ${from}: the stream is closed`);
+    return true;
+  });
+  await client.close();
+  listener.close();
+});
+
+test("a pending receive holds the loop while the datagram socket is referenced", async () => {
+  const base = reactor.holds;
+  const socket = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  assert.equal(reactor.holds, base);
+  const receiving = socket.receive(new Uint8Array(16));
+  assert.equal(reactor.holds, base + 1, "a pending receive holds");
+  socket.unref();
+  assert.equal(reactor.holds, base);
+  socket.ref();
+  assert.equal(reactor.holds, base + 1);
+  await socket.send(text("ping"), { hostname: "127.0.0.1", port: socket.addr.port });
+  const got = await within(2000, "receive", receiving);
+  assert.equal(got.bytes, 4);
+  assert.equal(reactor.holds, base, "the receive is over");
+  const second = socket.receive(new Uint8Array(16));
+  assert.equal(reactor.holds, base + 1);
+  socket.close();
+  await assert.rejects(second, Closed);
+  socket.ref();
+  assert.equal(reactor.holds, base, "a closed socket never holds again");
+});
