@@ -30,6 +30,7 @@ export {
 export { type AcceptOptions, Listener } from "./src/listener.ts";
 export { type CloseOptions, type ReadOptions, Stream, type WriteOptions } from "./src/stream.ts";
 export type { Addr, AnyAddr, UnixAddr } from "./src/addr.ts";
+export type { Handle } from "./src/handle.ts";
 export {
   type Datagram,
   type DatagramReceiveOptions,

@@ -10,7 +10,7 @@
  */
 
 import { Closed } from "./errors.ts";
-import { reactor } from "./reactor.ts";
+import { onNextTurn, reactor } from "./reactor.ts";
 import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
 import { checkOptions, show } from "./validate.ts";
 import { Deque, Waiter, WaitQueue } from "./wait_queue.ts";
@@ -119,7 +119,6 @@ export class Channel<T> {
   #takers = new WaitQueue<Taker<T>>();
   #givers = new WaitQueue<Giver<T>>();
   #closed = false;
-  #serviceQueued = false;
 
   /** `capacity` 0 makes a rendezvous channel: `give` waits for a `take`. */
   constructor(capacity = 0) {
@@ -253,22 +252,18 @@ export class Channel<T> {
     else this.#items.push(value);
   }
 
-  /** Matches waiting takers with values and waiting givers with room, next turn. */
-  #serviceSoon(): void {
-    if (this.#serviceQueued) return;
-    this.#serviceQueued = true;
-    reactor.defer(this.#service);
-  }
+  /** `#service`, next turn. */
+  #serviceSoon = onNextTurn(() => this.#service());
 
-  #service = (): void => {
-    this.#serviceQueued = false;
+  /** Matches waiting takers with values and waiting givers with room. */
+  #service(): void {
     while (this.#takers.length > 0 && this.#hasValue()) this.#takers.shift()!.deliver(this.#takeNow());
     while (this.#givers.length > 0 && this.#items.length < this.capacity) {
       const giver = this.#givers.shift()!;
       this.#items.push(giver.value);
       giver.delivered();
     }
-  };
+  }
 
   /** @internal For `select`: completes a take or give at once if it can. */
   static tryNow<T>(ch: Channel<T>, give: boolean, value: T | undefined): { value: T | undefined } | undefined {

@@ -9,7 +9,8 @@ import { LIMIT, OPT, READ, WRITE } from "../ffi/mod.ts";
 import { type Addr, formatAddr, literalHost, parseAddr, readAddr, resolveHost } from "./addr.ts";
 import { abiError, Closed, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { cancellable, checkPermission, hostPort } from "./net.ts";
-import { reactor } from "./reactor.ts";
+import { Handle } from "./handle.ts";
+import { onNextTurn, reactor } from "./reactor.ts";
 import { MAX_PENDING_WRITES } from "./stream.ts";
 import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
 import { checkBytes, checkOptions, checkPort, show } from "./validate.ts";
@@ -100,7 +101,7 @@ class SendWait extends Waiter {
  * await socket.send(buf.subarray(0, bytes), addr);
  * ```
  */
-export class DatagramSocket {
+export class DatagramSocket extends Handle {
   /** The socket's handle in the native loop (for diagnostics). */
   readonly handle: number;
   /** The address it is bound to (with the real port when 0 was asked). */
@@ -109,12 +110,16 @@ export class DatagramSocket {
   #senders = new WaitQueue<SendWait>();
   #from = new Uint8Array(20);
   #closed = false;
-  #ref = true;
-  #holding = false;
-  #serveQueued = false;
+  /** Serves the waiting receives and sends on the next turn (once however often asked). */
+  #serveSoon = onNextTurn(() => {
+    if (this.#closed) return;
+    this.#serveReceivers();
+    this.#serveSenders();
+  });
 
   /** @internal Sockets come from `listenDatagram`. */
   constructor(handle: number) {
+    super();
     this.handle = handle;
     this.addr = readAddr(handle, false, "listenDatagram");
     reactor.register(this);
@@ -123,20 +128,6 @@ export class DatagramSocket {
   /** Whether `close` has been called. */
   get closed(): boolean {
     return this.#closed;
-  }
-
-  /** Lets the process exit while this socket waits to receive or send. */
-  unref(): this {
-    this.#ref = false;
-    this.#updateHold();
-    return this;
-  }
-
-  /** Makes an `unref`ed socket keep the process alive again while it waits. */
-  ref(): this {
-    this.#ref = true;
-    this.#updateHold();
-    return this;
   }
 
   /**
@@ -233,7 +224,7 @@ export class DatagramSocket {
       untieWait(w.guard, w.cancel);
       w.reject(new Closed(`${w.target}: the socket was closed before the datagram was sent`));
     }
-    this.#updateHold();
+    this.updateHold();
   }
 
   /** `using socket = listenDatagram(...)` closes it. */
@@ -251,7 +242,7 @@ export class DatagramSocket {
   _cancel(wait: ReceiveWait | SendWait, error: unknown): void {
     const removed = wait instanceof ReceiveWait ? this.#receivers.remove(wait) : this.#senders.remove(wait);
     if (!removed) return;
-    this.#updateHold();
+    this.updateHold();
     wait.reject(error);
   }
 
@@ -264,7 +255,7 @@ export class DatagramSocket {
     wait.guard = tieWait(wait.cancel, signal);
     if (wait.guard === null) return; // cancelled at once
     queue.push(wait);
-    this.#updateHold();
+    this.updateHold();
     // Tried and would block: the native loop was asked for the READ or WRITE event that
     // says when to try again. Not tried (queued behind others, or the turn's budget was
     // spent): the next turn tries.
@@ -281,19 +272,6 @@ export class DatagramSocket {
     return { bytes: r, addr: parseAddr(from), truncated: from[1] === 1 };
   }
 
-  #serveSoon(): void {
-    if (this.#serveQueued) return;
-    this.#serveQueued = true;
-    reactor.defer(this.#serveDeferred);
-  }
-
-  #serveDeferred = (): void => {
-    this.#serveQueued = false;
-    if (this.#closed) return;
-    this.#serveReceivers();
-    this.#serveSenders();
-  };
-
   #serveReceivers(): void {
     for (let w = this.#receivers.peek(); w !== null; w = this.#receivers.peek()) {
       const got = this.#receive(w.buf);
@@ -303,7 +281,7 @@ export class DatagramSocket {
       if (got instanceof Error) w.reject(got);
       else w.resolve(got);
     }
-    this.#updateHold();
+    this.updateHold();
   }
 
   #serveSenders(): void {
@@ -315,16 +293,13 @@ export class DatagramSocket {
       if (r < 0) w.reject(abiError(r, w.target));
       else w.resolve();
     }
-    this.#updateHold();
+    this.updateHold();
   }
 
   /** Holds the process alive while a referenced socket has receives or sends waiting. */
-  #updateHold(): void {
-    const hold = this.#ref && !this.#closed && this.#receivers.length + this.#senders.length > 0;
-    if (hold === this.#holding) return;
-    this.#holding = hold;
-    if (hold) reactor.hold();
-    else reactor.release();
+  /** A receive or a send is pending. */
+  protected get waiting(): boolean {
+    return this.#receivers.length + this.#senders.length > 0;
   }
 
   /**

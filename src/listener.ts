@@ -9,7 +9,8 @@
 
 import { ACCEPT, LIMIT, PAUSED } from "../ffi/mod.ts";
 import { abiError, Closed, isRecoverableAcceptError, WOULD_BLOCK, type ZevError } from "./errors.ts";
-import { reactor } from "./reactor.ts";
+import { Handle } from "./handle.ts";
+import { onNextTurn, reactor } from "./reactor.ts";
 import { Stream } from "./stream.ts";
 import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
 import { type Addr, type AnyAddr, formatAddr, readAddr, type UnixAddr } from "./addr.ts";
@@ -49,7 +50,7 @@ class AcceptWait<A extends AnyAddr> extends Waiter {
  * const stream = await listener.accept();
  * ```
  */
-export class Listener<A extends AnyAddr = Addr> {
+export class Listener<A extends AnyAddr = Addr> extends Handle {
   /** The listener's handle in the native loop (for diagnostics). */
   readonly handle: number;
   /** The address it listens on (with the real port when 0 was asked). */
@@ -63,13 +64,15 @@ export class Listener<A extends AnyAddr = Addr> {
   #batchBytes = new Uint8Array(this.#batch.buffer);
   #closed = false;
   #onClose: (() => void)[] = [];
-  #ref = true;
-  #holding = false;
-  #serveQueued = false;
+  /** Serves the waiting accepts on the next turn (once however often asked). */
+  #serveSoon = onNextTurn(() => {
+    if (!this.#closed) this.#serve();
+  });
   #onAcceptError: ((error: ZevError) => void) | undefined;
 
   /** @internal Listeners come from `listen`. */
   constructor(handle: number, onAcceptError?: (error: ZevError) => void, path?: string) {
+    super();
     this.handle = handle;
     this.#onAcceptError = onAcceptError;
     if (path === undefined) this.addr = readAddr(handle, false, "listen") as A;
@@ -84,23 +87,6 @@ export class Listener<A extends AnyAddr = Addr> {
   /** Whether `close` has been called. */
   get closed(): boolean {
     return this.#closed;
-  }
-
-  /**
-   * Lets the process exit while this listener waits in `accept` (as Node's and Deno's
-   * `unref`); `ref` undoes it. A new listener is referenced.
-   */
-  unref(): this {
-    this.#ref = false;
-    this.#updateHold();
-    return this;
-  }
-
-  /** Makes an `unref`ed listener keep the process alive again while it waits in `accept`. */
-  ref(): this {
-    this.#ref = true;
-    this.#updateHold();
-    return this;
   }
 
   /** Resolves with the next connection. Rejects with `Closed` once the listener closes. */
@@ -128,7 +114,7 @@ export class Listener<A extends AnyAddr = Addr> {
       wait.guard = tieWait(wait.cancel, signal);
       if (wait.guard === null) return; // cancelled at once
       this.#waiters.push(wait);
-      this.#updateHold();
+      this.updateHold();
       // Connections already here wait for the next turn (the budget is spent); otherwise
       // an ACCEPT event says when they come.
       if (this.#ready.length > 0) this.#serveSoon();
@@ -139,7 +125,7 @@ export class Listener<A extends AnyAddr = Addr> {
   /** @internal A pending accept was cancelled: it leaves the queue at once. */
   _cancelWait(wait: AcceptWait<A>, error: unknown): void {
     if (!this.#waiters.remove(wait)) return;
-    this.#updateHold();
+    this.updateHold();
     wait.reject(error);
   }
 
@@ -162,17 +148,6 @@ export class Listener<A extends AnyAddr = Addr> {
     return abiError(r, `accept on ${formatAddr(this.addr)}`);
   }
 
-  #serveSoon(): void {
-    if (this.#serveQueued) return;
-    this.#serveQueued = true;
-    reactor.defer(this.#serveDeferred);
-  }
-
-  #serveDeferred = (): void => {
-    this.#serveQueued = false;
-    if (!this.#closed) this.#serve();
-  };
-
   /** Hands connections to waiting accepts, pulling batches as needed. */
   #serve(): void {
     while (this.#waiters.length > 0) {
@@ -184,7 +159,7 @@ export class Listener<A extends AnyAddr = Addr> {
             this.#settle(w);
             w.reject(error);
           }
-          this.#updateHold();
+          this.updateHold();
           return;
         }
         if (this.#ready.length === 0) break;
@@ -193,7 +168,7 @@ export class Listener<A extends AnyAddr = Addr> {
       this.#settle(w);
       w.resolve(new Stream(this.#ready.shift()!, this.#unix));
     }
-    this.#updateHold();
+    this.updateHold();
   }
 
   /** @internal */
@@ -220,13 +195,9 @@ export class Listener<A extends AnyAddr = Addr> {
     }
   }
 
-  /** Holds the process alive while accepts wait on a referenced listener. */
-  #updateHold(): void {
-    const hold = this.#ref && this.#waiters.length > 0; // close rejects every waiter
-    if (hold === this.#holding) return;
-    this.#holding = hold;
-    if (hold) reactor.hold();
-    else reactor.release();
+  /** An accept is pending. */
+  protected get waiting(): boolean {
+    return this.#waiters.length > 0;
   }
 
   /**
@@ -244,7 +215,7 @@ export class Listener<A extends AnyAddr = Addr> {
       this.#settle(w);
       w.reject(new Closed(`accept on ${formatAddr(this.addr)}: the listener was closed`));
     }
-    this.#updateHold();
+    this.updateHold();
     for (const f of this.#onClose.splice(0)) f();
   }
 

@@ -331,3 +331,20 @@ function scheduleTick(tick: () => void): void {
 /** This thread's reactor. */
 setLastErrno(() => native.sym.zev_last_errno());
 export const reactor: Reactor = await Reactor.open();
+
+/**
+ * Schedules `fn` for the reactor's next turn, however often it is asked for before then:
+ * a burst of requests (accepts, receives, gives) costs one service pass, not one each.
+ */
+export function onNextTurn(fn: () => void): () => void {
+  let queued = false;
+  const run = (): void => {
+    queued = false;
+    fn();
+  };
+  return (): void => {
+    if (queued) return;
+    queued = true;
+    reactor.defer(run);
+  };
+}

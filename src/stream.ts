@@ -14,6 +14,7 @@
 
 import { LIMIT, READ, WRITE } from "../ffi/mod.ts";
 import { abiError, Closed, TimedOut, WOULD_BLOCK, ZevError } from "./errors.ts";
+import { Handle } from "./handle.ts";
 import { reactor } from "./reactor.ts";
 import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
 import { type Addr, type AnyAddr, formatAddr, readAddr, type UnixAddr } from "./addr.ts";
@@ -90,7 +91,7 @@ function noop(): void {}
  * await stream.close();
  * ```
  */
-export class Stream<A extends AnyAddr = Addr> {
+export class Stream<A extends AnyAddr = Addr> extends Handle {
   /** The stream's handle in the native loop (for diagnostics). */
   readonly handle: number;
   #connecting: PendingConnect | undefined;
@@ -115,14 +116,13 @@ export class Stream<A extends AnyAddr = Addr> {
   #writeClosed = false;
   #closed = false;
   #closing: Promise<void> | undefined;
-  #ref = true;
-  #holding = false;
   #peer: string | undefined;
   /** A Unix stream's local and remote addresses (the kernel keeps no path for us). */
   #unix: readonly [UnixAddr, UnixAddr] | undefined;
 
   /** @internal Streams come from `connect` and `Listener.accept`. */
   constructor(handle: number, unix?: readonly [local: UnixAddr, remote: UnixAddr]) {
+    super();
     this.handle = handle;
     this.#unix = unix;
     reactor.register(this);
@@ -131,23 +131,6 @@ export class Stream<A extends AnyAddr = Addr> {
   /** Whether `close` (or `abort`) has been called. */
   get closed(): boolean {
     return this.#closed;
-  }
-
-  /**
-   * Lets the process exit while this stream waits (in `read`, `write`, `close`), as
-   * Node's and Deno's `unref`; `ref` undoes it. A new stream is referenced.
-   */
-  unref(): this {
-    this.#ref = false;
-    this.#updateHold();
-    return this;
-  }
-
-  /** Makes an `unref`ed stream keep the process alive again while it waits. */
-  ref(): this {
-    this.#ref = true;
-    this.#updateHold();
-    return this;
   }
 
   /**
@@ -226,7 +209,7 @@ export class Stream<A extends AnyAddr = Addr> {
       this.#readReject = reject;
       this.#readGuard = tieWait(this.#cancelRead, signal);
       if (this.#readGuard === null) return; // cancelled at once
-      this.#updateHold();
+      this.updateHold();
       if (timeout !== undefined) {
         this.#readTimer = setTimeout(
           () => this.#endRead(new TimedOut(`${this.#what("read")}: no data within ${timeout} ms`)),
@@ -271,7 +254,7 @@ export class Stream<A extends AnyAddr = Addr> {
       clearTimeout(this.#readTimer);
       this.#readTimer = undefined;
     }
-    this.#updateHold();
+    this.updateHold();
   }
 
   #onReadable(): void {
@@ -340,7 +323,7 @@ export class Stream<A extends AnyAddr = Addr> {
       w.guard = tieWait(w.cancel, signal);
       if (w.guard === null) return; // cancelled at once
       this.#writers.push(w);
-      this.#updateHold();
+      this.updateHold();
       if (deferred) reactor.defer(this.#retryWrite);
       else reactor.kick();
     });
@@ -353,7 +336,7 @@ export class Stream<A extends AnyAddr = Addr> {
     // Part of it may be sent already: the byte stream is cut, so close it.
     if (w.offset > 0) this.abort();
     else {
-      this.#updateHold();
+      this.updateHold();
       this.#checkDrained(); // a closeWrite or close may be waiting for the last writer
     }
   }
@@ -389,7 +372,7 @@ export class Stream<A extends AnyAddr = Addr> {
       untieWait(w.guard, w.cancel);
       w.resolve(w.data.length);
     }
-    this.#updateHold();
+    this.updateHold();
     this.#checkDrained();
   }
 
@@ -397,7 +380,7 @@ export class Stream<A extends AnyAddr = Addr> {
   #drained(): Promise<void> {
     return new Promise((resolve) => {
       this.#drainers.push(resolve);
-      this.#updateHold();
+      this.updateHold();
       this.#checkDrained();
     });
   }
@@ -410,19 +393,13 @@ export class Stream<A extends AnyAddr = Addr> {
       return; // a WRITE event follows when the queue is empty
     }
     const drainers = this.#drainers.splice(0);
-    this.#updateHold();
+    this.updateHold();
     for (const resolve of drainers) resolve();
   }
 
-  /** Holds the process alive while a referenced stream has an operation pending. */
-  #updateHold(): void {
-    const busy = this.#reading || this.#writers.length > 0 || this.#drainers.length > 0 ||
-      this.#connecting !== undefined;
-    const hold = this.#ref && busy; // a released stream has nothing pending
-    if (hold === this.#holding) return;
-    this.#holding = hold;
-    if (hold) reactor.hold();
-    else reactor.release();
+  /** A read, a write, a drain (close, closeWrite) or a connect is pending. */
+  protected get waiting(): boolean {
+    return this.#reading || this.#writers.length > 0 || this.#drainers.length > 0 || this.#connecting !== undefined;
   }
 
   /**
@@ -486,7 +463,7 @@ export class Stream<A extends AnyAddr = Addr> {
     }
     const drainers = this.#drainers.splice(0);
     if (this.#connecting) this.#endConnect(new Closed(`${this.#connecting.what}: the stream was closed`));
-    this.#updateHold();
+    this.updateHold();
     for (const resolve of drainers) resolve();
     sym.zev_close(loop, this.handle, reset ? 1 : 0);
   }
@@ -504,7 +481,7 @@ export class Stream<A extends AnyAddr = Addr> {
       pending.guard = tieWait(pending.cancel, signal);
       if (pending.guard === null) return;
       this.#connecting = pending;
-      this.#updateHold();
+      this.updateHold();
       reactor.kick();
     });
   }
@@ -514,7 +491,7 @@ export class Stream<A extends AnyAddr = Addr> {
     if (!pending) return;
     this.#connecting = undefined;
     untieWait(pending.guard, pending.cancel);
-    this.#updateHold();
+    this.updateHold();
     pending.reject(error);
   }
 
@@ -525,7 +502,7 @@ export class Stream<A extends AnyAddr = Addr> {
     if (status !== 0) return this.#endConnect(abiError(status, pending.what));
     this.#connecting = undefined;
     untieWait(pending.guard, pending.cancel);
-    this.#updateHold();
+    this.updateHold();
     pending.resolve();
   }
 

@@ -21,6 +21,7 @@ const suites: Record<string, string[]> = {
   "channel.ts": ["channel", "cancel", "task"],
   "datagram.ts": ["hold", "datagram", "errors", "lifecycle"],
   "deadline.ts": ["task", "cancel", "errors", "gather"],
+  "handle.ts": ["hold", "lifecycle", "datagram"],
   "gather.ts": ["gather", "task"],
   "errors.ts": ["errors", "stream"],
   "listener.ts": ["hold", "stream", "burst", "errors", "lifecycle", "unix", "cancel", "task"],
