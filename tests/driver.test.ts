@@ -1,0 +1,95 @@
+/**
+ * The loop driver's behaviour that only costs show: how many polls a lightly loaded
+ * server makes per request (the kernel's wake parks in the same call as the poll that
+ * found nothing, and right after a woken turn; a thread's wake needs one more poll), none
+ * while idle, and an opt-in spin that polls for its time and then parks. These are
+ * counts of the loop's own polls (`stats().polls`), not timings: a driver that polls one
+ * turn more per request, or never stops spinning, fails here while every echo still works.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import { configure, go, listen, stats } from "../mod.ts";
+import { reactor } from "../src/reactor.ts";
+import { checkLeaks } from "./leaks.ts";
+
+checkLeaks("driver");
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** An echo server on zev and a client on the runtime's own sockets (which cost zev no poll). */
+async function echoPair() {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const served = go(async () => {
+    const stream = await listener.accept();
+    const buf = new Uint8Array(64);
+    for (let n; (n = await stream.read(buf)) !== null;) await stream.write(buf.subarray(0, n));
+    await stream.close();
+  });
+  const socket = net.connect(listener.addr.port, "127.0.0.1");
+  await new Promise((resolve) => socket.once("connect", resolve));
+  const roundTrip = () =>
+    new Promise((resolve) => {
+      socket.once("data", resolve);
+      socket.write("ping");
+    });
+  const close = async () => {
+    socket.end();
+    await served;
+    listener.close();
+  };
+  return { roundTrip, close };
+}
+
+test("at light load a request costs one poll with the kernel's wake, two with a thread's, and idle costs none", async () => {
+  const { roundTrip, close } = await echoPair();
+  for (let i = 0; i < 20; i++) await roundTrip();
+  await pause(20);
+  const requests = 200;
+  const before = stats().polls;
+  for (let i = 0; i < requests; i++) {
+    await roundTrip();
+    if (i % 4 === 0) await pause(1); // some requests come to a loop parked a while
+  }
+  const perRequest = (stats().polls - before) / requests;
+  const expected = reactor.parker.kind === "io_uring" ? 1 : 2;
+  assert.ok(
+    perRequest >= 1 && perRequest <= expected * 1.1,
+    `${perRequest.toFixed(2)} polls per request with the ${reactor.parker.kind} wake, expected ${expected}`,
+  );
+  const idleFrom = stats().polls;
+  await pause(200);
+  assert.equal(stats().polls - idleFrom, 0, "a parked loop does not poll");
+  await close();
+});
+
+test("an opt-in spin polls for its time after the last event, then parks", async () => {
+  const { roundTrip, close } = await echoPair();
+  await roundTrip();
+  // Long enough that a loaded machine cannot make it look over before it is measured.
+  configure({ spinMicros: 200_000 });
+  try {
+    await roundTrip(); // the spin starts after this request's events
+    const spinFrom = stats().polls;
+    await pause(10);
+    const spun = stats().polls - spinFrom;
+    assert.ok(spun >= 3, `${spun} polls in the first 10 ms of a 200 ms spin`);
+    await pause(300);
+    const parkedFrom = stats().polls;
+    await pause(100);
+    assert.equal(stats().polls - parkedFrom, 0, "the spin ended and the loop parked");
+    // An event ends the park; the next spin is timed from the last event, not the first.
+    await roundTrip();
+    const again = stats().polls;
+    await pause(10);
+    assert.ok(stats().polls - again >= 3, "a new spin after a new event");
+  } finally {
+    configure({ spinMicros: 0 });
+  }
+  await pause(250);
+  const quiet = stats().polls;
+  await pause(50);
+  assert.equal(stats().polls - quiet, 0);
+  await close();
+});
