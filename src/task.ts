@@ -85,7 +85,8 @@ export function report(task: Task<unknown>, event: TaskEvent): void {
 /** Errors that are routine for a server (a peer went away): one line, no stack. */
 const ROUTINE = new Set(["ConnectionReset", "BrokenPipe", "TimedOut"]);
 
-let defaultSupervisor: Supervisor = (error: unknown, task: Task<unknown>) => {
+/** @internal The default supervisor: logs to stderr. */
+export const stderrSupervisor: Supervisor = (error: unknown, task: Task<unknown>) => {
   const code = (error as { code?: unknown } | null)?.code;
   if (error instanceof Error && typeof code === "string" && ROUTINE.has(code)) {
     console.error(`zev: task ${task.name}: ${error.message}`);
@@ -93,6 +94,8 @@ let defaultSupervisor: Supervisor = (error: unknown, task: Task<unknown>) => {
     console.error(`zev: task ${task.name} failed:`, error);
   }
 };
+
+let defaultSupervisor: Supervisor = stderrSupervisor;
 
 /** Sets the supervisor of tasks that have no other (the default logs to stderr). */
 export function setDefaultSupervisor(supervisor: Supervisor): void {

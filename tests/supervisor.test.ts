@@ -1,0 +1,192 @@
+/**
+ * What a task's end tells, and to whom, to the letter: the default supervisor's stderr
+ * (a peer that went away is one line with no stack, anything else is logged whole),
+ * `setDefaultSupervisor`, a supervisor function that throws, a supervisor channel that
+ * refuses an event, the events a channel supervisor gets for every end, and a task's
+ * name, state and cancel reason. Nothing a task ends with is lost without a word.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Cancelled,
+  Channel,
+  go,
+  setDefaultSupervisor,
+  sleep,
+  supervise,
+  type Supervisor,
+  type TaskEvent,
+  TimedOut,
+  ZevError,
+} from "../mod.ts";
+import { reportInternal, stderrSupervisor } from "../src/task.ts";
+import { checkLeaks } from "./leaks.ts";
+
+checkLeaks("supervisor");
+
+/** What `fn` wrote with console.error, each call's arguments. */
+async function stderrOf(fn: () => Promise<void>): Promise<unknown[][]> {
+  const calls: unknown[][] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => void calls.push(args);
+  try {
+    await fn();
+  } finally {
+    console.error = original;
+  }
+  return calls;
+}
+
+/** Lets a task end and its supervisor be told (a task reports on the turn it settles). */
+const settle = () => sleep(5);
+
+test("the default supervisor: a peer that went away is one line with no stack; anything else is logged whole", async () => {
+  const routine = [
+    new ZevError("ConnectionReset", "read from 10.0.0.1:5000: the peer reset the connection"),
+    new ZevError("BrokenPipe", "write to 10.0.0.1:5000: the peer closed the connection"),
+    new TimedOut("read from 10.0.0.1:5000: no data within 50 ms"),
+  ];
+  for (const error of routine) {
+    const lines = await stderrOf(async () => {
+      go(async function handler() {
+        await sleep(0);
+        throw error;
+      });
+      await settle();
+    });
+    assert.deepEqual(lines, [[`zev: task handler: ${error.message}`]], error.code);
+  }
+  // Not routine: other codes, other errors, things that only look like a routine error.
+  const whole: unknown[] = [
+    new ZevError("Unexpected", "accept on 127.0.0.1:80: unexpected error (errno 5)"),
+    new TypeError("boom"),
+    { code: "ConnectionReset", message: "not an Error" },
+    Object.assign(new Error("a number for a code"), { code: 104 }),
+    null,
+    "a string",
+  ];
+  for (const error of whole) {
+    const lines = await stderrOf(async () => {
+      go(async function worker() {
+        await sleep(0);
+        throw error;
+      });
+      await settle();
+    });
+    assert.deepEqual(lines, [["zev: task worker failed:", error]], String(error));
+  }
+  // A cancelled task is no failure: a function supervisor hears nothing of it.
+  const quiet = await stderrOf(async () => {
+    const task = go(() => sleep(10_000));
+    await sleep(0);
+    task.cancel();
+    await assert.rejects(task.done, Cancelled);
+    await settle();
+  });
+  assert.deepEqual(quiet, []);
+});
+
+test("setDefaultSupervisor replaces the default for tasks with no other; a supervisor that throws is reported with the task's error", async () => {
+  const seen: [unknown, string][] = [];
+  const mine: Supervisor = (error, task) => void seen.push([error, task.name]);
+  setDefaultSupervisor(mine);
+  const failure = new Error("to the new default");
+  try {
+    const lines = await stderrOf(async () => {
+      go(function named() {
+        throw failure;
+      });
+      await settle();
+    });
+    assert.deepEqual(lines, []);
+    assert.deepEqual(seen, [[failure, "named"]]);
+  } finally {
+    setDefaultSupervisor(stderrSupervisor);
+  }
+  const thrown = new Error("the supervisor's own bug");
+  const original = new Error("what the task threw");
+  const lines = await stderrOf(async () => {
+    supervise(() => {
+      throw thrown;
+    }, function failing() {
+      throw original;
+    });
+    await settle();
+  });
+  assert.deepEqual(lines, [["zev: the supervisor of task failing threw:", thrown, original]]);
+});
+
+test("a channel supervisor gets every end, ok, error and cancelled; a closed one is reported with the event", async () => {
+  const events = new Channel<TaskEvent>(8);
+  const failure = new Error("bad");
+  const ok = supervise(events, function good() {
+    return 7;
+  });
+  const bad = supervise(events, function bad() {
+    throw failure;
+  });
+  const cancelled = supervise(events, function slow() {
+    return sleep(10_000);
+  });
+  cancelled.cancel("enough");
+  await Promise.allSettled([ok.done, bad.done, cancelled.done]);
+  const got = [await events.take(), await events.take(), await events.take()];
+  const byName = new Map(got.map((e) => [e.task.name, e]));
+  assert.deepEqual({ ...byName.get("good"), task: undefined }, { kind: "ok", task: undefined, value: 7 });
+  assert.deepEqual({ ...byName.get("bad"), task: undefined }, { kind: "error", task: undefined, error: failure });
+  const end = byName.get("slow")!;
+  assert.equal(end.kind, "cancelled");
+  assert.ok(end.error instanceof Cancelled && end.error.reason === "enough", String(end.error));
+  // A channel that refuses the event (closed): stderr says which task, which event, and what it threw.
+  events.close();
+  const lines = await stderrOf(async () => {
+    supervise(events, function late() {
+      throw failure;
+    });
+    await settle();
+  });
+  assert.equal(lines.length, 1);
+  assert.equal(lines[0][0], "zev: the supervisor channel of task late refused its error event:");
+  assert.ok(lines[0][1] instanceof Error && /closed/.test((lines[0][1] as Error).message), String(lines[0][1]));
+  assert.equal(lines[0][2], failure);
+  const okLines = await stderrOf(async () => {
+    supervise(events, function fine() {
+      return 1;
+    });
+    await settle();
+  });
+  assert.deepEqual(okLines.map((l) => [l[0], l[2]]), [[
+    "zev: the supervisor channel of task fine refused its ok event:",
+    "",
+  ]]);
+});
+
+test("a task's name, state and default cancel reason", async () => {
+  const anonymous = go(() => sleep(10_000));
+  assert.equal(anonymous.name, "anonymous");
+  assert.equal(anonymous.settled, false);
+  assert.equal(anonymous.cancelled, false);
+  anonymous.cancel();
+  assert.equal(anonymous.cancelled, true);
+  await assert.rejects(anonymous.done, (e: unknown) => {
+    assert.ok(e instanceof Cancelled);
+    assert.equal(e.reason, "task anonymous was cancelled");
+    assert.equal(e.message, "cancelled: task anonymous was cancelled");
+    return true;
+  });
+  assert.equal(anonymous.settled, true);
+  anonymous.cancel("again"); // settled: nothing happens
+  const named = go(async function fetchAll() {
+    await sleep(0);
+    return "done";
+  });
+  assert.equal(named.name, "fetchAll");
+  assert.equal(await named.done, "done");
+  assert.equal(named.settled, true);
+  assert.equal(await named.done, "done", "done is the same settled promise");
+  const lines = await stderrOf(async () => {
+    reportInternal(new Error("x"));
+  });
+  assert.deepEqual(lines.map((l) => l[0]), ["zev: internal error (please report it):"]);
+});
