@@ -185,8 +185,6 @@ test("a task's name, state and default cancel reason", async () => {
   assert.equal(await named.done, "done");
   assert.equal(named.settled, true);
   assert.equal(await named.done, "done", "done is the same settled promise");
-  const lines = await stderrOf(async () => {
-    reportInternal(new Error("x"));
-  });
+  const lines = await stderrOf(() => Promise.resolve(reportInternal(new Error("x"))));
   assert.deepEqual(lines.map((l) => l[0]), ["zev: internal error (please report it):"]);
 });
