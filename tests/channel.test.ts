@@ -150,3 +150,69 @@ test("close() refuses no give that found room and no take that found an item, th
     assert.equal(ch.size, 2047);
   });
 });
+
+test("every refusal says what was refused and why, to the letter", async () => {
+  const exactly = (kind: new (...a: any[]) => Error, message: string) => (e: unknown) => {
+    assert.ok(e instanceof kind, `${message}: got ${e}`);
+    assert.equal((e as Error).message, message);
+    return true;
+  };
+  for (const bad of [-1, 1.5, 2 ** 32 + 1, Number.NaN, "2"]) {
+    const shown = typeof bad === "string" ? `"${bad}"` : String(bad);
+    assert.throws(
+      () => new Channel(bad as number),
+      exactly(RangeError, `Channel: invalid capacity ${shown}: expected an integer from 0 to 2^32`),
+    );
+  }
+  assert.equal(new Channel(2 ** 32).capacity, 2 ** 32, "the largest capacity is taken");
+  assert.equal(new Channel().capacity, 0, "a rendezvous channel by default");
+  // Waiting when the channel closes, and calling after it closed.
+  const ch = new Channel<number>(0);
+  const taking = ch.take();
+  const other = new Channel<number>(0);
+  const giving = other.give(1);
+  ch.close();
+  other.close();
+  await assert.rejects(taking, exactly(Closed, "take: the channel was closed"));
+  await assert.rejects(giving, exactly(Closed, "give: the channel was closed"));
+  await assert.rejects(ch.take(), exactly(Closed, "take: the channel is closed"));
+  await assert.rejects(ch.give(2), exactly(Closed, "give: the channel is closed"));
+  await assert.rejects(select(ch, [other, 1]), exactly(Closed, "select: every channel is closed"));
+  // A select waiting on channels that close one by one fails with the last.
+  const a = new Channel<number>(0), b = new Channel<number>(0);
+  const selecting = select(a, [b, 5]);
+  a.close();
+  await sleep(1);
+  b.close();
+  await assert.rejects(selecting, exactly(Closed, "select: every channel is closed"));
+  // Arguments.
+  await assert.rejects(
+    select(),
+    exactly(TypeError, "select: expected at least one channel or [channel, value] clause"),
+  );
+  await assert.rejects(
+    select({ signal: new AbortController().signal } as never),
+    exactly(TypeError, "select: expected at least one channel or [channel, value] clause"),
+  );
+  const open = new Channel<number>(1);
+  for (const [clause, shown] of [[5, "5"], [[open], "an array"], [[open, 1, 2], "an array"], [["x", 1], "an array"]]) {
+    await assert.rejects(
+      select(open, clause as never),
+      exactly(TypeError, `select: clause 1 must be a Channel or [channel, value], not ${shown}`),
+    );
+  }
+  await assert.rejects(
+    open.give(1, { signal: 5 as never }),
+    exactly(TypeError, "give: options.signal must be an AbortSignal"),
+  );
+  await assert.rejects(open.take(null as never), exactly(TypeError, "take: options must be an object, not null"));
+  const aborted = AbortSignal.abort("stop");
+  await assert.rejects(open.give(1, { signal: aborted }), exactly(Cancelled, "cancelled: stop"));
+  await assert.rejects(open.take({ signal: aborted }), exactly(Cancelled, "cancelled: stop"));
+  await assert.rejects(select(open, { signal: aborted }), exactly(Cancelled, "cancelled: stop"));
+  // A take clause of a closed channel that still holds items completes.
+  await open.give(9);
+  open.close();
+  const r = await select(open);
+  assert.deepEqual([r.index, r.op, r.value], [0, "take", 9]);
+});
