@@ -296,8 +296,7 @@ export class DatagramSocket extends Handle {
     this.updateHold();
   }
 
-  /** Holds the process alive while a referenced socket has receives or sends waiting. */
-  /** A receive or a send is pending. */
+  /** A receive or a send is pending (what holds the loop while referenced). */
   protected get waiting(): boolean {
     return this.#receivers.length + this.#senders.length > 0;
   }
