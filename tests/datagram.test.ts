@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { Cancelled, Closed, go, limits, listenDatagram, sleep, ZevError } from "../mod.ts";
 import { text, within } from "./helpers.ts";
+import { reactor } from "../src/reactor.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("datagram");
@@ -192,4 +193,90 @@ test("bad UDP arguments are refused by name", async () => {
   const aborted = AbortSignal.abort("no");
   await assert.rejects(socket.send(text("x"), { port: 9, signal: aborted }), Cancelled);
   await assert.rejects(socket.receive(new Uint8Array(8), { signal: aborted }), Cancelled);
+});
+
+/** Spends what is left of this turn's budget: every operation after it waits a turn. */
+function spendTurn(): void {
+  while (reactor.spend());
+}
+
+test("sends past the turn's budget wait in order: at most 1024, the next refused by name, cancelled or closed ones never sent", async () => {
+  const a = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const b = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const target = `send to 127.0.0.1:${b.addr.port}`;
+  const max = limits().maxPendingWrites;
+  const base = reactor.holds;
+  // Three that wait for the next turn: the first, one cancelled, the third.
+  spendTurn();
+  const controller = new AbortController();
+  const first = a.send(text("first"), { port: b.addr.port });
+  const cancelled = a.send(text("cancelled"), { port: b.addr.port, signal: controller.signal });
+  const third = a.send(text("third"), { hostname: "localhost", port: b.addr.port });
+  assert.equal(reactor.holds, base + 1, "sends that wait hold the loop");
+  controller.abort("not this one");
+  await assert.rejects(cancelled, (e: unknown) => e instanceof Cancelled && e.reason === "not this one");
+  await within(2000, "the waiting sends", Promise.all([first, third]));
+  assert.equal(reactor.holds, base);
+  const buf = new Uint8Array(16);
+  const got: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const d = await within(2000, "a datagram", b.receive(buf));
+    assert.deepEqual(d.addr, a.addr);
+    got.push(decode(buf.subarray(0, d.bytes)));
+  }
+  assert.deepEqual(got, ["first", "third"], "in order, and the cancelled one never sent");
+  // The bound: `max` wait, the next is refused; close rejects every one still waiting.
+  spendTurn();
+  const waiting = Array.from({ length: max }, () => a.send(text("x"), { port: b.addr.port }).catch((e) => e));
+  await assert.rejects(a.send(text("one too many"), { port: b.addr.port }), (e: unknown) => {
+    assert.ok(e instanceof ZevError && e.code === "Limit", String(e));
+    assert.equal(e.message, `${target}: ${max} sends are already pending on this socket; await them`);
+    return true;
+  });
+  a.close();
+  for (const outcome of await Promise.all(waiting)) {
+    assert.ok(outcome instanceof Closed, String(outcome));
+    assert.equal(outcome.message, `${target}: the socket was closed before the datagram was sent`);
+  }
+  assert.equal(reactor.holds, base, "close released the waiting sends");
+  await assert.rejects(a.send(text("x"), { port: b.addr.port }), (e: unknown) => {
+    assert.ok(e instanceof Closed);
+    assert.equal(e.message, `${target}: the socket is closed`);
+    return true;
+  });
+  b.close();
+});
+
+test("receives past the turn's budget wait for the next turn; closed sockets say so, to the letter", async () => {
+  const a = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const b = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  await a.send(text("ready"), { port: b.addr.port });
+  await sleep(5); // the datagram is in b's queue
+  spendTurn();
+  const buf = new Uint8Array(16);
+  const d = await within(2000, "a receive deferred a turn", b.receive(buf));
+  assert.equal(decode(buf.subarray(0, d.bytes)), "ready");
+  const on = `receive on 127.0.0.1:${b.addr.port}`;
+  const pending = b.receive(new Uint8Array(8));
+  b.close();
+  await assert.rejects(pending, (e: unknown) => {
+    assert.ok(e instanceof Closed);
+    assert.equal(e.message, `${on}: the socket was closed`);
+    return true;
+  });
+  await assert.rejects(b.receive(new Uint8Array(8)), (e: unknown) => {
+    assert.ok(e instanceof Closed);
+    assert.equal(e.message, `${on}: the socket is closed`);
+    return true;
+  });
+  assert.equal(b.closed, true);
+  assert.equal(a.closed, false);
+  b.close(); // again: nothing
+  // A name that does not resolve: NameNotResolved naming send and the name.
+  await assert.rejects(a.send(text("x"), { hostname: "zev-udp-test.invalid", port: 9 }), (e: unknown) => {
+    assert.ok(e instanceof ZevError && e.code === "NameNotResolved", String(e));
+    assert.match(e.message, /^send: cannot resolve hostname "zev-udp-test\.invalid" \(E[A-Z_]+\)$/);
+    return true;
+  });
+  a.close();
 });
