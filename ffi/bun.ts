@@ -123,7 +123,14 @@ class WorkerParker implements Parker {
     });
   }
 
+  #keep = false;
+
+  get keepingAlive(): boolean {
+    return this.#keep;
+  }
+
   keepAlive(on: boolean): void {
+    this.#keep = on;
     // A pending waitAsync does not keep Bun alive; the worker's ref does.
     if (on) this.worker.ref();
     else this.worker.unref();

@@ -147,6 +147,10 @@ class PollParker implements Parker {
     this.onWake();
   };
 
+  get keepingAlive(): boolean {
+    return this.#keep;
+  }
+
   keepAlive(on: boolean): void {
     if (on === this.#keep) return;
     this.#keep = on;

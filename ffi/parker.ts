@@ -24,6 +24,10 @@ class RingParker implements Parker {
     return this.sym.zev_wake_arm(this.loop);
   }
 
+  get keepingAlive(): boolean {
+    return this.#keep;
+  }
+
   keepAlive(on: boolean): void {
     if (on === this.#keep) return;
     this.#keep = on;

@@ -30,6 +30,8 @@ export interface Parker {
   park(): number;
   /** Whether a park keeps the process alive (by default it does not). */
   keepAlive(on: boolean): void;
+  /** What `keepAlive` last set: whether a park keeps the process alive now. */
+  readonly keepingAlive: boolean;
   /** Releases what the parker holds (the loop is closing). */
   close(): void;
 }

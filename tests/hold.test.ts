@@ -209,3 +209,34 @@ test("a pending receive holds the loop while the datagram socket is referenced",
   socket.ref();
   assert.equal(reactor.holds, base, "a closed socket never holds again");
 });
+
+/** Lets the driver finish its turns and park (nothing is coming). */
+const parked = () => new Promise((resolve) => setTimeout(resolve, 30));
+
+test("a parked loop keeps the process alive exactly while a wait is held or bytes are queued", async () => {
+  const { listener, client, server } = await pair();
+  const parker = reactor.parker;
+  await parked();
+  assert.equal(parker.keepingAlive, false, "open streams and a listener nobody waits on keep nothing alive");
+  const accepting = listener.accept();
+  assert.equal(parker.keepingAlive, true, "a wait that begins while parked keeps it alive at once");
+  listener.unref();
+  assert.equal(parker.keepingAlive, false, "unref while parked lets go at once");
+  listener.ref();
+  assert.equal(parker.keepingAlive, true);
+  listener.close();
+  await assert.rejects(accepting, Closed);
+  assert.equal(parker.keepingAlive, false, "the wait ended while parked");
+  // Bytes the kernel has not taken yet keep it alive with no wait held (a write that
+  // resolved into the queue, as a program that ends right after writing does).
+  server.setWriteQueueLimit(limits().maxWriteQueueBytes);
+  const size = 8 * 1024 * 1024;
+  await server.write(new Uint8Array(size));
+  assert.equal(reactor.holds, 0);
+  await parked();
+  assert.equal(parker.keepingAlive, true, "queued bytes keep it alive");
+  await drain(client, size);
+  await parked();
+  assert.equal(parker.keepingAlive, false, "the queue is empty");
+  await Promise.all([client.close(), server.close()]);
+});
