@@ -192,3 +192,23 @@ test("bad Unix socket arguments are refused by name, before anything is created"
   await assert.rejects(connect({ path, noDelay: true } as never), /connect: noDelay is for TCP/);
   assert.ok(!existsSync(path), "nothing was created");
 });
+
+test("a Unix stream's messages name its peer: the listener's path from the client, 'a client of' it from the server", async () => {
+  const path = socketPath();
+  const listener = listen({ path });
+  const [client, server] = await Promise.all([connect({ path }), listener.accept()]);
+  await client.close();
+  await server.close();
+  const closed = (s: Stream<UnixAddr>, message: string) =>
+    assert.rejects(s.read(new Uint8Array(8)), (e: unknown) => {
+      assert.ok(e instanceof ZevError && e.code === "Closed", String(e));
+      assert.equal(e.message, message);
+      return true;
+    });
+  await closed(client, `read from ${path}: the stream is closed`);
+  await closed(server, `read from a client of ${path}: the stream is closed`);
+  await assert.rejects(server.write(text("x")), { message: `write to a client of ${path}: the stream is closed` });
+  assert.deepEqual(server.remoteAddr, { path: "", family: "unix" }, "a connecting end has no name");
+  assert.deepEqual(client.remoteAddr, { path, family: "unix" });
+  listener.close();
+});
