@@ -147,8 +147,9 @@ export interface Program {
 
 /**
  * Starts tests/programs/NAME.ts as its own process, in the runtime running the tests (so
- * what keeps a process alive, or crashes it, is seen from outside). `nofile` lowers the
- * descriptor limit first; `denoFlags` replaces Deno's `--allow-all`.
+ * what keeps a process alive, or crashes it, is seen from outside), or in the project's
+ * Deno when `inDeno` (what only Deno has, its permissions, checked from either runtime).
+ * `nofile` lowers the descriptor limit first; `denoFlags` replaces Deno's `--allow-all`.
  */
 export function startProgram(
   name: string,
@@ -158,11 +159,13 @@ export function startProgram(
     nofile?: number;
     denoFlags?: string[];
     timeoutMs?: number;
+    inDeno?: boolean;
   } = {},
 ): Program {
   const file = new URL(`./programs/${name}.ts`, import.meta.url).pathname;
-  const exec = process.execPath;
-  let argv = runtime === "bun" ? [exec, file] : [exec, "run", ...(options.denoFlags ?? ["--allow-all"]), file];
+  const deno = options.inDeno || runtime === "deno";
+  const exec = runtime === "deno" ? process.execPath : new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+  let argv = deno ? [exec, "run", ...(options.denoFlags ?? ["--allow-all"]), file] : [process.execPath, file];
   argv.push(...(options.args ?? []));
   if (options.nofile !== undefined) argv = ["sh", "-c", `ulimit -n ${options.nofile} && exec "$@"`, "sh", ...argv];
   const child = spawn(argv[0], argv.slice(1), {

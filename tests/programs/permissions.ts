@@ -31,3 +31,7 @@ try {
 } catch (error) {
   report("listenDatagram", error);
 }
+await connect({ path: `/tmp/zev-permissions-${process.pid}-none.sock` }).then(
+  (s) => (s.abort(), console.log("connect unix: allowed")),
+  (error) => report("connect unix", error),
+);
