@@ -22,6 +22,7 @@ import {
   supervise,
   TimedOut,
   withDeadline,
+  ZevError,
 } from "../mod.ts";
 import { requestOnce, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
@@ -78,6 +79,24 @@ test("an error in one acceptLoop handler never stops the loop", async () => {
   }
   assert.equal(decode(await requestOnce(listener.addr.port, text("ok"))), "ok");
   assert.ok(errors.length >= 2, `errors reached the supervisor: ${errors.length}`);
+  listener.close();
+  await within(2000, "acceptLoop settles when the listener closes", loop);
+});
+
+test("an accept that fails, not from a closed listener, is reported as the acceptLoop task's error and the loop goes on", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const failure = new ZevError("Unexpected", "accept on the test's listener: a failure made up by the test");
+  const accept = listener.accept.bind(listener);
+  let failures = 2;
+  // Own property over the prototype's: the loop's next two accepts fail.
+  listener.accept = (options) => (failures-- > 0 ? Promise.reject(failure) : accept(options));
+  const seen: [unknown, string][] = [];
+  const loop = acceptLoop(listener, async (stream: Stream) => {
+    await stream.write(text("served"));
+  }, { supervisor: (error, task) => void seen.push([error, task.name]) });
+  const reply = await within(2000, "a connection served after the failures", requestOnce(listener.addr.port, text("")));
+  assert.equal(decode(reply), "served");
+  assert.deepEqual(seen, [[failure, "acceptLoop"], [failure, "acceptLoop"]]);
   listener.close();
   await within(2000, "acceptLoop settles when the listener closes", loop);
 });
