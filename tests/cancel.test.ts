@@ -342,3 +342,33 @@ test("closeWrite waiting behind writes that are then cancelled goes on (the FIN 
   await Promise.all([client.close(), server.close()]);
   listener.close();
 });
+
+test("withDeadline: the caller gets its task's error and the supervisor does not; arguments and the deadline to the letter", async () => {
+  const seen: unknown[] = [];
+  const failure = new Error("the task's own");
+  await supervise((e) => void seen.push(e), async () => {
+    await assert.rejects(
+      withDeadline(1000, async () => {
+        await sleep(1);
+        throw failure;
+      }),
+      (e: unknown) => e === failure,
+    );
+  }).done;
+  await sleep(5);
+  assert.deepEqual(seen, [], "the error went to the caller only");
+  await assert.rejects(withDeadline(-1, () => 1), {
+    name: "RangeError",
+    message: "withDeadline: invalid duration -1: expected milliseconds from 0 to 2147483647",
+  });
+  await assert.rejects(withDeadline(5, 5 as never), {
+    name: "TypeError",
+    message: "withDeadline: fn must be a function",
+  });
+  await assert.rejects(withDeadline(10, () => sleep(1000)), (e: unknown) => {
+    assert.ok(e instanceof TimedOut, String(e));
+    assert.equal(e.message, "deadline of 10 ms exceeded");
+    return true;
+  });
+  assert.equal(await withDeadline(1000, (a: number, b: number) => a + b, 2, 3), 5, "arguments are passed on");
+});
