@@ -248,3 +248,19 @@ test("socket options: noDelay, keepAlive and reusePort are checked and accepted"
   a.close();
   b.close();
 });
+
+test("TCP options are taken as given: path undefined beside a port is TCP, and a listener's own option on connect is ignored", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0, path: undefined } as never);
+  assert.equal(listener.addr.family, 4, "a TCP listener");
+  for (const options of [{ noDelay: false }, { keepAlive: true }, { path: undefined }, { reusePort: true }]) {
+    const [client, server] = await Promise.all([
+      connect({ port: listener.addr.port, ...options } as never),
+      listener.accept(),
+    ]);
+    await client.write(text("x"));
+    const buf = new Uint8Array(1);
+    assert.equal(await server.read(buf), 1, JSON.stringify(options));
+    await Promise.all([client.close(), server.close()]);
+  }
+  listener.close();
+});
