@@ -250,7 +250,7 @@ test("socket options: noDelay, keepAlive and reusePort are checked and accepted"
 });
 
 test("TCP options are taken as given: path undefined beside a port is TCP, and a listener's own option on connect is ignored", async () => {
-  const listener = listen({ hostname: "127.0.0.1", port: 0, path: undefined } as never);
+  const listener = listen({ hostname: "127.0.0.1", port: 0, path: undefined } as { hostname: string; port: number });
   assert.equal(listener.addr.family, 4, "a TCP listener");
   for (const options of [{ noDelay: false }, { keepAlive: true }, { path: undefined }, { reusePort: true }]) {
     const [client, server] = await Promise.all([
