@@ -264,3 +264,88 @@ test("TCP options are taken as given: path undefined beside a port is TCP, and a
   }
   listener.close();
 });
+
+async function tcpPair() {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  return { listener, client, server };
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("a read's timeout ends with the read: a later read is not timed out by it", async () => {
+  const { listener, client, server } = await tcpPair();
+  const buf = new Uint8Array(8);
+  const first = server.read(buf, { timeout: 40 });
+  await client.write(text("a"));
+  assert.equal(await first, 1);
+  const second = server.read(buf); // no timeout: it waits past the first one's 40 ms
+  await pause(80);
+  await client.write(text("b"));
+  assert.equal(await within(2000, "the second read", second), 1);
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
+
+test("a pending read whose buffer is transferred rejects, naming it, and the stream reads on", async () => {
+  const { listener, client, server } = await tcpPair();
+  const buf = new Uint8Array(8);
+  const reading = server.read(buf);
+  (buf.buffer as ArrayBuffer).transfer();
+  await client.write(text("x"));
+  await assert.rejects(within(2000, "the read", reading), (e: unknown) => {
+    assert.ok(e instanceof TypeError);
+    assert.equal(e.message, "read: buf's ArrayBuffer is detached (transferred): its bytes are gone");
+    return true;
+  });
+  const fresh = new Uint8Array(8);
+  assert.equal(await server.read(fresh), 1, "no byte was taken by the failed read");
+  assert.equal(fresh[0], "x".charCodeAt(0));
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
+
+test("writes waiting when the peer resets all reject with the reset, naming the peer", async () => {
+  const { listener, client, server } = await tcpPair();
+  server.setWriteQueueLimit(1);
+  const peer = `127.0.0.1:${client.localAddr.port}`;
+  const writes = [server.write(new Uint8Array(32 << 20)), server.write(text("queued")), server.write(text("too"))];
+  const outcomes = writes.map((w) => w.catch((e) => e));
+  await pause(20);
+  client.abort(); // a reset, with the server's bytes unread
+  const results = await within(5000, "the waiting writes", Promise.all(outcomes));
+  for (const e of results) {
+    assert.ok(e instanceof ZevError && (e.code === "ConnectionReset" || e.code === "BrokenPipe"), String(e));
+    assert.match(e.message, new RegExp(`^write to ${peer.replace(/\./g, "\\.")}: `));
+  }
+  assert.equal(results[1], results[2], "the writes behind the failed one get its error");
+  await server.close();
+  listener.close();
+});
+
+test("close twice is one close; close after abort resolves; closeWrite after close is refused", async () => {
+  const { listener, client, server } = await tcpPair();
+  const closing = client.close();
+  assert.equal(client.close(), closing, "the same promise");
+  await closing;
+  server.abort();
+  const after = server.close();
+  assert.ok(after instanceof Promise);
+  await after;
+  assert.equal(server.close(), after);
+  listener.close();
+});
+
+test("cancelling a stream's readable closes it; aborting its writable resets it", async () => {
+  const { listener, client, server } = await tcpPair();
+  await server.readable.cancel("done reading");
+  assert.equal(server.closed, true);
+  assert.equal(await client.read(new Uint8Array(8)), null, "the peer sees the end");
+  const other = await tcpPair();
+  await other.client.writable.abort("stop");
+  assert.equal(other.client.closed, true);
+  assert.equal(await other.server.read(new Uint8Array(8)).catch((e) => e.code), "ConnectionReset");
+  await Promise.all([client.close(), other.server.close()]);
+  listener.close();
+  other.listener.close();
+});
