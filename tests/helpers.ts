@@ -6,7 +6,7 @@
 
 import net from "node:net";
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import process from "node:process";
 
 /** Rejects with `message` if `promise` has not settled within `ms`. */
@@ -127,6 +127,12 @@ export const runtime = "Bun" in globalThis ? "bun" : "deno";
 
 export { process };
 
+/** The project's Deno (node_modules/.bin), or the one on PATH in a copy of the tree without it. */
+function projectDeno(): string {
+  const local = new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+  return existsSync(local) ? local : "deno";
+}
+
 /** What a program run by `runProgram` did. */
 export interface ProgramRun {
   /** Exit code, or null when it was killed for running past its time. */
@@ -164,7 +170,7 @@ export function startProgram(
 ): Program {
   const file = new URL(`./programs/${name}.ts`, import.meta.url).pathname;
   const deno = options.inDeno || runtime === "deno";
-  const exec = runtime === "deno" ? process.execPath : new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+  const exec = runtime === "deno" ? process.execPath : projectDeno();
   let argv = deno ? [exec, "run", ...(options.denoFlags ?? ["--allow-all"]), file] : [process.execPath, file];
   argv.push(...(options.args ?? []));
   if (options.nofile !== undefined) argv = ["sh", "-c", `ulimit -n ${options.nofile} && exec "$@"`, "sh", ...argv];

@@ -91,7 +91,8 @@ for (const module of modules) {
   const r = spawnSync(stryker, ["run", configFile], {
     cwd: root,
     stdio: "inherit",
-    env: { ...process.env, ZEV_LIB: lib },
+    // The sandbox has no node_modules: the project's Deno (for the tests that start it) on PATH.
+    env: { ...process.env, ZEV_LIB: lib, PATH: `${root}node_modules/.bin:${process.env.PATH}` },
   });
   rmSync(configFile);
   if (r.status !== 0) throw new Error(`stryker failed on ${module}`);
