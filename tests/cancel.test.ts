@@ -16,6 +16,7 @@ import {
   Channel,
   connect,
   listen,
+  listenDatagram,
   select,
   sleep,
   stats,
@@ -292,6 +293,54 @@ test("a wait ended by its task's cancel lets go of its signal: no listener is le
   for (const t of tasks) await assert.rejects(t.done, Cancelled);
   assert.equal(live.size, 0, `${live.size} abort listeners left on the signal`);
   await Promise.all([client.close({ timeout: 0 }), server.close()]);
+  listener.close();
+});
+
+test("a wait that completes lets go of its signal too: accept, read, write, sleep, take, give, receive, select", async () => {
+  const signal = new AbortController().signal;
+  const live = new Set<unknown>();
+  let tied = 0;
+  const add = signal.addEventListener.bind(signal), remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener =
+    ((...args: Parameters<typeof add>) => (tied++, live.add(args[1]), add(...args))) as typeof add;
+  signal.removeEventListener =
+    ((...args: Parameters<typeof remove>) => (live.delete(args[1]), remove(...args))) as typeof remove;
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = listener.accept({ signal });
+  const client = await connect({ port: listener.addr.port, signal });
+  const server = await accepting;
+  const reading = server.read(new Uint8Array(16), { signal });
+  client.setWriteQueueLimit(1);
+  const writing = client.write(new Uint8Array(8 << 20), { signal }); // waits for the peer
+  const ch = new Channel<number>(0);
+  const taking = ch.take({ signal });
+  const other = new Channel<number>(0);
+  const giving = other.give(7, { signal });
+  const picked = new Channel<number>(0);
+  const selecting = select(new Channel<number>(0), picked, { signal });
+  const udp = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const receiving = udp.receive(new Uint8Array(8), { signal });
+  const sleeping = sleep(5, { signal });
+  await sleep(20);
+  assert.equal(
+    tied,
+    9,
+    "each of the nine waits (accept, connect, read, write, take, give, select, receive, sleep) tied itself to the signal",
+  );
+  // Each completes on its own.
+  const sink = new Uint8Array(1 << 16);
+  let got = (await reading) ?? 0;
+  while (got < (8 << 20)) got += (await server.read(sink)) ?? 0;
+  await Promise.all([writing, sleeping]);
+  await ch.give(1);
+  assert.equal(await other.take(), 7);
+  await giving;
+  await picked.give(3);
+  await udp.send(text("x"), { port: udp.addr.port });
+  await Promise.all([taking, selecting, receiving]);
+  assert.equal(live.size, 0, `${live.size} abort listeners left on the signal by waits that completed`);
+  udp.close();
+  await Promise.all([client.close(), server.close()]);
   listener.close();
 });
 
