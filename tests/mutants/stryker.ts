@@ -19,7 +19,7 @@ const suites: Record<string, string[]> = {
   "accept_loop.ts": ["task", "burst", "lifecycle", "cancel", "gather", "web_streams"],
   "addr.ts": ["addr", "stream", "errors", "unix"],
   "channel.ts": ["channel", "cancel", "task"],
-  "datagram.ts": ["hold", "datagram", "errors", "lifecycle"],
+  "datagram.ts": ["hold", "datagram", "errors", "lifecycle", "cancel"],
   "deadline.ts": ["task", "cancel", "errors", "gather"],
   "handle.ts": ["hold", "lifecycle", "datagram"],
   "gather.ts": ["gather", "task"],
