@@ -8,7 +8,18 @@
 
 import { reactor } from "./reactor.ts";
 
-/** A native handle that may keep the process alive while something waits on it. */
+/**
+ * A listener, stream or datagram socket: a native handle that may keep the process alive
+ * while something waits on it.
+ *
+ * @example
+ * ```ts
+ * // Background work that must not keep the program alive, whatever kind each handle is.
+ * function inBackground(...handles: Handle[]): void {
+ *   for (const handle of handles) handle.unref();
+ * }
+ * ```
+ */
 export abstract class Handle {
   #ref = true;
   #holding = false;
