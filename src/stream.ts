@@ -166,7 +166,8 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
         // An accepted Unix connection's peer has no name: say whose client it is.
         this.#peer = unix && unix[1].path === "" ? `a client of ${unix[0].path}` : formatAddr(this.remoteAddr);
       } catch {
-        this.#peer = "a closed stream";
+        // Closed before anything asked who the peer was: the kernel no longer says.
+        return op;
       }
     }
     return `${op} ${op === "read" || op === "readFull" ? "from" : "to"} ${this.#peer}`;

@@ -349,3 +349,17 @@ test("cancelling a stream's readable closes it; aborting its writable resets it"
   listener.close();
   other.listener.close();
 });
+
+test("a stream closed before anything asked who its peer was says what was refused, without a peer", async () => {
+  const { listener, client, server } = await tcpPair();
+  await client.close();
+  await assert.rejects(client.read(new Uint8Array(4)), (e: unknown) => {
+    assert.ok(e instanceof Closed);
+    assert.equal(e.message, "read: the stream is closed");
+    return true;
+  });
+  await assert.rejects(client.write(text("x")), { message: "write: the stream is closed" });
+  assert.throws(() => client.remoteAddr, { message: "stream.remoteAddr: the handle is closed or was never valid" });
+  await server.close();
+  listener.close();
+});
