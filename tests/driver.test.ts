@@ -10,8 +10,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { configure, go, listen, stats } from "../mod.ts";
-import { reactor } from "../src/reactor.ts";
+import { configure, connect, go, listen, stats } from "../mod.ts";
+import { onNextTurn, reactor } from "../src/reactor.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("driver");
@@ -36,7 +36,7 @@ async function echoPair() {
     });
   const close = async () => {
     socket.end();
-    await served;
+    await served.done;
     listener.close();
   };
   return { roundTrip, close };
@@ -92,4 +92,49 @@ test("an opt-in spin polls for its time after the last event, then parks", async
   await pause(50);
   assert.equal(stats().polls - quiet, 0);
   await close();
+});
+
+test("the loop counts what is registered; a throw in deferred work is reported, not lost, and the loop goes on", async () => {
+  const open = reactor.open;
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  assert.equal(reactor.open, open + 1);
+  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  assert.equal(reactor.open, open + 3);
+  await client.close();
+  await client.close(); // once
+  assert.equal(reactor.open, open + 2);
+  server.abort();
+  listener.close();
+  assert.equal(reactor.open, open);
+  // Deferred work that throws: stderr says so, and the next turn runs.
+  const lines: unknown[][] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => void lines.push(args);
+  const bug = new Error("a bug in deferred work");
+  try {
+    let after = false;
+    reactor.defer(() => {
+      throw bug;
+    });
+    reactor.defer(() => (after = true));
+    await pause(5);
+    assert.ok(after, "the work deferred after it still ran");
+  } finally {
+    console.error = original;
+  }
+  assert.deepEqual(lines, [["zev: internal error (please report it):", bug]]);
+});
+
+test("onNextTurn runs its function once per turn however often it is asked", async () => {
+  let runs = 0;
+  const soon = onNextTurn(() => runs++);
+  soon();
+  soon();
+  soon();
+  assert.equal(runs, 0, "not before the next turn");
+  await pause(5);
+  assert.equal(runs, 1);
+  soon();
+  await pause(5);
+  assert.equal(runs, 2, "asked again after it ran: runs again");
 });

@@ -26,7 +26,7 @@ const suites: Record<string, string[]> = {
   "errors.ts": ["errors", "stream"],
   "listener.ts": ["hold", "stream", "burst", "errors", "lifecycle", "unix", "cancel", "task"],
   "net.ts": ["stream", "errors", "lifecycle", "cancel", "unix", "task"],
-  "reactor.ts": ["hold", "driver", "wake", "lifecycle", "cancel", "stream"],
+  "reactor.ts": ["hold", "driver", "burst", "wake", "lifecycle", "cancel", "stream"],
   "runtime.ts": ["stream", "errors"],
   "serve.ts": ["lifecycle", "errors", "cancel", "unix", "task"],
   "stream.ts": ["hold", "stream", "errors", "cancel", "web_streams"],
