@@ -273,9 +273,11 @@ test("a wait ended by its task's cancel lets go of its signal: no listener is le
   const signal = new AbortController().signal;
   const live = new Set<unknown>();
   const add = signal.addEventListener.bind(signal), remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener = ((...args: Parameters<typeof add>) => (live.add(args[1]), add(...args))) as typeof add;
-  signal.removeEventListener =
-    ((...args: Parameters<typeof remove>) => (live.delete(args[1]), remove(...args))) as typeof remove;
+  signal.addEventListener =
+    ((...args: Parameters<typeof add>) => (args[0] === "abort" && live.add(args[1]), add(...args))) as typeof add;
+  signal.removeEventListener = ((
+    ...args: Parameters<typeof remove>
+  ) => (args[0] === "abort" && live.delete(args[1]), remove(...args))) as typeof remove;
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
   client.setWriteQueueLimit(1);
@@ -301,10 +303,12 @@ test("a wait that completes lets go of its signal too: accept, read, write, slee
   const live = new Set<unknown>();
   let tied = 0;
   const add = signal.addEventListener.bind(signal), remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener =
-    ((...args: Parameters<typeof add>) => (tied++, live.add(args[1]), add(...args))) as typeof add;
-  signal.removeEventListener =
-    ((...args: Parameters<typeof remove>) => (live.delete(args[1]), remove(...args))) as typeof remove;
+  signal.addEventListener = ((
+    ...args: Parameters<typeof add>
+  ) => (args[0] === "abort" && (tied++, live.add(args[1])), add(...args))) as typeof add;
+  signal.removeEventListener = ((
+    ...args: Parameters<typeof remove>
+  ) => (args[0] === "abort" && live.delete(args[1]), remove(...args))) as typeof remove;
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const accepting = listener.accept({ signal });
   const client = await connect({ port: listener.addr.port, signal });

@@ -30,7 +30,7 @@ const suites: Record<string, string[]> = {
   "runtime.ts": ["stream", "errors"],
   "serve.ts": ["lifecycle", "errors", "cancel", "unix", "task"],
   "stream.ts": ["hold", "stream", "errors", "cancel", "web_streams"],
-  "task.ts": ["supervisor", "task", "cancel", "channel"],
+  "task.ts": ["supervisor", "gather", "task", "cancel", "channel"],
   "workers.ts": ["workers"],
   "validate.ts": ["errors", "stream", "channel", "cancel"],
   "wait_queue.ts": ["wait_queue", "channel", "cancel"],
