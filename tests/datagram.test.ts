@@ -280,3 +280,44 @@ test("receives past the turn's budget wait for the next turn; closed sockets say
   });
   a.close();
 });
+
+test("UDP refusals to the letter: a broadcast without permission, a bad host, a bad signal; IPv6 to IPv6", async () => {
+  const socket = listenDatagram({ hostname: "0.0.0.0", port: 0 });
+  // The kernel refuses a broadcast from a socket that did not ask for it (SO_BROADCAST).
+  await assert.rejects(socket.send(text("x"), { hostname: "255.255.255.255", port: 9 }), (e: unknown) => {
+    assert.ok(e instanceof ZevError && e.code === "PermissionDenied", String(e));
+    assert.equal(e.message, "send to 255.255.255.255:9: permission denied");
+    return true;
+  });
+  await assert.rejects(socket.send(text("x"), { hostname: "", port: 9 }), {
+    name: "TypeError",
+    message: 'send: invalid hostname "": expected a host name or an IP address',
+  });
+  await assert.rejects(socket.send(text("x"), { port: 9, signal: 5 as never }), {
+    name: "TypeError",
+    message: "send: options.signal must be an AbortSignal",
+  });
+  await assert.rejects(socket.receive(new Uint8Array(8), { signal: 5 as never }), {
+    name: "TypeError",
+    message: "receive: options.signal must be an AbortSignal",
+  });
+  // The receive bound, to the letter.
+  const on = `receive on 0.0.0.0:${socket.addr.port}`;
+  const max = limits().maxPendingWrites;
+  const waiting = Array.from({ length: max }, () => socket.receive(new Uint8Array(8)).catch((e) => e));
+  await assert.rejects(socket.receive(new Uint8Array(8)), (e: unknown) => {
+    assert.ok(e instanceof ZevError && e.code === "Limit", String(e));
+    assert.equal(e.message, `${on}: ${max} receives are already pending`);
+    return true;
+  });
+  socket.close();
+  await Promise.all(waiting);
+  // An IPv6 socket reaches an IPv6 peer as it is.
+  const a = listenDatagram({ hostname: "::", port: 0 });
+  const b = listenDatagram({ hostname: "::1", port: 0 });
+  await a.send(text("v6"), { hostname: "::1", port: b.addr.port });
+  const d = await within(2000, "an IPv6 datagram", b.receive(new Uint8Array(8)));
+  assert.deepEqual(d.addr, { hostname: "::1", port: a.addr.port, family: 6 });
+  a.close();
+  b.close();
+});
