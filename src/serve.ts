@@ -37,8 +37,9 @@ export interface Server<A extends AnyAddr = Addr> {
   /** Connection handlers still running. */
   readonly connections: number;
   /**
-   * Resolves when the server has stopped: after `close`, or once its listener was closed
-   * otherwise and the last handler has finished.
+   * Resolves when the server has stopped: once `close` (or `await using`) has closed its
+   * listener and its last handler has finished or been cut off. (Its listener is its own:
+   * nothing else closes it.)
    */
   readonly finished: Promise<void>;
   /**
@@ -115,16 +116,12 @@ export function startServer<A extends AnyAddr>(
   const loop = new AcceptLoop<A>(listener, handler, { supervisor: options?.supervisor });
   let closing: Promise<void> | undefined;
   let finish: () => void;
-  let finishedOnce = false;
   const finished = new Promise<void>((resolve) =>
     finish = () => {
-      if (finishedOnce) return;
-      finishedOnce = true;
       beforeFinish();
       resolve();
     }
   );
-  loop.done.then(() => loop.whenIdle()).then(() => finish());
   const close = (shutdown?: ShutdownOptions): Promise<void> => {
     if (closing === undefined) {
       // A bad argument rejects this call only: the server stays open, and closable.
