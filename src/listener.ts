@@ -63,7 +63,6 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
   #batch = new Uint32Array(ACCEPT_BATCH);
   #batchBytes = new Uint8Array(this.#batch.buffer);
   #closed = false;
-  #onClose: (() => void)[] = [];
   /** Serves the waiting accepts on the next turn (once however often asked). */
   #serveSoon = onNextTurn(() => {
     if (!this.#closed) this.#serve();
@@ -216,13 +215,6 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
       w.reject(new Closed(`accept on ${formatAddr(this.addr)}: the listener was closed`));
     }
     this.updateHold();
-    for (const f of this.#onClose.splice(0)) f();
-  }
-
-  /** @internal Resolves when the listener closes (for acceptLoop). */
-  whenClosed(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    return new Promise((resolve) => this.#onClose.push(resolve));
   }
 
   /** Yields connections until the listener closes. */

@@ -9,6 +9,7 @@ import net from "node:net";
 import { Closed, connect, limits, listen, stats, type Stream, ZevError } from "../mod.ts";
 import { openClient, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
+import { reactor } from "../src/reactor.ts";
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -361,5 +362,26 @@ test("a stream closed before anything asked who its peer was says what was refus
   await assert.rejects(client.write(text("x")), { message: "write: the stream is closed" });
   assert.throws(() => client.remoteAddr, { message: "stream.remoteAddr: the handle is closed or was never valid" });
   await server.close();
+  listener.close();
+});
+
+test("an accept past the turn's budget takes a connection already here on the next turn; for await throws what accept throws", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await connect({ port: listener.addr.port });
+  await pause(5); // the connection waits in the kernel's queue
+  while (reactor.spend()); // the turn's budget is spent: the accept cannot complete at once
+  const server = await within(2000, "a deferred accept", listener.accept());
+  await client.write(text("x"));
+  assert.equal(await server.read(new Uint8Array(1)), 1);
+  // An accept that fails (not a closed listener) ends `for await` with its error.
+  const failure = new ZevError("Unexpected", "accept on the test's listener: a failure made up by the test");
+  listener.accept = () => Promise.reject(failure);
+  await assert.rejects(
+    (async () => {
+      for await (const _ of listener) assert.fail("no connection was expected");
+    })(),
+    (e: unknown) => e === failure,
+  );
+  await Promise.all([client.close(), server.close()]);
   listener.close();
 });
