@@ -26,16 +26,10 @@ import {
   withDeadline,
   ZevError,
 } from "../mod.ts";
-import { text, within } from "./helpers.ts";
+import { tcpPair, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("cancel");
-
-async function pair() {
-  const listener = listen({ hostname: "127.0.0.1", port: 0 });
-  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
-  return { listener, client, server };
-}
 
 /** Resolves once `stream` has `n` bytes waiting (reads never block after this). */
 async function buffered(stream: Stream, peer: Stream, n: number): Promise<void> {
@@ -49,7 +43,7 @@ const isCancelled = (reason: string) => (e: unknown) =>
   e instanceof Cancelled && e instanceof ZevError && e.code === "Cancelled" && e.reason === reason;
 
 test("an aborted signal rejects read, write, accept and connect that could complete at once", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   await buffered(server, client, 10);
   await assert.rejects(server.read(new Uint8Array(4), { signal: aborted() }), isCancelled("stop"));
   // Nothing was consumed: the data is all still there.
@@ -94,7 +88,7 @@ test("a signal aborted while connect resolves a host name sends no SYN", async (
 });
 
 test("a task cancelled while busy has its next zev call reject, once; later calls work", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   await buffered(server, client, 10);
   let step = "";
   let open!: () => void;
@@ -160,7 +154,7 @@ test("give, take and select that could complete at once honour an aborted signal
 });
 
 test("a peer that is always ready cannot starve timers: immediate completions are budgeted per turn", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   // Several megabytes sit in the kernel's buffers: every read of 512 bytes could
   // complete at once.
   const total = 4 << 20;
@@ -205,7 +199,7 @@ test("a busy channel producer and consumer let timers run", async () => {
 });
 
 test("withDeadline around a busy read loop fires, and cancels it", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   const flood = (async () => {
     const chunk = new Uint8Array(1 << 16);
     try {
@@ -268,16 +262,33 @@ test("no error is lost: a child of a withDeadline task reports to the inherited 
   assert.deepEqual(seen.sort(), ["child failed", "failed after the deadline"]);
 });
 
-test("a wait ended by its task's cancel lets go of its signal: no listener is left on a long-lived signal", async () => {
-  // A server-wide signal outlives every wait: count the listeners zev leaves on it.
+/**
+ * A signal that never aborts, with the abort listeners on it counted: those tied now
+ * (`live`) and all ever tied (`tied`).
+ */
+function watchedSignal(): { signal: AbortSignal; live: Set<unknown>; readonly tied: number } {
   const signal = new AbortController().signal;
   const live = new Set<unknown>();
+  let tied = 0;
   const add = signal.addEventListener.bind(signal), remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener =
-    ((...args: Parameters<typeof add>) => (args[0] === "abort" && live.add(args[1]), add(...args))) as typeof add;
+  signal.addEventListener = ((
+    ...args: Parameters<typeof add>
+  ) => (args[0] === "abort" && (tied++, live.add(args[1])), add(...args))) as typeof add;
   signal.removeEventListener = ((
     ...args: Parameters<typeof remove>
   ) => (args[0] === "abort" && live.delete(args[1]), remove(...args))) as typeof remove;
+  return {
+    signal,
+    live,
+    get tied() {
+      return tied;
+    },
+  };
+}
+
+test("a wait ended by its task's cancel lets go of its signal: no listener is left on a long-lived signal", async () => {
+  // A server-wide signal outlives every wait: count the listeners zev leaves on it.
+  const { signal, live } = watchedSignal();
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
   client.setWriteQueueLimit(1);
@@ -299,16 +310,8 @@ test("a wait ended by its task's cancel lets go of its signal: no listener is le
 });
 
 test("a wait that completes lets go of its signal too: accept, read, write, sleep, take, give, receive, select", async () => {
-  const signal = new AbortController().signal;
-  const live = new Set<unknown>();
-  let tied = 0;
-  const add = signal.addEventListener.bind(signal), remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener = ((
-    ...args: Parameters<typeof add>
-  ) => (args[0] === "abort" && (tied++, live.add(args[1])), add(...args))) as typeof add;
-  signal.removeEventListener = ((
-    ...args: Parameters<typeof remove>
-  ) => (args[0] === "abort" && live.delete(args[1]), remove(...args))) as typeof remove;
+  const watched = watchedSignal();
+  const { signal, live } = watched;
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const accepting = listener.accept({ signal });
   const client = await connect({ port: listener.addr.port, signal });
@@ -327,7 +330,7 @@ test("a wait that completes lets go of its signal too: accept, read, write, slee
   const sleeping = sleep(5, { signal });
   await sleep(20);
   assert.equal(
-    tied,
+    watched.tied,
     9,
     "each of the nine waits (accept, connect, read, write, take, give, select, receive, sleep) tied itself to the signal",
   );

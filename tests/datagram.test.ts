@@ -9,7 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { Cancelled, Closed, go, limits, listenDatagram, sleep, ZevError } from "../mod.ts";
-import { text, within } from "./helpers.ts";
+import { spendTurn, text, within } from "./helpers.ts";
 import { reactor } from "../src/reactor.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -194,11 +194,6 @@ test("bad UDP arguments are refused by name", async () => {
   await assert.rejects(socket.send(text("x"), { port: 9, signal: aborted }), Cancelled);
   await assert.rejects(socket.receive(new Uint8Array(8), { signal: aborted }), Cancelled);
 });
-
-/** Spends what is left of this turn's budget: every operation after it waits a turn. */
-function spendTurn(): void {
-  while (reactor.spend());
-}
 
 test("sends past the turn's budget wait in order: at most 1024, the next refused by name, cancelled or closed ones never sent", async () => {
   const a = listenDatagram({ hostname: "127.0.0.1", port: 0 });

@@ -26,16 +26,10 @@ import { abiError, isRecoverableAcceptError, setLastErrno } from "../src/errors.
 import { ERRORS } from "../ffi/abi.ts";
 import { native } from "../ffi/mod.ts";
 import { readFileSync } from "node:fs";
-import { openClient, process, runtime, text, within } from "./helpers.ts";
+import { openClient, process, runtime, tcpPair, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("errors");
-
-async function pair(hostname = "127.0.0.1") {
-  const listener = listen({ hostname, port: 0 });
-  const [client, server] = await Promise.all([connect({ hostname, port: listener.addr.port }), listener.accept()]);
-  return { listener, client, server };
-}
 
 test("a reset names the peer in the read error; the peer's address is known after the reset", async () => {
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
@@ -73,7 +67,7 @@ test("IPv6 addresses are bracketed in messages, IPv4-mapped ones keep their dott
 });
 
 test("bad values print as themselves, and every timeout is checked like sleep's", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   await assert.rejects(sleep(NaN), /invalid duration NaN/);
   await assert.rejects(sleep(Infinity), /invalid duration Infinity/);
   await assert.rejects(
@@ -104,7 +98,7 @@ test("bad values print as themselves, and every timeout is checked like sleep's"
 });
 
 test("a read timeout rejects with TimedOut naming the peer and leaves the stream usable; close({ timeout }) resets a stream whose peer never reads", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   await assert.rejects(
     server.read(new Uint8Array(4), { timeout: 20 }),
     (e: unknown) => e instanceof TimedOut && /^read from 127\.0\.0\.1:\d+: no data within 20 ms$/.test(e.message),
@@ -132,7 +126,7 @@ test("a read timeout rejects with TimedOut naming the peer and leaves the stream
 });
 
 test("a pending write whose buffer is transferred rejects (and closes the stream) instead of hanging", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   const big = new Uint8Array(32 << 20);
   const writing = client.write(big);
   await sleep(20); // the peer does not read yet: the write waits
@@ -193,7 +187,7 @@ test("data that arrived while nobody read is read (an edge that passed is not wa
 });
 
 test("closeWrite with bytes still queued sends them, then the end of stream", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   const total = 8 << 20;
   // The peer does not read yet: the kernel's buffers fill and zev's queue takes the rest.
   const writing = client.write(new Uint8Array(total).fill(1));
@@ -355,7 +349,7 @@ test("every error code of the library is in the README's table, with its message
 });
 
 test("every argument check names the call, the argument and what is allowed, to the letter", async () => {
-  const { client, server, listener } = await pair();
+  const { client, server, listener } = await tcpPair();
   // deno-lint-ignore no-explicit-any
   type ErrorClass = new (...args: any[]) => Error;
   const throwsExactly = (fn: () => unknown, kind: ErrorClass, message: string) =>
@@ -479,7 +473,7 @@ test("every argument check names the call, the argument and what is allowed, to 
   await rejectsExactly(client.write(text("x")), Closed, `write to ${peer}: the stream is closed`);
   await rejectsExactly(client.closeWrite(), Closed, `closeWrite to ${peer}: the stream is closed`);
   await server.close();
-  const other = await pair();
+  const other = await tcpPair();
   const from = `127.0.0.1:${other.server.remoteAddr.port}`;
   const reading = other.server.read(new Uint8Array(8));
   other.server.abort();

@@ -8,6 +8,8 @@ import net from "node:net";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import process from "node:process";
+import { connect, listen } from "../mod.ts";
+import { reactor } from "../src/reactor.ts";
 
 /** Rejects with `message` if `promise` has not settled within `ms`. */
 export async function within<T>(ms: number, message: string, promise: Promise<T>): Promise<T> {
@@ -120,6 +122,18 @@ export async function runRounds(port: number, clients: number, rounds: number, d
 /** Open descriptors of this process (Linux), to check that a suite leaks none. */
 export function openDescriptors(): number {
   return readdirSync("/proc/self/fd").length;
+}
+
+/** A listener on `hostname` and a connected pair of streams through it. */
+export async function tcpPair(hostname = "127.0.0.1") {
+  const listener = listen({ hostname, port: 0 });
+  const [client, server] = await Promise.all([connect({ hostname, port: listener.addr.port }), listener.accept()]);
+  return { listener, client, server };
+}
+
+/** Spends what is left of this turn's budget: every operation after it waits a turn. */
+export function spendTurn(): void {
+  while (reactor.spend());
 }
 
 /** The runtime running the tests, for messages. */

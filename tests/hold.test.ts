@@ -11,16 +11,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Closed, connect, limits, listen, listenDatagram, type Stream, ZevError } from "../mod.ts";
 import { reactor } from "../src/reactor.ts";
-import { text, within } from "./helpers.ts";
+import { tcpPair, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("hold");
-
-async function pair() {
-  const listener = listen({ hostname: "127.0.0.1", port: 0 });
-  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
-  return { listener, client, server };
-}
 
 /** Reads from `stream` until `bytes` have come, in 64 KiB reads. */
 async function drain(stream: Stream, bytes: number): Promise<void> {
@@ -64,7 +58,7 @@ test("a pending accept holds the loop while the listener is referenced", async (
 });
 
 test("a pending read holds the loop while the stream is referenced; close and abort release it", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   const base = reactor.holds;
   const reading = server.read(new Uint8Array(16));
   assert.equal(reactor.holds, base + 1, "a pending read holds");
@@ -97,7 +91,7 @@ test("a pending read holds the loop while the stream is referenced; close and ab
 });
 
 test("a pending write and a close that drains hold the loop until the peer takes the bytes", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   const base = reactor.holds;
   client.setWriteQueueLimit(1);
   // More than the kernel's buffers take: the write waits for the peer to read.
@@ -120,7 +114,7 @@ test("a pending write and a close that drains hold the loop until the peer takes
 });
 
 test(`at most limits().maxPendingWrites writes wait on a stream; the next is refused by name, and close rejects the rest`, async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   const base = reactor.holds;
   const max = limits().maxPendingWrites;
   assert.ok(max >= 1, `maxPendingWrites is ${max}`);
@@ -154,7 +148,7 @@ test(`at most limits().maxPendingWrites writes wait on a stream; the next is ref
 });
 
 test("the ends of a stream say what ended, to the letter", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   const peer = `127.0.0.1:${listener.addr.port}`;
   await client.write(text("abc"));
   await client.closeWrite();
@@ -213,7 +207,7 @@ test("a pending receive holds the loop while the datagram socket is referenced",
 const parked = () => new Promise((resolve) => setTimeout(resolve, 30));
 
 test("a parked loop keeps the process alive exactly while a wait is held or bytes are queued", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   const parker = reactor.parker;
   await parked();
   assert.equal(parker.keepingAlive, false, "open streams and a listener nobody waits on keep nothing alive");

@@ -7,9 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { Closed, connect, limits, listen, stats, type Stream, ZevError } from "../mod.ts";
-import { openClient, text, within } from "./helpers.ts";
+import { openClient, spendTurn, tcpPair, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
-import { reactor } from "../src/reactor.ts";
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -266,12 +265,6 @@ test("TCP options are taken as given: path undefined beside a port is TCP, and a
   listener.close();
 });
 
-async function tcpPair() {
-  const listener = listen({ hostname: "127.0.0.1", port: 0 });
-  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
-  return { listener, client, server };
-}
-
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test("a read's timeout ends with the read: a later read is not timed out by it", async () => {
@@ -369,7 +362,7 @@ test("an accept past the turn's budget takes a connection already here on the ne
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const client = await connect({ port: listener.addr.port });
   await pause(5); // the connection waits in the kernel's queue
-  while (reactor.spend()); // the turn's budget is spent: the accept cannot complete at once
+  spendTurn(); // the accept cannot complete at once
   const server = await within(2000, "a deferred accept", listener.accept());
   await client.write(text("x"));
   assert.equal(await server.read(new Uint8Array(1)), 1);

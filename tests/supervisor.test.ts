@@ -41,6 +41,19 @@ async function stderrOf(fn: () => Promise<void>): Promise<unknown[][]> {
 /** Lets a task end and its supervisor be told (a task reports on the turn it settles). */
 const settle = () => sleep(5);
 
+/** What the default supervisor writes for a task named `name` that throws `error` after a turn. */
+function stderrOfFailing(name: string, error: unknown): Promise<unknown[][]> {
+  const failing = async () => {
+    await sleep(0);
+    throw error;
+  };
+  Object.defineProperty(failing, "name", { value: name });
+  return stderrOf(async () => {
+    go(failing);
+    await settle();
+  });
+}
+
 test("the default supervisor: a peer that went away is one line with no stack; anything else is logged whole", async () => {
   const routine = [
     new ZevError("ConnectionReset", "read from 10.0.0.1:5000: the peer reset the connection"),
@@ -48,13 +61,7 @@ test("the default supervisor: a peer that went away is one line with no stack; a
     new TimedOut("read from 10.0.0.1:5000: no data within 50 ms"),
   ];
   for (const error of routine) {
-    const lines = await stderrOf(async () => {
-      go(async function handler() {
-        await sleep(0);
-        throw error;
-      });
-      await settle();
-    });
+    const lines = await stderrOfFailing("handler", error);
     assert.deepEqual(lines, [[`zev: task handler: ${error.message}`]], error.code);
   }
   // Not routine: other codes, other errors, things that only look like a routine error.
@@ -67,13 +74,7 @@ test("the default supervisor: a peer that went away is one line with no stack; a
     "a string",
   ];
   for (const error of whole) {
-    const lines = await stderrOf(async () => {
-      go(async function worker() {
-        await sleep(0);
-        throw error;
-      });
-      await settle();
-    });
+    const lines = await stderrOfFailing("worker", error);
     assert.deepEqual(lines, [["zev: task worker failed:", error]], String(error));
   }
   // A cancelled task is no failure: a function supervisor hears nothing of it.

@@ -24,16 +24,10 @@ import {
   withDeadline,
   ZevError,
 } from "../mod.ts";
-import { requestOnce, text, within } from "./helpers.ts";
+import { requestOnce, tcpPair, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-
-async function pair() {
-  const listener = listen({ hostname: "127.0.0.1", port: 0 });
-  const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
-  return { listener, client, server };
-}
 
 checkLeaks("task");
 
@@ -102,7 +96,7 @@ test("an accept that fails, not from a closed listener, is reported as the accep
 });
 
 test("cancel while waiting in read: Cancelled with the reason; the stream stays usable", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   const buf = new Uint8Array(16);
   const task = go(() => server.read(buf));
   await sleep(10);
@@ -120,7 +114,7 @@ test("cancel while waiting in read: Cancelled with the reason; the stream stays 
 });
 
 test("cancel while waiting in write: Cancelled; the stream is closed (its byte stream was cut)", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   const big = new Uint8Array(64 << 20);
   const task = go(() => client.write(big)); // the peer never reads: this write waits
   await sleep(50);
@@ -158,7 +152,7 @@ test("cancel while waiting in accept and in sleep; a cancel before the wait land
 });
 
 test("AbortSignal cancels read, accept, sleep and connect the same way", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   // A listener that accepts nothing with a backlog of 1: once it holds two connections,
   // the kernel drops further SYNs, and a connect waits.
   const full = listen({ hostname: "127.0.0.1", port: 0, backlog: 1 });
@@ -183,7 +177,7 @@ test("AbortSignal cancels read, accept, sleep and connect the same way", async (
 });
 
 test("a read timeout rejects with TimedOut and leaves the stream usable", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   await assert.rejects(
     server.read(new Uint8Array(4), { timeout: 20 }),
     (e: unknown) => e instanceof TimedOut && /20 ms/.test((e as Error).message),
@@ -195,7 +189,7 @@ test("a read timeout rejects with TimedOut and leaves the stream usable", async 
 });
 
 test("withDeadline cancels a slow task with TimedOut and passes a fast one through", async () => {
-  const { listener, client, server } = await pair();
+  const { listener, client, server } = await tcpPair();
   await assert.rejects(
     withDeadline(30, () => server.read(new Uint8Array(4))),
     (e: unknown) => e instanceof TimedOut && /30 ms/.test((e as Error).message),
