@@ -96,8 +96,11 @@ export function serve<A extends AnyAddr>(
   options: ServeOptions | UnixServeOptions | WorkersServeOptions,
   handler: (stream: Stream<A>) => unknown,
 ): Server<A> | Promise<Server> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`serve: options must be an object, not ${show(options)}`);
+  }
   if (typeof handler !== "function") throw new TypeError(`serve: handler must be a function, not ${show(handler)}`);
-  if (typeof options === "object" && options !== null && "workers" in options && options.workers !== undefined) {
+  if ((options as Partial<WorkersServeOptions>).workers !== undefined) {
     return serveWorkers(options as WorkersServeOptions, handler as (stream: Stream) => unknown);
   }
   return startServer(options as ServeOptions, handler);

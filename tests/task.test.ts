@@ -307,6 +307,39 @@ test("acceptLoop and serve: arguments checked by name; an anonymous handler's ta
   await client.close();
 });
 
+test("serve: options checked by name; workers: undefined serves here; its supervisor gets the handlers' errors; close twice is one close", async () => {
+  for (const options of [5, null, undefined]) {
+    assert.throws(
+      () => serve(options as never, () => {}),
+      (e: unknown) => e instanceof TypeError && e.message === `serve: options must be an object, not ${options}`,
+    );
+  }
+  const failures: string[] = [];
+  const options = {
+    hostname: "127.0.0.1",
+    port: 0,
+    workers: undefined,
+    supervisor: (error: unknown) => failures.push(String(error)),
+  };
+  const server = serve(options, () => {
+    throw new Error("handler failed");
+  });
+  assert.ok(!(server instanceof Promise), "without workers, serve runs on this thread and returns the server itself");
+  await requestOnce(server.addr.port, text("x")).catch(() => {});
+  await within(
+    2000,
+    "the handler's error reaches serve's supervisor",
+    (async () => {
+      while (failures.length === 0) await sleep(5);
+    })(),
+  );
+  assert.deepEqual(failures, ["Error: handler failed"]);
+  const first = server.close();
+  assert.equal(server.close(), first, "a second close returns the first one's promise");
+  await within(2000, "close", first);
+  await within(2000, "finished", server.finished);
+});
+
 test("await using closes a server; finished resolves; a server whose handlers are done finishes once closed", async () => {
   let port = 0;
   let finished: Promise<void>;

@@ -28,7 +28,7 @@ const suites: Record<string, string[]> = {
   "net.ts": ["stream", "errors", "lifecycle", "cancel", "unix", "task"],
   "reactor.ts": ["hold", "driver", "burst", "wake", "lifecycle", "cancel", "stream"],
   "runtime.ts": ["stream", "errors"],
-  "serve.ts": ["lifecycle", "errors", "cancel", "unix", "task"],
+  "serve.ts": ["task", "lifecycle", "errors", "cancel", "unix", "workers"],
   "stream.ts": ["hold", "stream", "errors", "cancel", "web_streams"],
   "task.ts": ["supervisor", "gather", "task", "cancel", "channel"],
   "workers.ts": ["workers"],
@@ -65,7 +65,10 @@ for (const module of modules) {
     testRunner: "command",
     commandRunner: { command },
     mutate: [`src/${module}`],
-    concurrency: 2,
+    // The suites wait on sockets and timers more than they compute (one run uses about a
+    // third of a core): four at once keep two cores busy without slowing a run by more
+    // than a sixth (measured: 12.0 s alone, 13.8 s four at once).
+    concurrency: Number(process.env.STRYKER_CONCURRENCY ?? 4),
     // On top of 1.5 × the unmutated run: a mutant that hangs a suite is called a timeout
     // (detected) 10 s past what a passing run takes, on a machine left to StrykerJS.
     timeoutMS: 10_000,
