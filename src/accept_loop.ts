@@ -105,11 +105,9 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
     const ms = graceMs(options);
     this.listener.close();
     await this.done.catch(() => {});
-    if (this.#live.size > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([this.whenIdle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-      clearTimeout(timer);
-    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.whenIdle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
     for (const [task, stream] of this.#live) {
       task.cancel("the server is shutting down");
       stream.abort();

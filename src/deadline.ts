@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Cancelled, TimedOut } from "./errors.ts";
+import { TimedOut } from "./errors.ts";
 import { guardWait, Task } from "./task.ts";
 import { checkMs } from "./validate.ts";
 
@@ -101,9 +101,10 @@ export function withDeadline<A extends unknown[], T>(
         resolve(value);
       },
       (error) => {
+        // (Cut off at the deadline, the promise was rejected with it already, by `stop`.)
         clearTimeout(timer);
         release!();
-        reject(error instanceof Cancelled && error.reason === deadline ? deadline : error);
+        reject(error);
       },
     );
   });

@@ -15,6 +15,7 @@ import {
   Cancelled,
   Channel,
   connect,
+  go,
   listen,
   listenDatagram,
   select,
@@ -22,6 +23,7 @@ import {
   stats,
   type Stream,
   supervise,
+  type Task,
   TimedOut,
   withDeadline,
   ZevError,
@@ -224,6 +226,20 @@ test("withDeadline around a busy read loop fires, and cancels it", async () => {
   await flood;
   await server.close();
   listener.close();
+});
+
+test("withDeadline in a task whose cancel is pending rejects with that cancel and never starts its function", async () => {
+  let started = false;
+  const task: Task<number> = go(async () => {
+    task.cancel("stop"); // while running: pending until the task's next wait
+    return await withDeadline(1000, () => {
+      started = true;
+      return 1;
+    });
+  });
+  await assert.rejects(task.done, (e: unknown) => e instanceof Cancelled && e.reason === "stop");
+  await sleep(20);
+  assert.equal(started, false);
 });
 
 test("withDeadline rejects at its deadline whatever the task awaits (a plain timer here)", async () => {

@@ -10,12 +10,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import {
+  acceptLoop,
   Cancelled,
+  Channel,
   Closed,
   configure,
   connect,
   listen,
+  listenDatagram,
   raiseFileLimit,
+  select,
+  serve,
   sleep,
   stats,
   type Stream,
@@ -480,4 +485,53 @@ test("every argument check names the call, the argument and what is allowed, to 
   await rejectsExactly(reading, Closed, `read from ${from}: the stream was aborted while reading`);
   await other.client.close();
   other.listener.close();
+});
+
+test("the rest of the API names the call in its argument errors too, to the letter", async () => {
+  const { client, server, listener } = await tcpPair();
+  const message = async (fn: () => unknown): Promise<string> => {
+    try {
+      await fn();
+    } catch (e) {
+      return `${(e as Error).name}: ${(e as Error).message}`;
+    }
+    return "no error";
+  };
+  const bad = 5 as never;
+  const badSignal = { signal: 5 as never };
+  const ch = new Channel<number>(1);
+  const udp = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const running = serve({ hostname: "127.0.0.1", port: 0 }, () => {});
+  const cases: [() => unknown, string][] = [
+    [() => server.read(new Uint8Array(8), badSignal), "TypeError: read: options.signal must be an AbortSignal"],
+    [() => server.readFull("buf" as never), 'TypeError: readFull: buf must be a Uint8Array, not "buf"'],
+    [() => server.write(text("x"), bad), "TypeError: write: options must be an object, not 5"],
+    [() => server.write(text("x"), badSignal), "TypeError: write: options.signal must be an AbortSignal"],
+    [() => server.close(bad), "TypeError: close: options must be an object, not 5"],
+    [() => ch.give(1, bad), "TypeError: give: options must be an object, not 5"],
+    [() => ch.give(1, badSignal), "TypeError: give: options.signal must be an AbortSignal"],
+    [() => ch.take(badSignal), "TypeError: take: options.signal must be an AbortSignal"],
+    [() => select(ch, badSignal), "TypeError: select: options.signal must be an AbortSignal"],
+    [() => acceptLoop(listener, () => {}, bad), "TypeError: acceptLoop: options must be an object, not 5"],
+    [() => running.close(bad), "TypeError: close: options must be an object, not 5"],
+    [() => udp.receive(new Uint8Array(8), badSignal), "TypeError: receive: options.signal must be an AbortSignal"],
+    [
+      () => udp.send(text("x"), { port: 9, signal: 5 as never }),
+      "TypeError: send: options.signal must be an AbortSignal",
+    ],
+    [
+      () => udp.send(text("x"), { hostname: "", port: 9 }),
+      'TypeError: send: invalid hostname "": expected a host name or an IP address',
+    ],
+    [
+      () => listenDatagram({ port: 0, reusePort: bad }),
+      "TypeError: listenDatagram: reusePort must be a boolean, not 5",
+    ],
+  ];
+  for (const [fn, expected] of cases) assert.equal(await message(fn), expected);
+  udp.close();
+  await running.close();
+  await client.close();
+  await server.close();
+  listener.close();
 });

@@ -340,6 +340,40 @@ test("serve: options checked by name; workers: undefined serves here; its superv
   await within(2000, "finished", server.finished);
 });
 
+test("close lets running handlers finish: it resolves when the last one ends, long before the grace period, cutting none off", async () => {
+  // Each handler waits as many tens of milliseconds as the byte it reads, then answers.
+  const server = serve({ hostname: "127.0.0.1", port: 0 }, async (stream) => {
+    const one = new Uint8Array(1);
+    await stream.readFull(one);
+    await sleep(one[0] * 10);
+    await stream.write(text(`done after ${one[0] * 10} ms`));
+  });
+  const answers = [5, 30].map(async (tens) => {
+    const client = await connect({ port: server.addr.port });
+    await client.write(new Uint8Array([tens]));
+    const buf = new Uint8Array(64);
+    const n = await client.read(buf);
+    await client.close();
+    return n === null ? "nothing" : decode(buf.subarray(0, n));
+  });
+  await within(
+    2000,
+    "both handlers start",
+    (async () => {
+      while (server.connections < 2) await sleep(5);
+    })(),
+  );
+  await within(
+    2000,
+    "close with a 10 s grace period, once the 300 ms handler is done",
+    server.close({ gracePeriod: 10_000 }),
+  );
+  assert.deepEqual(await Promise.all(answers), ["done after 50 ms", "done after 300 ms"]);
+  // With no handler running, close does not wait at all.
+  const idle = serve({ hostname: "127.0.0.1", port: 0 }, () => {});
+  await within(2000, "close of an idle server with a 10 s grace period", idle.close({ gracePeriod: 10_000 }));
+});
+
 test("await using closes a server; finished resolves; a server whose handlers are done finishes once closed", async () => {
   let port = 0;
   let finished: Promise<void>;
