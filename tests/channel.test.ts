@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { call, Cancelled, Channel, Closed, go, select, type SelectResult, sleep } from "../mod.ts";
-import { within } from "./helpers.ts";
+import { spendTurn, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("channel");
@@ -149,6 +149,42 @@ test("close() refuses no give that found room and no take that found an item, th
     assert.equal(results.at(-1), 0, "the take got the first item");
     assert.equal(ch.size, 2047);
   });
+});
+
+test("gives, takes and selects that can complete do so at once within the turn's budget, and a turn later past it", async () => {
+  await sleep(1); // a fresh turn, its budget whole
+  const ch = new Channel<number>(2);
+  const give = ch.give(1);
+  assert.equal(ch.size, 1, "a give that found room put its item in at once");
+  const take = ch.take();
+  assert.equal(ch.size, 0, "a take that found an item took it at once");
+  assert.equal(await take, 1);
+  await give;
+  const unbuffered = new Channel<number>();
+  const taker = unbuffered.take();
+  await sleep(1);
+  const handed = unbuffered.give(7);
+  assert.equal(unbuffered.takers, 0, "a give handed its value to the waiting taker at once");
+  assert.equal(await taker, 7);
+  await handed;
+  const selected = select([ch, 3] as const);
+  assert.equal(ch.size, 1, "a select whose give found room gave at once");
+  await selected;
+
+  // Past the turn's budget, each waits for the next turn, and then completes.
+  spendTurn();
+  const late = ch.give(4);
+  assert.equal(ch.size, 1, "past the budget, the give waits a turn");
+  const lateSelect = select(ch);
+  assert.deepEqual([ch.size, ch.givers], [1, 1], "past the budget, the select waits a turn (the give still waits)");
+  assert.equal((await lateSelect).value, 3);
+  await late;
+  assert.equal(ch.size, 1);
+  // A closed channel still holding an item is live for select, even a turn later.
+  ch.close();
+  spendTurn();
+  assert.equal((await within(2000, "select from a closed channel with an item", select(ch))).value, 4);
+  await assert.rejects(select(ch), Closed);
 });
 
 test("every refusal says what was refused and why, to the letter", async () => {
