@@ -145,6 +145,26 @@ test("receives that wait are served in order, each cancelled at once, and all re
   a.close();
 });
 
+test("a receive never jumps the queue, even when a datagram is already there", async () => {
+  const a = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const b = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const to = { hostname: "127.0.0.1", port: b.addr.port };
+  const bufs = [new Uint8Array(8), new Uint8Array(8)];
+  await a.send(text("one"), to);
+  await sleep(5); // "one" waits in b's queue
+  // Past the turn's budget, the first receive waits a turn without trying; the second,
+  // asked for with a datagram there, still queues behind it.
+  spendTurn();
+  const first = b.receive(bufs[0]);
+  const second = b.receive(bufs[1]);
+  assert.equal((await within(2000, "the first receive", first)).bytes, 3);
+  await a.send(text("two"), to);
+  assert.equal((await within(2000, "the second receive", second)).bytes, 3);
+  assert.deepEqual([decode(bufs[0].subarray(0, 3)), decode(bufs[1].subarray(0, 3))], ["one", "two"]);
+  a.close();
+  b.close();
+});
+
 test('a socket bound to "::" reaches IPv4 peers too (through mapped addresses)', async () => {
   const peer = await nodeSocket();
   const socket = listenDatagram({ hostname: "::", port: 0 });
