@@ -51,6 +51,35 @@ test("cancelled takes and abandoned selects leave their channels at once", async
   assert.equal(await a.take(), 7);
   await give;
   assert.equal(a.givers, 0);
+  // Cancelled gives, and the give clauses of a select another clause completed, leave too.
+  const full = new Channel<number>();
+  for (let i = 0; i < 100; i++) {
+    const ac = new AbortController();
+    const giving = full.give(i, { signal: ac.signal });
+    ac.abort("abandoned");
+    await assert.rejects(giving, Cancelled);
+  }
+  assert.equal(full.givers, 0);
+  const other = new Channel<number>();
+  const sel = select([full, 1] as const, other);
+  await sleep(1);
+  assert.deepEqual([full.givers, other.takers], [1, 1]);
+  void other.give(2);
+  assert.equal((await sel).value, 2);
+  assert.deepEqual([full.givers, other.takers], [0, 0], "the give clause was withdrawn");
+});
+
+test("for await over a channel ends when it is closed and empty, and throws anything else (a cancel)", async () => {
+  const ch = new Channel<number>(2);
+  await ch.give(1);
+  const seen: number[] = [];
+  const task = call(async () => {
+    for await (const item of ch) seen.push(item);
+  });
+  await sleep(5);
+  task.cancel("stop");
+  await assert.rejects(task.done, (e: unknown) => e instanceof Cancelled && e.reason === "stop");
+  assert.deepEqual(seen, [1]);
 });
 
 test("a select completes one clause only; the others' waiters are withdrawn", async () => {
@@ -78,6 +107,11 @@ test("select rejects only when every channel is closed", async () => {
   go(async () => await b.give(42));
   const r = await within(2000, "select after one channel closed", sel);
   assert.equal(r.value, 42);
+  // One channel closed already and one open: select waits for the open one.
+  const open = new Channel<number>();
+  const waiting = select(a, open);
+  go(async () => await open.give(43));
+  assert.equal((await within(2000, "select with a closed channel and an open one", waiting)).value, 43);
   const both = select(a, b);
   b.close();
   await assert.rejects(both, Closed);
@@ -113,6 +147,11 @@ test("select with gives, with a signal, and bad clauses", async () => {
 
   await assert.rejects((select as (...a: unknown[]) => Promise<unknown>)(), TypeError);
   await assert.rejects((select as (...a: unknown[]) => Promise<unknown>)(jobs, 5), /clause 1 must be a Channel/);
+  await assert.rejects(
+    (select as (...a: unknown[]) => Promise<unknown>)(jobs, null),
+    (e: unknown) =>
+      e instanceof TypeError && e.message === "select: clause 1 must be a Channel or [channel, value], not null",
+  );
 });
 
 test("select's types accept channels of different types (checked by the type checker)", async () => {
@@ -172,6 +211,11 @@ test("gives, takes and selects that can complete do so at once within the turn's
   await selected;
 
   // Past the turn's budget, each waits for the next turn, and then completes.
+  spendTurn();
+  const lateTake = ch.take();
+  assert.equal(ch.size, 1, "past the budget, the take waits a turn");
+  assert.equal(await lateTake, 3);
+  await ch.give(3);
   spendTurn();
   const late = ch.give(4);
   assert.equal(ch.size, 1, "past the budget, the give waits a turn");
