@@ -97,6 +97,7 @@ test("stream.writable waits while the peer does not read: a writer is held back"
   const accepted = await acceptedUntilStall((chunk) => writer.write(chunk));
   assert.ok(accepted < FLOOD / 2, `the writer was accepted ${accepted >> 20} MiB by a peer that reads nothing`);
   await writer.abort();
+  assert.equal(client.closed, true, "aborting the writable aborts the stream");
   await server.close();
   listener.close();
 });
