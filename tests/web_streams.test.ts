@@ -99,6 +99,13 @@ test("stream.writable waits while the peer does not read: a writer is held back"
   await writer.abort();
   assert.equal(client.closed, true, "aborting the writable aborts the stream");
   await server.close();
+  // With no write in flight too.
+  const [idle, peer] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
+  const idleWriter = idle.writable.getWriter();
+  await idleWriter.write(text("x"));
+  await idleWriter.abort();
+  assert.equal(idle.closed, true, "aborting an idle writable aborts the stream");
+  await peer.close();
   listener.close();
 });
 
