@@ -54,7 +54,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
       try {
         await handler(stream);
       } finally {
-        if (!stream.closed) await stream.close();
+        await stream.close(); // (a stream closed or aborted already returns its first close)
       }
     };
     Object.defineProperty(serve, "name", { value: handler.name || "connection handler" });
