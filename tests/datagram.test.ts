@@ -187,6 +187,11 @@ test("bad UDP arguments are refused by name", async () => {
   assert.throws(() => listenDatagram({ port: -1 }), /listenDatagram: invalid port -1/);
   assert.throws(() => listenDatagram({ hostname: "example.com", port: 0 }), /hostname must be an IP address/);
   assert.throws(() => listenDatagram({ port: 0, reusePort: 1 as never }), /reusePort must be a boolean, not 1/);
+  assert.throws(() => listenDatagram(5 as never), /^TypeError: listenDatagram: options must be an object, not 5$/);
+  // Two sockets on one port with reusePort (the kernel spreads datagrams over them).
+  const shared = listenDatagram({ hostname: "127.0.0.1", port: 0, reusePort: true });
+  listenDatagram({ hostname: "127.0.0.1", port: shared.addr.port, reusePort: true }).close();
+  shared.close();
   using socket = listenDatagram({ hostname: "127.0.0.1", port: 0 });
   assert.throws(
     () => listenDatagram({ hostname: "127.0.0.1", port: socket.addr.port }),
@@ -199,6 +204,10 @@ test("bad UDP arguments are refused by name", async () => {
     /send: invalid port 0: expected an integer from 1 to 65535/,
   );
   await assert.rejects(socket.send(text("x"), 5 as never), /send: options must be an object with a port, not 5/);
+  await assert.rejects(
+    socket.send(text("x"), null as never),
+    /^TypeError: send: options must be an object with a port, not null$/,
+  );
   await assert.rejects(socket.send("x" as never, { port: 9 }), /send: data must be a Uint8Array, not "x"/);
   await assert.rejects(socket.receive(new Uint8Array(0)), /receive: buf must be a non-empty Uint8Array/);
   await assert.rejects(socket.receive(new Uint8Array(8), 3 as never), /receive: options must be an object, not 3/);
