@@ -537,3 +537,18 @@ test("the rest of the API names the call in its argument errors too, to the lett
   await server.close();
   listener.close();
 });
+
+test("the error classes: names, codes, and a cancel's message from its reason", () => {
+  const cases: [Error, string][] = [
+    [new ZevError("Limit", "too many"), "ZevError Limit: too many"],
+    [new Closed("read: the stream is closed"), "Closed Closed: read: the stream is closed"],
+    [new Cancelled(), "Cancelled Cancelled: cancelled"],
+    [new Cancelled("stop"), "Cancelled Cancelled: cancelled: stop"],
+    [new Cancelled(new Error("boom")), "Cancelled Cancelled: cancelled: boom"],
+    [new Cancelled(0), "Cancelled Cancelled: cancelled: 0"],
+    [new TimedOut("read: 5 ms passed"), "TimedOut TimedOut: read: 5 ms passed"],
+  ];
+  for (const [error, expected] of cases) {
+    assert.equal(`${error.name} ${(error as ZevError).code}: ${error.message}`, expected);
+  }
+});

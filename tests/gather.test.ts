@@ -16,6 +16,7 @@ import {
   listen,
   sleep,
   supervise,
+  type Task,
   type TaskEvent,
   withDeadline,
 } from "../mod.ts";
@@ -127,7 +128,7 @@ test("cancelling the task that awaits gather or withDeadline cancels their tasks
     try {
       await sleep(10_000);
     } catch (error) {
-      ended.push(`${name}: ${error instanceof Cancelled ? "cancelled" : String(error)}`);
+      ended.push(`${name}: ${error instanceof Cancelled ? `cancelled (${error.reason})` : String(error)}`);
       throw error;
     }
   };
@@ -139,7 +140,22 @@ test("cancelling the task that awaits gather or withDeadline cancels their tasks
   await assert.rejects(gathering.done, Cancelled);
   await assert.rejects(deadline.done, Cancelled);
   await sleep(0);
-  assert.deepEqual(ended.sort(), ["a: cancelled", "b: cancelled", "c: cancelled"]);
+  assert.deepEqual(ended.sort(), [
+    "a: cancelled (the task that gathered it was cancelled)",
+    "b: cancelled (the task that gathered it was cancelled)",
+    "c: cancelled (stop)",
+  ]);
+});
+
+test("gather in a task whose cancel is pending rejects with that cancel and starts nothing", async () => {
+  let started = 0;
+  const task: Task<unknown> = go(async () => {
+    task.cancel("stop"); // while running: pending until the task's next wait
+    return await gather(() => started++, () => started++);
+  });
+  await assert.rejects(task.done, (e: unknown) => e instanceof Cancelled && e.reason === "stop");
+  await sleep(20);
+  assert.equal(started, 0);
 });
 
 test("a channel supervisor gets the ok events of gather's and withDeadline's tasks too", async () => {
