@@ -149,7 +149,7 @@ test("cancelling the task that awaits gather or withDeadline cancels their tasks
 
 test("gather in a task whose cancel is pending rejects with that cancel and starts nothing", async () => {
   let started = 0;
-  const task: Task<unknown> = go(async () => {
+  const task: Task<[number, number]> = go(async () => {
     task.cancel("stop"); // while running: pending until the task's next wait
     return await gather(() => started++, () => started++);
   });
