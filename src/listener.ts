@@ -189,7 +189,9 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
       try {
         this.#onAcceptError(error);
       } catch (thrown) {
-        console.error(`zev: the onAcceptError callback of the listener on ${formatAddr(this.addr)} threw:`, thrown);
+        // As a string, without the stack: this runs while descriptors are exhausted, and
+        // Deno 2.9 panics formatting a stack then (its stack probe opens /proc/self/maps).
+        console.error(`zev: the onAcceptError callback of the listener on ${formatAddr(this.addr)} threw: ${thrown}`);
       }
     }
   }

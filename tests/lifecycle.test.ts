@@ -70,6 +70,16 @@ for (const wake of ["auto", "thread"]) {
     assert.ok(report.paused >= 1, `no pause counted: ${run.stdout}`);
     assert.equal(report.told, report.paused, `onAcceptError told ${report.told} of ${report.paused} pauses`);
     assert.equal(report.taskSeen, null, `onAcceptError ran inside task ${report.taskSeen}`);
+    const at = `127.0.0.1:${report.port}`;
+    assert.equal(
+      report.firstError,
+      `TooManyOpenFiles: accept on ${at} (paused, retrying shortly and as soon as a descriptor is closed): the process has no free file descriptors`,
+    );
+    const thrown = run.stderr.split("\n").filter((l) => l.includes("onAcceptError callback"));
+    assert.equal(thrown.length, report.told, run.stderr);
+    for (const line of thrown) {
+      assert.ok(line.startsWith(`zev: the onAcceptError callback of the listener on ${at} threw:`), line);
+    }
   });
 
   test(`descriptors exhausted before the loop ever parked (${wake} wake): TooManyOpenFiles errors, no crash, and recovery`, async () => {
@@ -77,6 +87,7 @@ for (const wake of ["auto", "thread"]) {
     assert.equal(run.code, 0, `exit code ${run.code}\n${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /while exhausted: TooManyOpenFiles, TooManyOpenFiles/);
     assert.match(run.stdout, /^ok$/m);
+    assert.equal(run.stderr, "", "a listener without onAcceptError is paused silently");
   });
 }
 
