@@ -190,7 +190,7 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
         this.#onAcceptError(error);
       } catch (thrown) {
         // As a string, without the stack: this runs while descriptors are exhausted, and
-        // Deno 2.9 panics formatting a stack then (its stack probe opens /proc/self/maps).
+        // Deno 2.9 panicked formatting this stack then (a stack probe of its hit EMFILE).
         console.error(`zev: the onAcceptError callback of the listener on ${formatAddr(this.addr)} threw: ${thrown}`);
       }
     }
