@@ -87,6 +87,15 @@ test("a signal aborted while connect resolves a host name sends no SYN", async (
   await sleep(50);
   assert.equal(connections, 0);
   server.close();
+  // Not cancelled, the same name connects (to a listener on every address).
+  const any = listen({ hostname: "0.0.0.0", port: 0 });
+  const [client, accepted] = await within(
+    5000,
+    `connect to ${name}`,
+    Promise.all([connect({ hostname: name, port: any.addr.port }), any.accept()]),
+  );
+  await Promise.all([client.close(), accepted.close()]);
+  any.close();
 });
 
 test("a task cancelled while busy has its next zev call reject, once; later calls work", async () => {

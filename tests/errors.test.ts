@@ -530,6 +530,16 @@ test("the rest of the API names the call in its argument errors too, to the lett
       "TypeError: listenDatagram: reusePort must be a boolean, not 5",
     ],
   ];
+  cases.push(
+    [() => listen(5 as never), "TypeError: listen: options must be an object, not 5"],
+    [() => listen({ path: 5 as never }), "TypeError: listen: path must be a non-empty string, not 5"],
+    [() => connect(null as never), "TypeError: connect: options must be an object, not null"],
+    // Refused by the kernel at once (TCP to the broadcast address), not after a wait.
+    [
+      () => connect({ hostname: "255.255.255.255", port: 9 }),
+      "ZevError: connect to 255.255.255.255:9: the network or host is unreachable",
+    ],
+  );
   for (const [fn, expected] of cases) assert.equal(await message(fn), expected);
   udp.close();
   await running.close();
