@@ -358,6 +358,24 @@ test("a stream closed before anything asked who its peer was says what was refus
   listener.close();
 });
 
+test("reads and writes past the turn's budget wait a turn, then complete, in order", async () => {
+  const { listener, client, server } = await tcpPair();
+  await client.write(text("ready"));
+  await pause(5); // "ready" waits in the server's socket
+  spendTurn();
+  const read = server.read(new Uint8Array(16));
+  const first = client.write(text("a"));
+  const second = client.write(text("b"));
+  const third = client.write(text("c"), { signal: AbortSignal.timeout(5000) });
+  assert.equal(await within(2000, "a read past the budget", read), 5);
+  assert.deepEqual(await within(2000, "writes past the budget", Promise.all([first, second, third])), [1, 1, 1]);
+  const buf = new Uint8Array(3);
+  await within(2000, "the three bytes", server.readFull(buf));
+  assert.equal(new TextDecoder().decode(buf), "abc");
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
+
 test("an accept past the turn's budget takes a connection already here on the next turn; for await throws what accept throws", async () => {
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const client = await connect({ port: listener.addr.port });
