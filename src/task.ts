@@ -108,6 +108,11 @@ const current = new AsyncLocalStorage<Task<unknown>>();
 /** Tasks with a cancel not yet delivered (so that most zev calls need not look one up). */
 let pendingCancels = 0;
 
+/** @internal Cancels not yet delivered, in every task (tests check none outlives its task). */
+export function pendingCancelCount(): number {
+  return pendingCancels;
+}
+
 /** A pending wait's way to be cancelled. */
 type CancelWait = (error: Cancelled) => void;
 

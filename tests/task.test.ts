@@ -20,11 +20,13 @@ import {
   sleep,
   type Stream,
   supervise,
+  type Task,
   TimedOut,
   withDeadline,
   ZevError,
 } from "../mod.ts";
 import { requestOnce, tcpPair, text, within } from "./helpers.ts";
+import { pendingCancelCount } from "../src/task.ts";
 import { checkLeaks } from "./leaks.ts";
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -387,4 +389,27 @@ test("await using closes a server; finished resolves; a server whose handlers ar
   }
   await within(2000, "finished after await using", finished);
   await assert.rejects(connect({ port }), (e: unknown) => (e as { code?: string }).code === "ConnectionRefused");
+});
+
+test("no cancel outlives its task: delivered, dropped with a task that ends, or met on entry by withDeadline", async () => {
+  const before = pendingCancelCount();
+  // Delivered at the task's next wait.
+  const delivered: Task<void> = go(async () => {
+    delivered.cancel("stop");
+    assert.equal(pendingCancelCount(), before + 1, "a cancel of a busy task waits for its next wait");
+    await sleep(1);
+  });
+  await assert.rejects(delivered.done, Cancelled);
+  // Dropped: the task ends without waiting again.
+  const dropped: Task<void> = go(() => {
+    dropped.cancel("stop");
+  });
+  await dropped.done;
+  // Met on entry by withDeadline, whose own task never starts.
+  const deadline: Task<number> = go(async () => {
+    deadline.cancel("stop");
+    return await withDeadline(1000, () => 1);
+  });
+  await assert.rejects(deadline.done, Cancelled);
+  assert.equal(pendingCancelCount(), before);
 });
