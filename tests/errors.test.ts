@@ -262,9 +262,9 @@ test("configure: the settings in effect and how the loop parks; bad settings are
   assert.equal(now.runtime, runtime);
   assert.equal(now.listenerMode, "level-batch");
   assert.match(now.library, /libzev/);
-  if (process.env.ZEV_WAKE === "thread") assert.equal(now.wake, "thread");
+  if (process.env.ZEV_WAKE === "thread") assert.deepEqual([now.wake, now.wakeReason], ["thread", "ZEV_WAKE=thread"]);
   else if (now.wake === "thread") assert.ok(now.wakeReason, "a thread wake says why io_uring was not used");
-  else assert.equal(now.wake, "io_uring");
+  else assert.deepEqual([now.wake, "wakeReason" in now], ["io_uring", false]);
   // A spin is used, and undone: an echo still works with it.
   assert.equal(configure({ spinMicros: 50 }).spinMicros, 50);
   try {
@@ -279,6 +279,12 @@ test("configure: the settings in effect and how the loop parks; bad settings are
   } finally {
     assert.equal(configure({ spinMicros: 0 }).spinMicros, 0);
   }
+  assert.equal(configure({ spinMicros: 1_000_000 }).spinMicros, 1_000_000, "the longest spin is taken");
+  assert.equal(configure({ spinMicros: 0 }).spinMicros, 0);
+  assert.throws(() => configure(5 as never), {
+    name: "TypeError",
+    message: "configure: settings must be an object, not 5",
+  });
   assert.throws(() => configure(null as never), {
     name: "TypeError",
     message: /configure: settings must be an object/,
@@ -294,6 +300,8 @@ test("configure: the settings in effect and how the loop parks; bad settings are
     assert.throws(() => raiseFileLimit(bad), { name: "RangeError", message: /raiseFileLimit: invalid limit/ });
   }
   assert.ok(raiseFileLimit(64) >= 64);
+  const limit = raiseFileLimit(64);
+  assert.equal(raiseFileLimit(1), limit, "a limit is only ever raised, never lowered");
 });
 
 /** The README's table of error codes: code → the messages it lists (";"-separated). */
@@ -540,7 +548,19 @@ test("the rest of the API names the call in its argument errors too, to the lett
       "ZevError: connect to 255.255.255.255:9: the network or host is unreachable",
     ],
   );
+  cases.push(
+    [() => sleep("5" as never), 'RangeError: sleep: invalid duration "5": expected milliseconds from 0 to 2147483647'],
+    [() => sleep(0), "no error"],
+    [() => udp.send(text("x"), { port: 65535 }), "no error"], // the highest port
+    // The most one call takes: 2^31 - 1 bytes (buffers are allocated, never touched).
+    [
+      () => server.read(new Uint8Array(2 ** 31)),
+      "RangeError: read: buf is 2147483648 bytes: at most 2147483647 per call",
+    ],
+  );
   for (const [fn, expected] of cases) assert.equal(await message(fn), expected);
+  await client.write(text("x"));
+  assert.equal(await server.read(new Uint8Array(2 ** 31 - 1)), 1, "a buffer of 2^31 - 1 bytes is taken");
   udp.close();
   await running.close();
   await client.close();
