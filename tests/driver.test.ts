@@ -10,9 +10,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { configure, connect, go, listen, stats } from "../mod.ts";
+import { Closed, configure, connect, go, listen, stats } from "../mod.ts";
 import { onNextTurn, reactor } from "../src/reactor.ts";
 import { checkLeaks } from "./leaks.ts";
+import { within } from "./helpers.ts";
 
 checkLeaks("driver");
 
@@ -123,6 +124,41 @@ test("the loop counts what is registered; a throw in deferred work is reported, 
     console.error = original;
   }
   assert.deepEqual(lines, [["zev: internal error (please report it):", bug]]);
+});
+
+test("an event handler that throws is reported as zev's own bug, and the loop goes on", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const bug = new Error("a bug in an event handler");
+  const onEvent = listener.onEvent;
+  listener.onEvent = () => {
+    throw bug;
+  };
+  const lines: unknown[][] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => void lines.push(args);
+  let client: net.Socket | undefined;
+  const accepting = listener.accept(); // the listener hears of connections only while accepting
+  try {
+    client = net.connect({ port: listener.addr.port, host: "127.0.0.1" });
+    await new Promise((r) => client!.once("connect", r));
+    for (let i = 0; i < 100 && lines.length === 0; i++) await pause(5);
+  } finally {
+    console.error = original;
+    listener.onEvent = onEvent;
+  }
+  assert.deepEqual(lines, [["zev: internal error (please report it):", bug]]);
+  // The listener missed that event (a bug in zev would leave it so); the loop goes on.
+  listener.close();
+  await assert.rejects(accepting, Closed);
+  client!.destroy();
+  const other = listen({ hostname: "127.0.0.1", port: 0 });
+  const [c, s] = await within(
+    2000,
+    "another listener",
+    Promise.all([connect({ port: other.addr.port }), other.accept()]),
+  );
+  await Promise.all([c.close(), s.close()]);
+  other.close();
 });
 
 test("onNextTurn runs its function once per turn however often it is asked", async () => {
