@@ -161,6 +161,26 @@ test("an event handler that throws is reported as zev's own bug, and the loop go
   other.close();
 });
 
+test("every event of a crowded poll is dispatched: 64 streams made readable at once all read", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const clients: net.Socket[] = [];
+  for (let i = 0; i < 64; i++) {
+    const c = net.connect({ port: listener.addr.port, host: "127.0.0.1" });
+    await new Promise((r) => c.once("connect", r));
+    clients.push(c);
+  }
+  const servers = [];
+  for (let i = 0; i < 64; i++) servers.push(await listener.accept());
+  const reads = servers.map((s) => s.read(new Uint8Array(8)));
+  await pause(10); // the loop parks with 64 reads pending
+  for (const c of clients) c.write("x"); // 64 edges, for one poll or a few
+  const got = await within(5000, "64 reads", Promise.all(reads));
+  assert.deepEqual(got, new Array(64).fill(1));
+  for (const s of servers) s.abort();
+  for (const c of clients) c.destroy();
+  listener.close();
+});
+
 test("onNextTurn runs its function once per turn however often it is asked", async () => {
   let runs = 0;
   const soon = onNextTurn(() => runs++);
