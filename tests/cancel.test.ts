@@ -71,6 +71,28 @@ test("an aborted signal rejects read, write, accept and connect that could compl
   listener.close();
 });
 
+test("a connect in progress (the listener's backlog is full) is cancelled by its signal and by its task", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0, backlog: 1 });
+  const fill: net.Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const c = net.connect({ port: listener.addr.port, host: "127.0.0.1" });
+    c.on("error", () => {});
+    fill.push(c);
+  }
+  await sleep(100); // the queue is full: the next SYN goes unanswered
+  const ac = new AbortController();
+  const pending = connect({ port: listener.addr.port, signal: ac.signal });
+  await sleep(50);
+  ac.abort("stop");
+  await within(2000, "the cancelled connect", assert.rejects(pending, isCancelled("stop")));
+  const task = call(() => connect({ port: listener.addr.port }));
+  await sleep(50);
+  task.cancel("enough");
+  await within(2000, "the cancelled task's connect", assert.rejects(task.done, isCancelled("enough")));
+  for (const c of fill) c.destroy();
+  listener.close();
+});
+
 test("a signal aborted while connect resolves a host name sends no SYN", async () => {
   const server = net.createServer();
   let connections = 0;
