@@ -422,6 +422,29 @@ test("a connect cancelled during its host name lookup rejects with Cancelled at 
   await assert.rejects(task.done, (e: unknown) => e instanceof Cancelled && e.reason === "stop");
 });
 
+test("a write cancelled after part of it was sent resets the stream (the peer must not read a cut message as whole)", async () => {
+  const { listener, client, server } = await tcpPair();
+  const controller = new AbortController();
+  const writing = client.write(new Uint8Array(32 << 20), { signal: controller.signal });
+  await sleep(20); // the peer reads nothing: part of it is in the kernel, the rest waits
+  controller.abort("cut");
+  await assert.rejects(writing, isCancelled("cut"));
+  assert.equal(client.closed, true, "the stream was reset");
+  const sink = new Uint8Array(1 << 16);
+  await assert.rejects(
+    within(
+      5000,
+      "the peer reads to the reset",
+      (async () => {
+        while ((await server.read(sink)) !== null);
+      })(),
+    ),
+    (e: unknown) => e instanceof ZevError && e.code === "ConnectionReset",
+  );
+  await server.close();
+  listener.close();
+});
+
 test("closeWrite waiting behind writes that are then cancelled goes on (the FIN follows the bytes sent)", async () => {
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
