@@ -105,6 +105,8 @@ test("the loop counts what is registered; a throw in deferred work is reported, 
   await client.close(); // once
   assert.equal(reactor.open, open + 2);
   server.abort();
+  client.abort(); // after its close: nothing more to forget
+  server.abort();
   listener.close();
   assert.equal(reactor.open, open);
   // Deferred work that throws: stderr says so, and the next turn runs.
