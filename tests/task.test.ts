@@ -411,5 +411,26 @@ test("no cancel outlives its task: delivered, dropped with a task that ends, or 
     return await withDeadline(1000, () => 1);
   });
   await assert.rejects(deadline.done, Cancelled);
+  // A task that has finished takes no cancel at all.
+  const finished = go(() => 1);
+  await finished.done;
+  finished.cancel("too late");
+  dropped.cancel("too late");
   assert.equal(pendingCancelCount(), before);
+});
+
+test("done is one promise per task; a thenable that rejects fails its task", async () => {
+  const task = go(async () => {
+    await sleep(1);
+    return 5;
+  });
+  const first = task.done;
+  assert.equal(task.done, first, "the same promise every time");
+  assert.equal(await within(2000, "the first done", first), 5);
+  // A PromiseLike that is not a Promise (as some libraries return).
+  const rejecting = {
+    then: (_: unknown, reject: (e: unknown) => void) => reject(new Error("a thenable that rejects")),
+  };
+  const thenable = supervise(() => {}, () => rejecting as unknown as PromiseLike<never>);
+  await assert.rejects(thenable.done, /a thenable that rejects/);
 });
