@@ -16,7 +16,7 @@ import { join } from "node:path";
 
 /** The test files that exercise each module. */
 const suites: Record<string, string[]> = {
-  "accept_loop.ts": ["task", "burst", "lifecycle", "cancel", "gather", "web_streams"],
+  "accept_loop.ts": ["task", "burst", "lifecycle", "cancel", "gather", "web_streams", "errors"],
   "addr.ts": ["addr", "stream", "errors", "unix"],
   "channel.ts": ["channel", "cancel", "task"],
   "datagram.ts": ["hold", "datagram", "errors", "lifecycle", "cancel"],
