@@ -18,7 +18,7 @@ import { join } from "node:path";
 const suites: Record<string, string[]> = {
   "accept_loop.ts": ["task", "burst", "lifecycle", "cancel", "gather", "web_streams", "errors"],
   "addr.ts": ["addr", "stream", "errors", "unix"],
-  "channel.ts": ["channel", "cancel", "task"],
+  "channel.ts": ["channel", "cancel", "task", "errors"],
   "datagram.ts": ["hold", "datagram", "errors", "lifecycle", "cancel"],
   "deadline.ts": ["task", "cancel", "errors", "gather"],
   "handle.ts": ["hold", "lifecycle", "datagram"],
