@@ -126,6 +126,7 @@ test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permiss
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /listen: allowed/);
     assert.match(run.stdout, /connect: NameNotResolved/);
+    assert.match(run.stdout, /connect literal: ConnectionRefused: connect to 127\.0\.0\.1:9: /);
     assert.match(run.stdout, /listen unix: allowed/);
     assert.match(run.stdout, /listenDatagram: allowed/);
     assert.match(run.stdout, /connect unix: NotFound/);
@@ -140,6 +141,11 @@ test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permiss
   assert.match(
     run.stdout,
     /connect: PermissionDenied: connect to no-such-host\.invalid:80: .*--allow-net=no-such-host\.invalid:80/,
+  );
+  // "localhost" is asked about, and named, as the address it stands for.
+  assert.match(
+    run.stdout,
+    /connect literal: PermissionDenied: connect to 127\.0\.0\.1:9: .*--allow-net=127\.0\.0\.1:9/,
   );
   assert.match(
     run.stdout,

@@ -19,6 +19,10 @@ await connect({ hostname: "no-such-host.invalid", port: 80 }).then(
   (s) => (s.abort(), console.log("connect: allowed")),
   (error) => report("connect", error),
 );
+await connect({ hostname: "localhost", port: 9 }).then(
+  (s) => (s.abort(), console.log("connect literal: allowed")),
+  (error) => report("connect literal", error),
+);
 try {
   listen({ path: `/tmp/zev-permissions-${process.pid}.sock` }).close();
   console.log("listen unix: allowed");
