@@ -27,7 +27,7 @@ const suites: Record<string, string[]> = {
   "listener.ts": ["hold", "stream", "burst", "errors", "lifecycle", "unix", "cancel", "task"],
   "net.ts": ["stream", "errors", "lifecycle", "cancel", "unix", "task"],
   "reactor.ts": ["hold", "driver", "burst", "wake", "lifecycle", "cancel", "stream"],
-  "runtime.ts": ["stream", "errors"],
+  "runtime.ts": ["stream", "errors", "unix"],
   "serve.ts": ["task", "lifecycle", "errors", "cancel", "unix", "workers"],
   "stream.ts": ["hold", "stream", "errors", "cancel", "web_streams"],
   "task.ts": ["supervisor", "gather", "task", "cancel", "channel"],
