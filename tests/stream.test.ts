@@ -358,6 +358,33 @@ test("a stream closed before anything asked who its peer was says what was refus
   listener.close();
 });
 
+test("close sends what resolved writes left in the stream's queue before it closes: the peer gets every byte", async () => {
+  const { listener, client, server } = await tcpPair();
+  // Writes resolve once their bytes are in the kernel or the stream's queue; the peer
+  // reads nothing yet, so the last ones are still queued when close is called.
+  const chunk = new Uint8Array(64 << 10).fill(7);
+  let written = 0;
+  for (let i = 0; i < 1024; i++) {
+    const w = client.write(chunk);
+    const done = await Promise.race([w.then(() => true), pause(50).then(() => false)]);
+    if (!done) {
+      await client.close({ timeout: 1 }).catch(() => {}); // held back: not this test's case
+      assert.fail("a write was held back before the queue had bytes in it");
+    }
+    written += chunk.length;
+    if (stats().queuedBytes > 0) break;
+  }
+  assert.ok(stats().queuedBytes > 0, "bytes are waiting in the stream's queue");
+  const closing = client.close();
+  let got = 0;
+  const buf = new Uint8Array(1 << 16);
+  for (let n; (n = await within(5000, "the peer reads to the end", server.read(buf))) !== null;) got += n;
+  await within(5000, "close", closing);
+  assert.equal(got, written);
+  await server.close();
+  listener.close();
+});
+
 test("reads and writes past the turn's budget wait a turn, then complete, in order", async () => {
   const { listener, client, server } = await tcpPair();
   await client.write(text("ready"));
