@@ -29,7 +29,7 @@ const suites: Record<string, string[]> = {
   "reactor.ts": ["hold", "driver", "burst", "wake", "lifecycle", "cancel", "stream"],
   "runtime.ts": ["stream", "errors", "unix"],
   "serve.ts": ["task", "lifecycle", "errors", "cancel", "unix", "workers"],
-  "stream.ts": ["hold", "stream", "errors", "cancel", "web_streams"],
+  "stream.ts": ["hold", "stream", "errors", "cancel", "web_streams", "unix"],
   "task.ts": ["supervisor", "gather", "task", "cancel", "channel"],
   "workers.ts": ["workers"],
   "validate.ts": ["errors", "stream", "channel", "cancel"],
