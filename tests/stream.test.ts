@@ -382,6 +382,19 @@ test("close sends what resolved writes left in the stream's queue before it clos
   await within(5000, "close", closing);
   assert.equal(got, written);
   await server.close();
+  // And a write still waiting in JavaScript (larger than the queue) when close is called.
+  const other = await tcpPair();
+  const big = new Uint8Array(32 << 20).fill(9);
+  const writing = other.client.write(big);
+  await pause(20);
+  const closed = other.client.close();
+  let total = 0;
+  for (let n; (n = await within(10_000, "the peer reads to the end", other.server.read(buf))) !== null;) total += n;
+  assert.equal(await writing, big.length);
+  await within(5000, "close after the write", closed);
+  assert.equal(total, big.length);
+  await other.server.close();
+  other.listener.close();
   listener.close();
 });
 
