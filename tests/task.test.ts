@@ -434,3 +434,36 @@ test("done is one promise per task; a thenable that rejects fails its task", asy
   const thenable = supervise(() => {}, () => rejecting as unknown as PromiseLike<never>);
   await assert.rejects(thenable.done, /a thenable that rejects/);
 });
+
+test("a task waiting on two things at once is cancelled out of the one still pending, after the other ended", async () => {
+  const a = await tcpPair(), b = await tcpPair();
+  const task = call(() => Promise.all([a.server.read(new Uint8Array(8)), b.server.read(new Uint8Array(8))]));
+  await sleep(10);
+  await b.client.write(text("x")); // the second wait ends; the first still waits
+  await sleep(10);
+  task.cancel("stop");
+  await within(2000, "the cancel reaches the wait still pending", assert.rejects(task.done, Cancelled));
+  for (const p of [a, b]) {
+    await Promise.all([p.client.close(), p.server.close()]);
+    p.listener.close();
+  }
+});
+
+test("a cancel pending in one task is not taken by calls from outside tasks or from another task", async () => {
+  const ch = new Channel<number>(4);
+  await ch.give(1);
+  await ch.give(2);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const cancelled: Task<number> = go(async () => {
+    cancelled.cancel("stop"); // pending: this task is running
+    await gate.then(() => {}); // not a zev wait: the cancel stays pending
+    return await ch.take(); // could complete at once: the pending cancel must win
+  });
+  await sleep(5);
+  await ch.give(3); // a zev call outside every task (it looks for a pending cancel)
+  await call(() => ch.give(4)).done; // and one in another task
+  release();
+  await within(2000, "the pending cancel lands", assert.rejects(cancelled.done, Cancelled));
+  assert.equal(ch.size, 4, "the cancelled take took nothing");
+});
