@@ -30,7 +30,7 @@ const suites: Record<string, string[]> = {
   "runtime.ts": ["stream", "errors", "unix"],
   "serve.ts": ["task", "lifecycle", "errors", "cancel", "unix", "workers"],
   "stream.ts": ["hold", "stream", "errors", "cancel", "web_streams", "unix"],
-  "task.ts": ["supervisor", "gather", "task", "cancel", "channel"],
+  "task.ts": ["supervisor", "gather", "task", "cancel", "channel", "lifecycle"],
   "workers.ts": ["workers"],
   "validate.ts": ["errors", "stream", "channel", "cancel"],
   "wait_queue.ts": ["wait_queue", "channel", "cancel"],
