@@ -9,7 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { connect, sleep } from "../mod.ts";
-import { openClient, requestOnce, text, within } from "./helpers.ts";
+import { eventually, openClient, requestOnce, text, within } from "./helpers.ts";
 import { startEcho } from "./echo_process.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -22,17 +22,6 @@ async function cpuDuring(server: { cpuSeconds(): number }, ms: number): Promise<
   const before = server.cpuSeconds();
   await sleep(ms);
   return server.cpuSeconds() - before;
-}
-
-/** Waits until `f()` holds, polling; fails with `what` after `ms`. */
-async function eventually(ms: number, what: string, f: () => boolean): Promise<void> {
-  await within(
-    ms,
-    what,
-    (async () => {
-      while (!f()) await sleep(20);
-    })(),
-  );
 }
 
 test("descriptor exhaustion: 64 descriptors, 200 clients; no crash, no spin, told, recovers", async () => {

@@ -24,6 +24,17 @@ export async function within<T>(ms: number, message: string, promise: Promise<T>
   }
 }
 
+/** Waits until `f()` holds, polling every 5 ms; fails with `what` after `ms`. */
+export async function eventually(ms: number, what: string, f: () => boolean): Promise<void> {
+  await within(
+    ms,
+    what,
+    (async () => {
+      while (!f()) await new Promise((resolve) => setTimeout(resolve, 5));
+    })(),
+  );
+}
+
 /** Opens a node:net connection and resolves once it is established. */
 export function openClient(port: number, host = "127.0.0.1"): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

@@ -25,7 +25,7 @@ import {
   withDeadline,
   ZevError,
 } from "../mod.ts";
-import { requestOnce, tcpPair, text, within } from "./helpers.ts";
+import { eventually, requestOnce, tcpPair, text, within } from "./helpers.ts";
 import { pendingCancelCount } from "../src/task.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -273,13 +273,7 @@ test("acceptLoop and serve: arguments checked by name; an anonymous handler's ta
     throw new Error("handler failed");
   }, { supervisor: (_error, task) => names.push(task.name) });
   await requestOnce(listener.addr.port, text("x")).catch(() => {});
-  await within(
-    2000,
-    "the handler's error reaches the supervisor",
-    (async () => {
-      while (names.length === 0) await sleep(5);
-    })(),
-  );
+  await eventually(2000, "the handler's error reaches the supervisor", () => names.length > 0);
   assert.deepEqual(names, ["connection handler"]);
   listener.close();
   await loop;
@@ -293,13 +287,7 @@ test("acceptLoop and serve: arguments checked by name; an anonymous handler's ta
     }
   });
   const client = await connect({ port: server.addr.port });
-  await within(
-    2000,
-    "the handler starts",
-    (async () => {
-      while (server.connections === 0) await sleep(5);
-    })(),
-  );
+  await eventually(2000, "the handler starts", () => server.connections > 0);
   await assert.rejects(
     server.close({ gracePeriod: -1 }),
     /^RangeError: close: invalid gracePeriod -1: expected milliseconds/,
@@ -328,13 +316,7 @@ test("serve: options checked by name; workers: undefined serves here; its superv
   });
   assert.ok(!(server instanceof Promise), "without workers, serve runs on this thread and returns the server itself");
   await requestOnce(server.addr.port, text("x")).catch(() => {});
-  await within(
-    2000,
-    "the handler's error reaches serve's supervisor",
-    (async () => {
-      while (failures.length === 0) await sleep(5);
-    })(),
-  );
+  await eventually(2000, "the handler's error reaches serve's supervisor", () => failures.length > 0);
   assert.deepEqual(failures, ["Error: handler failed"]);
   const first = server.close();
   assert.equal(server.close(), first, "a second close returns the first one's promise");
@@ -358,13 +340,7 @@ test("close lets running handlers finish: it resolves when the last one ends, lo
     await client.close();
     return n === null ? "nothing" : decode(buf.subarray(0, n));
   });
-  await within(
-    2000,
-    "both handlers start",
-    (async () => {
-      while (server.connections < 2) await sleep(5);
-    })(),
-  );
+  await eventually(2000, "both handlers start", () => server.connections >= 2);
   await within(
     2000,
     "close with a 10 s grace period, once the 300 ms handler is done",
