@@ -182,7 +182,11 @@ export function medianOf(curve: Curve, server: string, level: number, metric: (s
 }
 
 /** One markdown row per server and level (of `levels`, default all): rate, CPU, latency, and the ratio to its baseline. */
-export function curveTable(curve: Curve, levels: Level[] = curve.levels): string {
+export function curveTable(
+  curve: Curve,
+  levels: Level[] = curve.levels,
+  baselineLabel = "vs its runtime's own sockets (CPU, p50)",
+): string {
   const header = [
     "load",
     "server",
@@ -191,7 +195,7 @@ export function curveTable(curve: Curve, levels: Level[] = curve.levels): string
     "CPU µs / request",
     "p50 µs",
     "p99 µs",
-    "vs its runtime's own sockets (CPU, p50)",
+    baselineLabel,
   ];
   const rows: string[][] = [];
   for (const level of levels) {

@@ -1,0 +1,35 @@
+/**
+ * The two floors side by side: the plainest correct echo server on epoll
+ * (bench/floor.zig) and on io_uring (bench/floor_uring.zig), no JS in either, along the
+ * load curve and at 1, 64 and 512 connections in a closed loop. What the io_uring floor
+ * saves over the epoll floor bounds what an io_uring backend could save zev
+ * (bench/IO_URING.md).
+ *
+ *   bun bench/floors.ts [--seconds 3] [--repeat 5]
+ */
+
+import process from "node:process";
+import { curveTable, echoLevel, type EchoServer, LEVELS, measureCurve } from "./curve.ts";
+import { root } from "./server.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const seconds = Number(opt("seconds", "3"));
+const repeat = Number(opt("repeat", "5"));
+
+const EPOLL_FLOOR = "Zig floor (epoll, no JS)";
+const URING_FLOOR = "Zig floor (io_uring, no JS)";
+const servers: EchoServer[] = [
+  { name: EPOLL_FLOOR, argv: [`${root}zig-out/bin/zev-floor`] },
+  { name: URING_FLOOR, argv: [`${root}zig-out/bin/zev-floor-uring`], baseline: EPOLL_FLOOR },
+];
+const levels = [...LEVELS, echoLevel(1, 0), echoLevel(512, 0)];
+const curve = await measureCurve(servers, levels, { seconds, repeat, log: console.log });
+console.log(
+  `\nbun bench/floors.ts ${args.join(" ")} (${seconds} s per run, ${repeat} rounds, medians; ` +
+    `the hypervisor stole ${(curve.steal * 100).toFixed(0)} % of the machine's CPU time during the run)\n`,
+);
+console.log(curveTable(curve, levels, "io_uring vs epoll (CPU, p50)"));
