@@ -2,11 +2,16 @@
  * `serve({ workers })`, run as a program (its main module runs again in each Worker):
  * both Workers answer, a failing Worker is reported once and replaced while the other
  * serves on, every connection after it is answered, close ends them all and the program
- * exits; bad `workers` values are refused by name.
+ * exits; close lets a request in flight finish; a Worker that keeps failing at start is
+ * replaced after pauses that double; bad `workers` values are refused by name.
  */
 
 import { test } from "node:test";
 import net from "node:net";
+import process from "node:process";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { serve } from "../mod.ts";
 import { runProgram } from "./helpers.ts";
@@ -36,6 +41,34 @@ test("serve with 2 workers: both answer; one that fails is reported and replaced
     new RegExp(`^zev: serve worker ${crashed.split(" ")[0]} failed, replacing it: .*this worker fails on purpose`),
   );
   assert.match(run.stdout, /^closed$/m);
+});
+
+test("closing serve with workers lets a request in flight finish, then refuses connections", async () => {
+  const run = await runProgram("workers_close", { args: ["graceful", "/nonexistent/zev-marker"], timeoutMs: 60_000 });
+  assert.equal(run.code, 0, `exit ${run.code}\n${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /^reply: [01] slow$/m, "the handler in flight answered");
+  assert.match(run.stdout, /^close waited for the handler: true$/m);
+  assert.match(run.stdout, /^close took under 3 s: true$/m, "close did not wait out the 5 s grace period");
+  assert.match(run.stdout, /^after close: ""$/m, "no Worker answers after close");
+  assert.match(run.stdout, /^closed$/m);
+});
+
+test("a Worker that keeps failing at start is replaced further and further apart, while the other serves", async () => {
+  const marker = join(tmpdir(), `zev-workers-${process.pid}-${Date.now()}`);
+  try {
+    const run = await runProgram("workers_close", { args: ["backoff", marker], timeoutMs: 60_000 });
+    assert.equal(run.code, 0, `exit ${run.code}\n${run.stdout}\n${run.stderr}`);
+    const at = /^reports at: (.*)$/m.exec(run.stdout)![1].split(", ").map(Number);
+    // The failure, then replacements that refuse to start: at once, after 1 s, after 2 s
+    // (then 4 s, past the 4.5 s watched). Without the back-off there would be dozens.
+    assert.ok(at.length >= 3 && at.length <= 5, `reports at ${at} ms`);
+    assert.ok(at[2] - at[1] >= 900, `the second replacement waited a pause: ${at}`);
+    assert.ok(at.length < 4 || at[3] - at[2] >= 1800, `the pause doubled: ${at}`);
+    assert.match(run.stdout, /^served by worker 0 meanwhile: 10 of 10$/m);
+    assert.match(run.stdout, /^closed$/m);
+  } finally {
+    rmSync(marker, { force: true });
+  }
 });
 
 test("serve with workers on a port taken by another listener rejects with the listen error, naming the worker", async () => {
