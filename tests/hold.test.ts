@@ -1,6 +1,6 @@
 /**
  * What keeps a program alive, counted in the process: every pending accept, read, write,
- * drain (close, closeWrite) and receive on a referenced handle is one hold on the loop;
+ * drain (close, closeWrite), receive and connect on a referenced handle is one hold on the loop;
  * `unref` lets go, `ref` takes it back, the end of the wait and `close` release it, and a
  * closed handle never holds again. The program tests (tests/programs/unref.ts) show the
  * same from outside, by whether a process exits; these show each count exactly. Also the
@@ -9,7 +9,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Closed, connect, limits, listen, listenDatagram, type Stream, ZevError } from "../mod.ts";
+import net from "node:net";
+import { Closed, connect, limits, listen, listenDatagram, sleep, type Stream, ZevError } from "../mod.ts";
 import { reactor } from "../src/reactor.ts";
 import { tcpPair, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
@@ -55,6 +56,26 @@ test("a pending accept holds the loop while the listener is referenced", async (
   await client.close();
   await server.close();
   assert.equal(reactor.holds, base);
+});
+
+test("a connect in progress holds the loop until it ends", async () => {
+  // A listener that accepts nothing, its backlog of 1 full: the next SYN goes unanswered.
+  const listener = listen({ hostname: "127.0.0.1", port: 0, backlog: 1 });
+  const fill: net.Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    fill.push(net.connect({ port: listener.addr.port, host: "127.0.0.1" }).on("error", () => {}));
+  }
+  await sleep(100);
+  const base = reactor.holds;
+  const ac = new AbortController();
+  const pending = connect({ hostname: "127.0.0.1", port: listener.addr.port, signal: ac.signal });
+  await sleep(50);
+  assert.equal(reactor.holds, base + 1, "a connect under way holds");
+  ac.abort("enough");
+  await assert.rejects(pending);
+  assert.equal(reactor.holds, base, "the connect is over");
+  for (const c of fill) c.destroy();
+  listener.close();
 });
 
 test("a pending read holds the loop while the stream is referenced; close and abort release it", async () => {
