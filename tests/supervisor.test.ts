@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import {
   Cancelled,
   Channel,
+  gather,
   go,
   setDefaultSupervisor,
   sleep,
@@ -18,10 +19,12 @@ import {
   type Supervisor,
   type TaskEvent,
   TimedOut,
+  withDeadline,
   ZevError,
 } from "../mod.ts";
 import { reportInternal, stderrSupervisor } from "../src/task.ts";
 import { checkLeaks } from "./leaks.ts";
+import { within } from "./helpers.ts";
 
 checkLeaks("supervisor");
 
@@ -161,6 +164,30 @@ test("a channel supervisor gets every end, ok, error and cancelled; a closed one
     "zev: the supervisor channel of task fine refused its ok event:",
     "",
   ]]);
+});
+
+test("a channel supervisor is told every end of the tasks that withDeadline and gather run, errors too", async () => {
+  const events = new Channel<TaskEvent>(8);
+  const failure = new Error("inner");
+  const outer = supervise(events, async function outer() {
+    await withDeadline(1000, function underDeadline() {
+      throw failure;
+    }).catch(() => {});
+    await gather(function gathered() {
+      throw failure;
+    }).catch(() => {});
+    return "done";
+  });
+  await outer.done;
+  await settle();
+  const take = () => within(2000, "a supervisor event", events.take());
+  const got = [await take(), await take(), await take()];
+  // The callers of withDeadline and gather got the error, and the channel hears it too.
+  assert.deepEqual(got.map((e) => [e.task.name, e.kind, e.kind === "ok" ? e.value : e.error]), [
+    ["underDeadline", "error", failure],
+    ["gathered", "error", failure],
+    ["outer", "ok", "done"],
+  ]);
 });
 
 test("a task's name, state and default cancel reason", async () => {
