@@ -130,11 +130,14 @@ test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permiss
     assert.match(run.stdout, /listen unix: allowed/);
     assert.match(run.stdout, /listenDatagram: allowed/);
     assert.match(run.stdout, /connect unix: NotFound/);
+    assert.match(run.stdout, /send to 127\.0\.0\.3: allowed/);
+    assert.match(run.stdout, /send to localhost: allowed/);
+    assert.match(run.stdout, /send to no-such-host\.invalid: NameNotResolved/);
   }
   // In Deno, from either runtime's test run.
   const run = await runProgram("permissions", {
     inDeno: true,
-    denoFlags: ["--allow-ffi", "--allow-read", "--allow-env", "--allow-net=127.0.0.1:1"],
+    denoFlags: ["--allow-ffi", "--allow-read", "--allow-env", "--allow-net=127.0.0.1:1,127.0.0.2"],
   });
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /listen: PermissionDenied: listen on 127\.0\.0\.1:0: .*--allow-net=127\.0\.0\.1:0/);
@@ -158,6 +161,19 @@ test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permiss
   assert.match(
     run.stdout,
     /connect unix: PermissionDenied: connect to \/tmp\/zev-permissions-\d+-none\.sock: .*write access .*--allow-write=/,
+  );
+  assert.match(
+    run.stdout,
+    /send to 127\.0\.0\.3: PermissionDenied: send to 127\.0\.0\.3:9: .*--allow-net=127\.0\.0\.3:9/,
+  );
+  // "localhost" is asked about, and named, as the address it stands for.
+  assert.match(
+    run.stdout,
+    /send to localhost: PermissionDenied: send to 127\.0\.0\.1:9: .*--allow-net=127\.0\.0\.1:9/,
+  );
+  assert.match(
+    run.stdout,
+    /send to no-such-host\.invalid: PermissionDenied: send to no-such-host\.invalid:9: .*--allow-net=no-such-host\.invalid:9/,
   );
 });
 

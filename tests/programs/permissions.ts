@@ -1,8 +1,8 @@
 /**
- * Under Deno, run with --allow-net=127.0.0.1:1 only: listen and connect elsewhere must be
- * refused for lack of permission (a host name too, before any DNS lookup), with a
- * message saying what to run; a Unix socket needs read and write access to its path (run
- * without --allow-write). Prints one line per attempt.
+ * Under Deno, run with --allow-net=127.0.0.1:1,127.0.0.2 only: listen, connect and a UDP
+ * send elsewhere must be refused for lack of permission (a host name too, before any DNS
+ * lookup), with a message saying what to run; a Unix socket needs read and write access
+ * to its path (run without --allow-write). Prints one line per attempt.
  */
 import process from "node:process";
 import { connect, listen, listenDatagram, ZevError } from "../../mod.ts";
@@ -39,3 +39,16 @@ await connect({ path: `/tmp/zev-permissions-${process.pid}-none.sock` }).then(
   (s) => (s.abort(), console.log("connect unix: allowed")),
   (error) => report("connect unix", error),
 );
+// UDP from a socket the permissions allow (on 127.0.0.2) to where they do not.
+try {
+  const udp = listenDatagram({ hostname: "127.0.0.2", port: 0 });
+  for (const hostname of ["127.0.0.3", "localhost", "no-such-host.invalid"]) {
+    await udp.send(new Uint8Array(1), { hostname, port: 9 }).then(
+      () => console.log(`send to ${hostname}: allowed`),
+      (error) => report(`send to ${hostname}`, error),
+    );
+  }
+  udp.close();
+} catch (error) {
+  report("listenDatagram on 127.0.0.2", error);
+}
