@@ -44,6 +44,20 @@ export function wakeMode(): WakeMode {
   return mode;
 }
 
+/** The kernel interface a loop waits on: "poll" (epoll, kqueue) or "io_uring". */
+export type BackendName = "poll" | "io_uring";
+
+/**
+ * The backend asked for by `ZEV_BACKEND`: "epoll" or "kqueue" (the poll backend, the
+ * default) or "io_uring" (Linux 6.1; bench/IO_URING.md).
+ */
+export function backendChoice(): BackendName {
+  const name = envVar("ZEV_BACKEND") ?? "epoll";
+  if (name === "epoll" || name === "kqueue") return "poll";
+  if (name === "io_uring") return "io_uring";
+  throw new Error(`zev: ZEV_BACKEND must be "epoll", "kqueue" or "io_uring", not ${JSON.stringify(name)}`);
+}
+
 /** Opens the parker of `loop` (see ffi/parker.ts). */
 export function openParker(loop: number, onWake: () => void): Promise<Parker> {
   return open(native, loop, onWake, wakeMode());

@@ -22,7 +22,16 @@
  * @module
  */
 
-import { LIMIT, type Native, native, openParker, type Parker, STATS } from "../ffi/mod.ts";
+import {
+  backendChoice,
+  type BackendName,
+  LIMIT,
+  type Native,
+  native,
+  openParker,
+  type Parker,
+  STATS,
+} from "../ffi/mod.ts";
 import { abiError, setLastErrno } from "./errors.ts";
 import { outsideTasks, reportInternal } from "./task.ts";
 
@@ -97,9 +106,19 @@ export class Reactor {
   #maybePaused = false;
   #stats = new Float64Array(STAT_KEYS.length);
 
+  /** The kernel interface the loop waits on (`ZEV_BACKEND`). */
+  readonly backend: BackendName = backendChoice();
+
   private constructor() {
-    const loop = native.sym.zev_loop_open(0);
-    if (loop < 0) throw abiError(loop, "opening the event loop");
+    const loop = native.sym.zev_loop_open_backend(0, this.backend === "io_uring" ? 1 : 0);
+    if (loop < 0) {
+      throw abiError(
+        loop,
+        this.backend === "io_uring"
+          ? "opening the event loop on io_uring (ZEV_BACKEND=io_uring; it needs Linux 6.1 and a kernel that allows io_uring)"
+          : "opening the event loop",
+      );
+    }
     this.loop = loop;
     this.eventsPerPoll = native.sym.zev_limit(LIMIT.eventsPerPoll);
     this.#events = new Uint8Array(this.eventsPerPoll * 8);

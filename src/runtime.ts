@@ -4,6 +4,7 @@
  * @module
  */
 
+import process from "node:process";
 import { LIMIT } from "../ffi/mod.ts";
 import { abiError } from "./errors.ts";
 import { reactor, type Stats } from "./reactor.ts";
@@ -98,6 +99,12 @@ export interface Configuration extends Required<Settings> {
   wake: "io_uring" | "thread";
   /** Why the wake is "thread", if it is. */
   wakeReason?: string;
+  /**
+   * The kernel interface the loop waits on: "epoll" (Linux) or "kqueue" (macOS, FreeBSD),
+   * the default, or "io_uring" with `ZEV_BACKEND=io_uring` (streams receive through the
+   * ring; bench/IO_URING.md).
+   */
+  backend: "epoll" | "kqueue" | "io_uring";
 }
 
 /**
@@ -128,6 +135,7 @@ export function configure(settings: Settings = {}): Configuration {
     listenerMode: reactor.native.sym.zev_listener_mode() === 1 ? "edge-single" : "level-batch",
     wake: parker.kind,
     ...(parker.reason === undefined ? {} : { wakeReason: parker.reason }),
+    backend: reactor.backend === "io_uring" ? "io_uring" : process.platform === "linux" ? "epoll" : "kqueue",
   };
 }
 

@@ -15,9 +15,10 @@ const errors = @import("errors.zig");
 const sys = @import("sys.zig");
 const address = @import("address.zig");
 const Loop = @import("loop.zig").Loop;
+const Backend = @import("loop.zig").Backend;
 const listener_edge_single = @import("loop.zig").listener_edge_single;
 
-pub const abi_version: u32 = 6;
+pub const abi_version: u32 = 7;
 
 /// Allocator for loops, handle tables and write queues (tests swap in a checking one).
 pub var allocator: std.mem.Allocator = std.heap.page_allocator;
@@ -96,19 +97,33 @@ pub export fn zev_limit(which: u32) i32 {
     return fail(error.InvalidArgument);
 }
 
-/// Opens a loop able to hold `max_handles` handles (0: the default). Returns its id.
+/// Opens a loop able to hold `max_handles` handles (0: the default), on the poll backend
+/// (epoll, kqueue). Returns its id.
 pub export fn zev_loop_open(max_handles: u32) i32 {
+    return zev_loop_open_backend(max_handles, @intFromEnum(Backend.poll));
+}
+
+/// Opens a loop on `backend`: 0 the poll backend (epoll, kqueue), 1 io_uring (Linux 6.1;
+/// `Unsupported` where the kernel lacks it or forbids it). Returns its id.
+pub export fn zev_loop_open_backend(max_handles: u32, backend: u32) i32 {
+    const kind = std.meta.intToEnum(Backend, backend) catch return fail(error.InvalidArgument);
     const cap = if (max_handles == 0) limits.default_max_handles else max_handles;
     if (cap > limits.max_handles) return fail(error.InvalidArgument);
     registry_lock.lock();
     defer registry_lock.unlock();
     for (&loops, 0..) |*slot, i| {
         if (slot.* != null) continue;
-        const loop = Loop.create(allocator, cap) catch |err| return fail(err);
+        const loop = Loop.create(allocator, cap, kind) catch |err| return fail(err);
         @atomicStore(?*Loop, slot, loop, .release);
         return @intCast((@as(u32, loop_gens[i]) << loop_index_bits) | @as(u32, @intCast(i)));
     }
     return fail(error.Limit);
+}
+
+/// The backend a loop runs on: 0 the poll backend (epoll, kqueue), 1 io_uring.
+pub export fn zev_backend(id: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    return @intCast(@intFromEnum(loop.backendKind()));
 }
 
 /// Closes every handle of the loop, then the loop. The id becomes stale.
@@ -151,7 +166,7 @@ pub export fn zev_park(id: u32, timeout_ms: i32) i32 {
         registry_lock.lock();
         defer registry_lock.unlock();
         const loop = lookup(id) orelse return fail(error.BadLoop);
-        fd = loop.poller.parkFd();
+        fd = loop.parkFd();
         timeout = loop.parkTimeout(timeout_ms);
     }
     const ready = sys.pollReadable(fd, timeout) catch |err| return fail(err);
@@ -163,7 +178,7 @@ pub export fn zev_park(id: u32, timeout_ms: i32) i32 {
 /// must not have a thread blocked inside it.
 pub export fn zev_park_fd(id: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
-    return loop.poller.parkFd();
+    return loop.parkFd();
 }
 
 /// `timeout_ms` (-1: none), shortened to when a paused listener is due: the timeout to

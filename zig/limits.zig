@@ -40,3 +40,12 @@ pub const max_datagram_bytes: u32 = 65507;
 /// Write calls one stream may have waiting at once (in mod.ts): each holds the caller's
 /// buffer, so their number is bounded too. Past it, `write` rejects with `Limit`.
 pub const max_pending_writes: u32 = 1024;
+
+/// The io_uring backend (`ZEV_BACKEND=io_uring`, zig/io_uring.zig): receive buffers the
+/// loop provides to the kernel, their size, and how many one stream may hold unread (past
+/// it, its receive stops until it is read); submission and completion queue entries.
+pub const ring_buffers: u16 = 512;
+pub const ring_buffer_bytes: u32 = 4096;
+pub const ring_buffers_per_stream: u16 = 8;
+pub const ring_sq_entries: u16 = 1024;
+pub const ring_cq_entries: u32 = 8192;

@@ -23,6 +23,21 @@ const errors = @import("errors.zig");
 const Error = errors.Error;
 const WriteQueue = @import("write_queue.zig").WriteQueue;
 const RingWake = if (sys.is_linux) @import("ring_wake.zig").RingWake else void;
+const uring = if (sys.is_linux) @import("io_uring.zig") else struct {
+    pub const Ring = opaque {};
+};
+const Cqe = if (sys.is_linux) std.os.linux.io_uring_cqe else void;
+
+/// Which kernel interface the loop waits on (and streams receive through).
+pub const Backend = enum(u32) {
+    /// epoll on Linux, kqueue on macOS and FreeBSD.
+    poll = 0,
+    /// io_uring (Linux 6.1): streams receive through the ring (zig/io_uring.zig).
+    io_uring = 1,
+};
+
+/// The end of a stream's list of received buffers (io_uring).
+const no_buffer: u16 = std.math.maxInt(u16);
 
 /// Janet 1.32's listener behaviour (edge-triggered, one accept per event), compiled in
 /// only to prove that the burst tests catch it. Never set it in a real build.
@@ -110,6 +125,26 @@ const Socket = struct {
     /// The peer's address (ABI layout), kept from accept or connect: after a reset the
     /// kernel no longer tells it, and error messages still name it.
     peer: [address.abi_len]u8 = @splat(0),
+
+    // Streams on the io_uring backend.
+    /// This socket's handle: the token of its operations in the ring.
+    handle: u32 = 0,
+    /// Received buffers not yet read, oldest first, and how far the first is read.
+    rx_head: u16 = no_buffer,
+    rx_tail: u16 = no_buffer,
+    rx_count: u16 = 0,
+    rx_off: u32 = 0,
+    /// The peer closed its side (a receive of 0 bytes), or the receive failed.
+    rx_eof: bool = false,
+    rx_err: ?Error = null,
+    recv_armed: bool = false,
+    /// The receive was cancelled because the stream holds its share of buffers.
+    recv_cancelling: bool = false,
+    pollout_armed: bool = false,
+    /// Waiting for buffers (the ring ran out), on the loop's list of such streams.
+    starving: bool = false,
+    /// On the loop's list of streams whose state changed since the last poll.
+    dirty: bool = false,
 };
 
 /// Counters for the application and the tests (`zev_stats`); order is ABI.
@@ -144,15 +179,42 @@ pub const Loop = struct {
     /// The kernel-delivered wake (Linux with io_uring), made when the loop opens, or the
     /// reason there is none.
     ring_wake: if (sys.is_linux) Error!RingWake else Error!void = error.Unsupported,
+    /// The io_uring backend's ring, or null on the poll backend.
+    ring: ?*uring.Ring = null,
+    /// io_uring: streams whose state changed since the last poll, and streams waiting for
+    /// buffers (handles; stale ones are skipped). Each stream is on each list at most once.
+    dirty: []u32 = &.{},
+    dirty_len: usize = 0,
+    starving: []u32 = &.{},
+    starving_len: usize = 0,
+    /// Buffers went back to the kernel since starving streams last asked for more.
+    buffers_returned: bool = false,
+    cqes: [limits.max_events_per_poll]Cqe = undefined,
 
-    pub fn create(allocator: std.mem.Allocator, max_handles: u32) Error!*Loop {
+    pub fn create(allocator: std.mem.Allocator, max_handles: u32, kind: Backend) Error!*Loop {
         const self = allocator.create(Loop) catch return error.NoMemory;
         errdefer allocator.destroy(self);
         var sockets = try handles.Table(Socket).init(allocator, max_handles);
         errdefer sockets.deinit(allocator);
         self.* = .{ .allocator = allocator, .poller = try backend.Poller.init(), .sockets = sockets };
+        errdefer self.poller.deinit();
+        if (kind == .io_uring) {
+            if (!sys.is_linux) return error.Unsupported;
+            const ring = try uring.Ring.init(allocator, self.poller.epfd);
+            errdefer ring.deinit(allocator);
+            const cap = sockets.capacity();
+            self.dirty = allocator.alloc(u32, cap) catch return error.NoMemory;
+            errdefer allocator.free(self.dirty);
+            self.starving = allocator.alloc(u32, cap) catch return error.NoMemory;
+            self.ring = ring;
+        }
         if (sys.is_linux) self.ring_wake = RingWake.init();
         return self;
+    }
+
+    /// The backend this loop runs on.
+    pub fn backendKind(self: *const Loop) Backend {
+        return if (self.ring != null) .io_uring else .poll;
     }
 
     /// Closes every handle still open, then the loop.
@@ -163,6 +225,11 @@ pub const Loop = struct {
         }
         if (sys.is_linux) {
             if (self.ring_wake) |*w| w.deinit() else |_| {}
+            if (self.ring) |r| {
+                r.deinit(self.allocator);
+                self.allocator.free(self.dirty);
+                self.allocator.free(self.starving);
+            }
         }
         self.poller.deinit();
         self.sockets.deinit(self.allocator);
@@ -274,7 +341,7 @@ pub const Loop = struct {
             };
             const s = self.sockets.get(h).?;
             address.write(&peer, &s.peer) catch {};
-            self.poller.addStream(fd, h) catch {
+            self.watchStream(s, h) catch {
                 self.sockets.remove(h);
                 sys.close(fd);
                 self.stats.accept_skipped += 1;
@@ -404,7 +471,7 @@ pub const Loop = struct {
         const len = addr.getOsSockLen();
         @memcpy(std.mem.asBytes(&storage)[0..len], @as([*]const u8, @ptrCast(&addr.any))[0..len]);
         try address.write(&storage, &self.sockets.get(h).?.peer);
-        try self.poller.addStream(fd, h);
+        try self.watchStream(self.sockets.get(h).?, h);
         return h;
     }
 
@@ -424,7 +491,7 @@ pub const Loop = struct {
         const h = try self.sockets.insert(.{ .fd = fd, .kind = .stream, .connecting = connecting, .writable = !connecting });
         errdefer self.sockets.remove(h);
         self.sockets.get(h).?.peer[0] = 1;
-        try self.poller.addStream(fd, h);
+        try self.watchStream(self.sockets.get(h).?, h);
         return h;
     }
 
@@ -507,6 +574,9 @@ pub const Loop = struct {
     pub fn read(self: *Loop, h: u32, buf: []u8) Error!usize {
         const s = try self.get(h, .stream);
         if (buf.len == 0) return error.InvalidArgument;
+        if (sys.is_linux) {
+            if (self.ring) |r| return self.ringRead(r, s, buf);
+        }
         if (s.connecting or (!s.readable and !s.hup)) {
             s.want_read = true;
             return error.WouldBlock;
@@ -560,6 +630,7 @@ pub const Loop = struct {
             done += took;
         }
         if (done < data.len) s.want_write = true;
+        if (!s.writable) try self.watchWritable(s);
         return done;
     }
 
@@ -569,7 +640,10 @@ pub const Loop = struct {
         if (s.writable and !s.queue.isEmpty()) self.drainQueue(s);
         if (s.failed) |err| return err;
         const left = s.queue.len();
-        if (left > 0) s.want_write = true;
+        if (left > 0) {
+            s.want_write = true;
+            if (!s.writable) try self.watchWritable(s);
+        }
         return left;
     }
 
@@ -596,6 +670,11 @@ pub const Loop = struct {
     /// waits for `flush` to reach 0 first (mod.ts does). `reset` sends RST instead of FIN.
     pub fn close(self: *Loop, h: u32, reset: bool) Error!void {
         const s = self.sockets.get(h) orelse return error.BadHandle;
+        if (sys.is_linux) {
+            if (self.ring) |r| {
+                if (s.kind == .stream) self.ringForget(r, s);
+            }
+        }
         if (s.kind == .listener) self.unlinkListener(h, s);
         if (s.unix) |unix| {
             // Only if the file is still ours: another process may have replaced it.
@@ -633,6 +712,7 @@ pub const Loop = struct {
             const n = sys.send(s.fd, pending) catch |err| {
                 if (err == error.WouldBlock) {
                     s.writable = false;
+                    self.watchWritable(s) catch {};
                 } else {
                     // Undeliverable: drop the queue, remember why for the writer.
                     s.failed = err;
@@ -645,6 +725,7 @@ pub const Loop = struct {
             self.stats.queued_bytes -= n;
             if (n < pending.len) {
                 s.writable = false;
+                self.watchWritable(s) catch {};
                 return;
             }
         }
@@ -657,6 +738,273 @@ pub const Loop = struct {
         }
     }
 
+    // ---- the io_uring backend ------------------------------------------------------
+
+    /// Starts watching a new stream: in the epoll set, or with a receive in the ring (a
+    /// one-shot poll for writability first, while it connects).
+    fn watchStream(self: *Loop, s: *Socket, h: u32) Error!void {
+        if (sys.is_linux) {
+            if (self.ring) |r| {
+                s.handle = h;
+                if (s.connecting) {
+                    try r.pollOut(s.fd, h);
+                    s.pollout_armed = true;
+                } else {
+                    try r.armRecv(s.fd, h);
+                    s.recv_armed = true;
+                }
+                return;
+            }
+        }
+        try self.poller.addStream(s.fd, h);
+    }
+
+    /// A stream's send buffer is full: on io_uring, a one-shot poll says when it is not
+    /// (epoll reports it anyway).
+    fn watchWritable(self: *Loop, s: *Socket) Error!void {
+        if (!sys.is_linux) return;
+        const r = self.ring orelse return;
+        if (s.pollout_armed or s.kind != .stream) return;
+        try r.pollOut(s.fd, s.handle);
+        s.pollout_armed = true;
+    }
+
+    fn ringRead(self: *Loop, r: *uring.Ring, s: *Socket, buf: []u8) Error!usize {
+        if (s.connecting) {
+            s.want_read = true;
+            return error.WouldBlock;
+        }
+        if (s.rx_count == 0) {
+            if (s.rx_err) |err| {
+                // Told once, as a read(2) tells it; then the end of the stream.
+                s.rx_err = null;
+                s.rx_eof = true;
+                return err;
+            }
+            if (s.rx_eof) return 0;
+            s.want_read = true;
+            return error.WouldBlock;
+        }
+        var n: usize = 0;
+        while (n < buf.len and s.rx_head != no_buffer) {
+            const bid = s.rx_head;
+            const data = r.buffer(bid)[s.rx_off..r.len[bid]];
+            const take = @min(data.len, buf.len - n);
+            @memcpy(buf[n..][0..take], data[0..take]);
+            n += take;
+            s.rx_off += @intCast(take);
+            if (s.rx_off == r.len[bid]) self.popBuffer(r, s);
+        }
+        self.maybeRearm(r, s);
+        return n;
+    }
+
+    /// Gives a stream's oldest received buffer back to the kernel.
+    fn popBuffer(self: *Loop, r: *uring.Ring, s: *Socket) void {
+        const bid = s.rx_head;
+        s.rx_head = r.next[bid];
+        if (s.rx_head == no_buffer) s.rx_tail = no_buffer;
+        s.rx_count -= 1;
+        s.rx_off = 0;
+        r.giveBack(bid);
+        self.buffers_returned = true;
+    }
+
+    /// Receives again if the stream may: nothing ended it, and it holds less than its share.
+    fn maybeRearm(self: *Loop, r: *uring.Ring, s: *Socket) void {
+        if (s.recv_armed or s.rx_eof or s.rx_err != null or s.starving) return;
+        if (s.rx_count >= limits.ring_buffers_per_stream) return;
+        r.armRecv(s.fd, s.handle) catch {
+            // No submission entry now: try again when buffers come back.
+            self.starve(s);
+            return;
+        };
+        s.recv_armed = true;
+    }
+
+    fn starve(self: *Loop, s: *Socket) void {
+        if (s.starving) return;
+        s.starving = true;
+        self.starving[self.starving_len] = s.handle;
+        self.starving_len += 1;
+    }
+
+    fn markDirty(self: *Loop, s: *Socket) void {
+        if (s.dirty) return;
+        s.dirty = true;
+        self.dirty[self.dirty_len] = s.handle;
+        self.dirty_len += 1;
+    }
+
+    /// Buffers came back: streams that ran out receive again.
+    fn feedStarving(self: *Loop, r: *uring.Ring) void {
+        self.buffers_returned = false;
+        const waiting = self.starving[0..self.starving_len];
+        self.starving_len = 0;
+        for (waiting) |h| {
+            const s = self.sockets.get(h) orelse continue;
+            if (s.kind != .stream or !s.starving) continue;
+            s.starving = false;
+            self.maybeRearm(r, s);
+        }
+    }
+
+    /// Folds one completion into its stream's state.
+    fn onCompletion(self: *Loop, r: *uring.Ring, cqe: Cqe) void {
+        const linux = std.os.linux;
+        const op = uring.opOf(cqe.user_data) orelse return;
+        if (op == .epoll) {
+            r.epoll_ready = true;
+            if (cqe.flags & linux.IORING_CQE_F_MORE == 0) r.epoll_armed = false;
+            return;
+        }
+        if (op == .cancel) return;
+        const h = uring.tokenOf(cqe.user_data);
+        const found = self.sockets.get(h);
+        const s = if (found != null and found.?.kind == .stream) found.? else {
+            // A stream closed since: its buffer goes back (its receive was cancelled).
+            if (cqe.flags & linux.IORING_CQE_F_BUFFER != 0) r.giveBack(cqe.buffer_id() catch return);
+            return;
+        };
+        switch (op) {
+            .recv => {
+                const more = cqe.flags & linux.IORING_CQE_F_MORE != 0;
+                if (!more) {
+                    s.recv_armed = false;
+                    s.recv_cancelling = false;
+                }
+                if (cqe.res > 0) {
+                    const bid = cqe.buffer_id() catch return;
+                    r.len[bid] = @intCast(cqe.res);
+                    r.next[bid] = no_buffer;
+                    if (s.rx_tail == no_buffer) s.rx_head = bid else r.next[s.rx_tail] = bid;
+                    s.rx_tail = bid;
+                    s.rx_count += 1;
+                    if (more and s.rx_count >= limits.ring_buffers_per_stream and !s.recv_cancelling) {
+                        // Its share is held: stop receiving until it is read.
+                        r.cancelOp(uring.userData(.recv, h)) catch {};
+                        s.recv_cancelling = true;
+                    }
+                } else if (cqe.res == 0) {
+                    s.rx_eof = true;
+                } else {
+                    const e: linux.E = @enumFromInt(-cqe.res);
+                    switch (e) {
+                        .NOBUFS => self.starve(s),
+                        .CANCELED => {},
+                        else => s.rx_err = errors.fromErrno(e),
+                    }
+                }
+                if (!more) self.maybeRearm(r, s);
+            },
+            .pollout => {
+                s.pollout_armed = false;
+                if (cqe.res == -@as(i32, @intFromEnum(linux.E.CANCELED))) return;
+                s.writable = true;
+                if (s.connecting) {
+                    s.connecting = false;
+                    const posix = std.posix;
+                    if (sys.getInt(s.fd, posix.SOL.SOCKET, posix.SO.ERROR)) |so_error| {
+                        if (so_error != 0) s.failed = errors.fromErrno(@enumFromInt(so_error));
+                    } else |err| s.failed = err;
+                    if (s.failed == null) self.maybeRearm(r, s) else s.rx_eof = true;
+                }
+                if (!s.queue.isEmpty()) self.drainQueue(s);
+            },
+            .epoll, .cancel => unreachable,
+        }
+        self.markDirty(s);
+    }
+
+    /// The events of a stream whose state changed (as `onStream` for epoll).
+    fn ringStreamFlags(s: *Socket) u32 {
+        var flags: u32 = 0;
+        if (s.want_read and !s.connecting and (s.rx_count > 0 or s.rx_eof or s.rx_err != null)) {
+            s.want_read = false;
+            flags |= Flag.read;
+        }
+        if (s.want_write and !s.connecting and (s.queue.isEmpty() or s.failed != null)) {
+            s.want_write = false;
+            flags |= Flag.write;
+        }
+        return flags;
+    }
+
+    fn ringPoll(self: *Loop, r: *uring.Ring, out: []u32, timeout_ms: i32) Error!usize {
+        r.batching = true;
+        defer r.batching = false;
+        r.running();
+        try r.armEpoll();
+        if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);
+        var wait = timeout_ms;
+        var looked_again = false;
+        while (true) {
+            _ = try r.enter(wait);
+            wait = 0;
+            // Bounded: what is left waits for the next poll.
+            var batches: usize = 0;
+            while (batches < 4) : (batches += 1) {
+                const n = r.reap(&self.cqes);
+                if (n == 0) break;
+                self.stats.events += n;
+                for (self.cqes[0..n]) |cqe| self.onCompletion(r, cqe);
+            }
+            if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);
+            var count: usize = 0;
+            const cap = out.len / 2;
+            // Streams whose state changed; those left over stay on the list.
+            var i: usize = 0;
+            while (i < self.dirty_len and count < cap) : (i += 1) {
+                const h = self.dirty[i];
+                const s = self.sockets.get(h) orelse continue;
+                if (s.kind != .stream or !s.dirty) continue;
+                s.dirty = false;
+                const flags = ringStreamFlags(s);
+                if (flags == 0) continue;
+                out[2 * count] = h;
+                out[2 * count + 1] = flags;
+                count += 1;
+            }
+            const left = self.dirty_len - i;
+            std.mem.copyForwards(u32, self.dirty[0..left], self.dirty[i..self.dirty_len]);
+            self.dirty_len = left;
+            // Listeners and datagram sockets, from the epoll set when its poll fired.
+            if (r.epoll_ready and count < cap) {
+                const n = try self.poller.wait(self.events[0..@min(cap - count, self.events.len)], 0);
+                // Level-triggered listeners stay ready without a new wake: look again
+                // next time, until a wait finds nothing.
+                r.epoll_ready = n > 0;
+                count = self.readinessEvents(out, count, n);
+            }
+            count = self.notices(out, count);
+            if (count > 0 or looked_again) return count;
+            // Nothing: the caller may park. Signals on, and one last look.
+            if (!try r.preparePark()) return 0;
+            looked_again = true;
+        }
+    }
+
+    /// Before a stream closes: its operations in the ring cancelled and their last
+    /// completions taken (the kernel holds the socket until then), its buffers given back.
+    fn ringForget(self: *Loop, r: *uring.Ring, s: *Socket) void {
+        s.rx_eof = true; // receives no more: a cancelled receive is not re-armed
+        if (s.recv_armed or s.pollout_armed) {
+            r.cancelFd(s.fd) catch {};
+            var rounds: usize = 0;
+            while ((s.recv_armed or s.pollout_armed) and rounds < 1000) : (rounds += 1) {
+                _ = r.enter(-1) catch break;
+                while (true) {
+                    const n = r.reap(&self.cqes);
+                    if (n == 0) break;
+                    for (self.cqes[0..n]) |cqe| self.onCompletion(r, cqe);
+                }
+            }
+        }
+        while (s.rx_head != no_buffer) self.popBuffer(r, s);
+        s.starving = false;
+        s.dirty = false;
+    }
+
     // ---- the poll ----------------------------------------------------------------
 
     /// Waits up to `timeout_ms` (0: not at all) and writes (handle, flags) pairs into
@@ -666,9 +1014,21 @@ pub const Loop = struct {
         if (self.paused_head != 0) self.resumeDue(sys.monotonicNs());
         const cap = @min(out.len / 2, self.events.len);
         if (cap == 0) return error.InvalidArgument;
-        const n = try self.poller.wait(self.events[0..cap], clampTimeout(timeout_ms, self.resume_due_ns.load(.acquire)));
+        const timeout = clampTimeout(timeout_ms, self.resume_due_ns.load(.acquire));
+        if (sys.is_linux) {
+            if (self.ring) |r| return self.ringPoll(r, out[0 .. @as(usize, cap) * 2], timeout);
+        }
+        const n = try self.poller.wait(self.events[0..cap], timeout);
+        var count = self.readinessEvents(out, 0, n);
+        count = self.notices(out, count);
+        return count;
+    }
+
+    /// Turns `n` readiness events (in `self.events`) into (handle, flags) pairs in `out`,
+    /// after the `start` pairs already there.
+    fn readinessEvents(self: *Loop, out: []u32, start: usize, n: usize) usize {
         self.stats.events += n;
-        var count: usize = 0;
+        var count: usize = start;
         for (self.events[0..n]) |ev| {
             const s = self.sockets.get(ev.token) orelse continue;
             const flags = switch (s.kind) {
@@ -681,7 +1041,13 @@ pub const Loop = struct {
             out[2 * count + 1] = flags;
             count += 1;
         }
-        // Pauses not yet told, as far as `out` has room; the rest in the next poll.
+        return count;
+    }
+
+    /// Adds the pauses not yet told after `count` pairs, as far as `out` has room; the
+    /// rest in the next poll.
+    fn notices(self: *Loop, out: []u32, start: usize) usize {
+        var count = start;
         while (self.notices_head != 0 and count < out.len / 2) {
             const lh = self.notices_head;
             const l = self.sockets.get(lh).?;
@@ -757,7 +1123,15 @@ pub const Loop = struct {
     /// timeout passes, a paused listener is due, or `wake` is called. It takes no events:
     /// the owner's next `poll` does.
     pub fn park(self: *const Loop, timeout_ms: i32) Error!bool {
-        return sys.pollReadable(self.poller.parkFd(), self.parkTimeout(timeout_ms));
+        return sys.pollReadable(self.parkFd(), self.parkTimeout(timeout_ms));
+    }
+
+    /// What a park waits on: the epoll set, or the io_uring backend's eventfd.
+    pub fn parkFd(self: *const Loop) sys.fd_t {
+        if (sys.is_linux) {
+            if (self.ring) |r| return r.efd;
+        }
+        return self.poller.parkFd();
     }
 
     /// `timeout_ms`, shortened so that a park ends when a paused listener is due.
@@ -782,7 +1156,7 @@ pub const Loop = struct {
         const n = try self.poll(out, 0);
         if (n == 0 and sys.is_linux) {
             if (self.ring_wake) |*w| {
-                if (w.rx_taken) try w.arm(self.poller.parkFd());
+                if (w.rx_taken) try w.arm(self.parkFd());
             } else |_| {}
         }
         return n;
@@ -793,7 +1167,11 @@ pub const Loop = struct {
     pub fn armWake(self: *Loop) Error!void {
         if (!sys.is_linux) return error.Unsupported;
         const w = try self.wakeRing();
-        try w.arm(self.poller.parkFd());
+        if (self.ring) |r| {
+            // The loop ran since its last poll, with completions signalling nothing.
+            if (try r.preparePark()) r.signal();
+        }
+        try w.arm(self.parkFd());
     }
 
     fn wakeRing(self: *Loop) Error!*RingWake {
@@ -801,6 +1179,9 @@ pub const Loop = struct {
     }
 
     pub fn wake(self: *const Loop) void {
+        if (sys.is_linux) {
+            if (self.ring) |r| return r.signal();
+        }
         self.poller.wake();
     }
 

@@ -5,7 +5,8 @@
 
 const std = @import("std");
 const testing = std.testing;
-const Loop = @import("loop.zig").Loop;
+const loop_mod = @import("loop.zig");
+const Loop = loop_mod.Loop;
 const Flag = @import("loop.zig").Flag;
 const Opt = @import("loop.zig").Opt;
 const limits = @import("limits.zig");
@@ -27,8 +28,14 @@ const Events = struct {
     }
 };
 
+/// The backend under test: the poll backend, or io_uring with ZEV_BACKEND=io_uring.
+fn backendUnderTest() loop_mod.Backend {
+    const want = std.posix.getenv("ZEV_BACKEND") orelse return .poll;
+    return if (std.mem.eql(u8, want, "io_uring")) .io_uring else .poll;
+}
+
 fn open(max_handles: u32) !*Loop {
-    return Loop.create(testing.allocator, max_handles);
+    return Loop.create(testing.allocator, max_handles, backendUnderTest());
 }
 
 fn portOf(loop: *Loop, h: u32) !u32 {

@@ -5,7 +5,7 @@
 #define ZEV_H
 #include <stdint.h>
 
-#define ZEV_ABI_VERSION 6u
+#define ZEV_ABI_VERSION 7u
 
 #define ZEV_READ 1u
 #define ZEV_WRITE 2u
@@ -66,8 +66,16 @@ uint32_t zev_listener_mode(void);
 /* One bound of limits.zig by its selector (see `limit_table`). */
 int32_t zev_limit(uint32_t which);
 
-/* Opens a loop able to hold `max_handles` handles (0: the default). Returns its id. */
+/* Opens a loop able to hold `max_handles` handles (0: the default), on the poll backend */
+/* (epoll, kqueue). Returns its id. */
 int32_t zev_loop_open(uint32_t max_handles);
+
+/* Opens a loop on `backend`: 0 the poll backend (epoll, kqueue), 1 io_uring (Linux 6.1; */
+/* `Unsupported` where the kernel lacks it or forbids it). Returns its id. */
+int32_t zev_loop_open_backend(uint32_t max_handles, uint32_t backend);
+
+/* The backend a loop runs on: 0 the poll backend (epoll, kqueue), 1 io_uring. */
+int32_t zev_backend(uint32_t id);
 
 /* Closes every handle of the loop, then the loop. The id becomes stale. */
 int32_t zev_loop_close(uint32_t id);

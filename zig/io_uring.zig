@@ -1,0 +1,237 @@
+//! The io_uring side of the Linux loop (`ZEV_BACKEND=io_uring`; bench/IO_URING.md).
+//!
+//! Streams receive through the ring: one multishot receive per stream into a ring of
+//! buffers the loop provides, so a read copies from memory instead of making a system
+//! call, and one `io_uring_enter` per poll takes every stream's data. Sends stay direct
+//! system calls; a stream whose send buffer is full (or a connect under way) waits for a
+//! one-shot poll in the ring. Listeners and datagram sockets stay in the epoll set, which
+//! the ring polls (multishot), so one ring is all the loop waits on.
+//!
+//! The ring is set up `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1): completions wait as
+//! deferred work until the loop's thread enters the ring, so the kernel never interrupts
+//! the JS thread for them. The park waits on an eventfd registered with the ring, which
+//! the kernel signals when such work arrives; signals are off while the loop runs
+//! (`running`) and turned back on, with a last look, before a park (`preparePark`).
+
+const std = @import("std");
+const linux = std.os.linux;
+const sys = @import("sys.zig");
+const errors = @import("errors.zig");
+const Error = errors.Error;
+const limits = @import("limits.zig");
+
+pub const Op = enum(u8) { recv = 1, pollout, epoll, cancel };
+
+pub fn userData(op: Op, token: u32) u64 {
+    return (@as(u64, @intFromEnum(op)) << 32) | token;
+}
+
+pub fn opOf(user_data: u64) ?Op {
+    return std.meta.intToEnum(Op, @as(u8, @truncate(user_data >> 32))) catch null;
+}
+
+pub fn tokenOf(user_data: u64) u32 {
+    return @truncate(user_data);
+}
+
+/// No buffer (the end of a stream's list).
+pub const no_buffer: u16 = std.math.maxInt(u16);
+const group_id: u16 = 0;
+
+pub const Ring = struct {
+    ring: linux.IoUring,
+    /// The completion ring's flags (`IORING_CQ_EVENTFD_DISABLED`), shared with the kernel.
+    cq_flags: *u32,
+    /// Signalled by the kernel when completions wait to be run (parks poll it).
+    efd: sys.fd_t,
+    epfd: sys.fd_t,
+    br: *align(std.heap.page_size_min) linux.io_uring_buf_ring,
+    buffers: []u8,
+    /// Per buffer: bytes received into it, and the next buffer of its stream's list.
+    len: []u32,
+    next: []u16,
+    /// The multishot poll on the epoll set is armed.
+    epoll_armed: bool = false,
+    /// The epoll set may have events (its poll fired, or the last wait filled the batch).
+    epoll_ready: bool = true,
+    /// Inside a poll: submissions wait for the poll's next `enter`. Outside one (a read
+    /// or a write from JS, which may come after the loop parked), they go in at once.
+    batching: bool = false,
+
+    pub fn init(allocator: std.mem.Allocator, epfd: sys.fd_t) Error!*Ring {
+        const r = allocator.create(Ring) catch return error.NoMemory;
+        errdefer allocator.destroy(r);
+        var params = std.mem.zeroInit(linux.io_uring_params, .{
+            .flags = linux.IORING_SETUP_SINGLE_ISSUER | linux.IORING_SETUP_DEFER_TASKRUN | linux.IORING_SETUP_CQSIZE,
+            .cq_entries = limits.ring_cq_entries,
+        });
+        const ring = linux.IoUring.init_params(limits.ring_sq_entries, &params) catch |err| return switch (err) {
+            error.ProcessFdQuotaExceeded, error.SystemFdQuotaExceeded => error.TooManyOpenFiles,
+            error.SystemResources => error.NoMemory,
+            // ENOSYS, EPERM (seccomp, io_uring_disabled), EINVAL (before Linux 6.1).
+            else => error.Unsupported,
+        };
+        r.* = .{
+            .ring = ring,
+            .cq_flags = @ptrCast(@alignCast(&ring.sq.mmap[params.cq_off.flags])),
+            .efd = undefined,
+            .epfd = epfd,
+            .br = undefined,
+            .buffers = &.{},
+            .len = &.{},
+            .next = &.{},
+        };
+        errdefer r.ring.deinit();
+        r.efd = @intCast(try sys.check(linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK)));
+        errdefer sys.close(r.efd);
+        r.ring.register_eventfd(r.efd) catch return error.Unsupported;
+        const count = limits.ring_buffers;
+        r.br = linux.IoUring.setup_buf_ring(r.ring.fd, count, group_id, .{ .inc = false }) catch return error.Unsupported;
+        errdefer linux.IoUring.free_buf_ring(r.ring.fd, r.br, count, group_id);
+        r.buffers = allocator.alloc(u8, @as(usize, count) * limits.ring_buffer_bytes) catch return error.NoMemory;
+        errdefer allocator.free(r.buffers);
+        r.len = allocator.alloc(u32, count) catch return error.NoMemory;
+        errdefer allocator.free(r.len);
+        r.next = allocator.alloc(u16, count) catch return error.NoMemory;
+        linux.IoUring.buf_ring_init(r.br);
+        for (0..count) |i| {
+            const bid: u16 = @intCast(i);
+            linux.IoUring.buf_ring_add(r.br, r.buffer(bid), bid, linux.IoUring.buf_ring_mask(count), bid);
+        }
+        linux.IoUring.buf_ring_advance(r.br, count);
+        // Ready to park from the start: the epoll set watched, signals on.
+        try r.armEpoll();
+        _ = try r.enter(0);
+        return r;
+    }
+
+    pub fn deinit(r: *Ring, allocator: std.mem.Allocator) void {
+        linux.IoUring.free_buf_ring(r.ring.fd, r.br, limits.ring_buffers, group_id);
+        r.ring.deinit();
+        sys.close(r.efd);
+        allocator.free(r.buffers);
+        allocator.free(r.len);
+        allocator.free(r.next);
+        allocator.destroy(r);
+    }
+
+    pub fn buffer(r: *Ring, bid: u16) []u8 {
+        const at = @as(usize, bid) * limits.ring_buffer_bytes;
+        return r.buffers[at .. at + limits.ring_buffer_bytes];
+    }
+
+    /// Hands a buffer back to the kernel for the next receive.
+    pub fn giveBack(r: *Ring, bid: u16) void {
+        linux.IoUring.buf_ring_add(r.br, r.buffer(bid), bid, linux.IoUring.buf_ring_mask(limits.ring_buffers), 0);
+        linux.IoUring.buf_ring_advance(r.br, 1);
+    }
+
+    /// A submission entry; when the queue is full, what it holds is submitted first.
+    fn sqe(r: *Ring) Error!*linux.io_uring_sqe {
+        return r.ring.get_sqe() catch {
+            _ = try r.enter(0);
+            return r.ring.get_sqe() catch error.Limit;
+        };
+    }
+
+    /// Receives on `fd` into the provided buffers until cancelled or out of buffers.
+    pub fn armRecv(r: *Ring, fd: sys.fd_t, token: u32) Error!void {
+        const e = try r.sqe();
+        e.prep_rw(.RECV, fd, 0, 0, 0);
+        e.flags |= linux.IOSQE_BUFFER_SELECT;
+        e.buf_index = group_id;
+        e.ioprio |= linux.IORING_RECV_MULTISHOT;
+        e.user_data = userData(.recv, token);
+        r.submitUnlessBatching();
+    }
+
+    fn submitUnlessBatching(r: *Ring) void {
+        // On failure it stays queued, and the next poll's `enter` submits it.
+        if (!r.batching) _ = r.ring.submit() catch {};
+    }
+
+    /// One completion when `fd` can be written to (or has failed).
+    pub fn pollOut(r: *Ring, fd: sys.fd_t, token: u32) Error!void {
+        const e = try r.sqe();
+        e.prep_poll_add(fd, linux.POLL.OUT);
+        e.user_data = userData(.pollout, token);
+        r.submitUnlessBatching();
+    }
+
+    /// Cancels every operation on `fd`; each ends with its own completion.
+    pub fn cancelFd(r: *Ring, fd: sys.fd_t) Error!void {
+        const e = try r.sqe();
+        e.prep_cancel_fd(fd, linux.IORING_ASYNC_CANCEL_ALL);
+        e.user_data = userData(.cancel, 0);
+    }
+
+    /// Cancels one operation (by its user data); it ends with its own completion.
+    pub fn cancelOp(r: *Ring, user_data: u64) Error!void {
+        const e = try r.sqe();
+        e.prep_cancel(user_data, 0);
+        e.user_data = userData(.cancel, 0);
+    }
+
+    /// Makes the park's eventfd readable (completions are waiting that signalled nothing).
+    pub fn signal(r: *Ring) void {
+        const one: u64 = 1;
+        _ = sys.write(r.efd, std.mem.asBytes(&one)) catch {};
+    }
+
+    /// Keeps a multishot poll on the epoll set (listeners, datagram sockets) armed.
+    pub fn armEpoll(r: *Ring) Error!void {
+        if (r.epoll_armed) return;
+        const e = try r.sqe();
+        e.prep_poll_add(r.epfd, linux.POLL.IN);
+        e.len = linux.IORING_POLL_ADD_MULTI;
+        e.user_data = userData(.epoll, 0);
+        r.epoll_armed = true;
+    }
+
+    /// Submits what is queued and runs the completions waiting; with `wait_ms` other
+    /// than 0, first waits up to that long (-1: forever) for one.
+    pub fn enter(r: *Ring, wait_ms: i32) Error!u32 {
+        const submit = r.ring.flush_sq();
+        var flags: u32 = linux.IORING_ENTER_GETEVENTS;
+        var arg: linux.io_uring_getevents_arg = .{ .sigmask = 0, .sigmask_sz = 0, .pad = 0, .ts = 0 };
+        var ts: linux.kernel_timespec = undefined;
+        var min: u32 = 0;
+        if (wait_ms != 0 and r.ring.cq_ready() == 0) {
+            min = 1;
+            if (wait_ms > 0) {
+                ts = .{ .sec = @divTrunc(wait_ms, 1000), .nsec = @rem(wait_ms, 1000) * std.time.ns_per_ms };
+                arg.ts = @intFromPtr(&ts);
+                flags |= linux.IORING_ENTER_EXT_ARG;
+            }
+        }
+        const argp: usize = if (flags & linux.IORING_ENTER_EXT_ARG != 0) @intFromPtr(&arg) else 0;
+        const argsz: usize = if (argp != 0) @sizeOf(linux.io_uring_getevents_arg) else 0;
+        const rc = linux.syscall6(.io_uring_enter, @bitCast(@as(isize, r.ring.fd)), submit, min, flags, argp, argsz);
+        return @intCast(sys.check(rc) catch |err| switch (err) {
+            // A timeout, or a signal: the completions that are there are taken anyway.
+            error.TimedOut, error.Interrupted, error.WouldBlock => return 0,
+            else => return err,
+        });
+    }
+
+    /// Copies up to `out.len` completions and takes them off the ring.
+    pub fn reap(r: *Ring, out: []linux.io_uring_cqe) usize {
+        return r.ring.copy_cqes(out, 0) catch 0;
+    }
+
+    /// The loop runs: completions that arrive now signal nothing (it will poll again).
+    pub fn running(r: *Ring) void {
+        @atomicStore(u32, r.cq_flags, r.cq_flags.* | linux.IORING_CQ_EVENTFD_DISABLED, .release);
+    }
+
+    /// Before a park: signals on, an old signal drained, and a last look at the work that
+    /// came meanwhile. True when completions are waiting (then the loop should not park);
+    /// work that arrives after this signals the eventfd, so no wake is lost.
+    pub fn preparePark(r: *Ring) Error!bool {
+        @atomicStore(u32, r.cq_flags, r.cq_flags.* & ~@as(u32, linux.IORING_CQ_EVENTFD_DISABLED), .seq_cst);
+        var sink: u64 = 0;
+        _ = sys.read(r.efd, std.mem.asBytes(&sink)) catch {};
+        _ = try r.enter(0);
+        return r.ring.cq_ready() > 0;
+    }
+};
