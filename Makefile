@@ -114,10 +114,12 @@ test-install: dist $(BUN_MUSL)
 test-mutants: node_modules/.installed | $(VENV)/.zig-$(ZIG_VERSION)
 	$(BUN) tests/mutants/reactor.ts
 
-# The reactor's tests natively for glibc and musl, and for aarch64 musl under qemu-user.
+# The reactor's tests natively for glibc and musl (on epoll, then again on io_uring), and
+# for aarch64 musl under qemu-user.
 test-zig: | $(VENV)/.zig-$(ZIG_VERSION) .tools/debs-test
 	$(ZIG) build abi-check
 	$(ZIG) build test --summary all
+	ZEV_BACKEND=io_uring $(ZIG) build test --summary all
 	$(ZIG) build test-aarch64 -fqemu --summary all
 
 # The musl library must be static: no NEEDED entry at all; the glibc one links libc.so.6.
@@ -131,8 +133,9 @@ test-musl-c: lib lib-edge tests/out/burst-musl
 	cat tests/out/burst-musl-edge.log
 	grep -q '^stall:' tests/out/burst-musl-edge.log
 
-# Every suite under Deno and Bun, with each library; and once more with the fallback
-# parker (ZEV_WAKE=thread: another thread waits, as where io_uring is forbidden).
+# Every suite under Deno and Bun, with each library; once more with the fallback parker
+# (ZEV_WAKE=thread: another thread waits, as where io_uring is forbidden); and on the
+# io_uring backend (ZEV_BACKEND=io_uring), in each runtime, with each library and wake.
 test-ts: lib node_modules/.installed
 	@for lib in $(LIB_GNU) $(LIB_MUSL); do \
 	  echo "== deno, $$lib"; ZEV_LIB=$$lib $(DENO_TEST) $(TS_TESTS); \
@@ -140,6 +143,9 @@ test-ts: lib node_modules/.installed
 	done
 	@echo "== deno, $(LIB_GNU), ZEV_WAKE=thread"; ZEV_WAKE=thread ZEV_LIB=$(LIB_GNU) $(DENO_TEST) $(TS_TESTS)
 	@echo "== bun, $(LIB_MUSL), ZEV_WAKE=thread"; ZEV_WAKE=thread ZEV_LIB=$(LIB_MUSL) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
+	@echo "== deno, $(LIB_MUSL), ZEV_BACKEND=io_uring"; ZEV_BACKEND=io_uring ZEV_LIB=$(LIB_MUSL) $(DENO_TEST) $(TS_TESTS)
+	@echo "== bun, $(LIB_GNU), ZEV_BACKEND=io_uring"; ZEV_BACKEND=io_uring ZEV_LIB=$(LIB_GNU) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
+	@echo "== bun, $(LIB_MUSL), ZEV_BACKEND=io_uring, ZEV_WAKE=thread"; ZEV_BACKEND=io_uring ZEV_WAKE=thread ZEV_LIB=$(LIB_MUSL) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
 
 # The proof that the burst tests test something: against Janet 1.32's listener
 # behaviour they must fail, and fail by stalling.
@@ -161,8 +167,9 @@ test-edge: lib-edge node_modules/.installed
 test-bun-musl: lib $(BUN_MUSL)
 	$(call BUN_TEST,$(BUN_MUSL)) $(TS_TESTS)
 
-# 75 s of churn, traffic and park/wake cycles per runtime and library, and once with the
-# fallback parker; fails on death, errors, or memory or descriptors that keep growing.
+# 75 s of churn, traffic and park/wake cycles per runtime and library, once with the
+# fallback parker and once on io_uring; fails on death, errors, or memory or descriptors
+# that keep growing.
 # `bun bench/soak.ts --seconds N` runs longer.
 SOAK_SECONDS ?= 75
 test-soak: lib tools $(BUN_MUSL)
@@ -170,6 +177,7 @@ test-soak: lib tools $(BUN_MUSL)
 	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
 	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --exec $(BUN_MUSL) --lib $(LIB_MUSL)
 	ZEV_WAKE=thread $(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_MUSL)
+	ZEV_BACKEND=io_uring $(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
 
 # Mutation testing: the reactor mutants, then StrykerJS over src/ (long: before a release).
 tools/stryker/node_modules/.installed: tools/stryker/package.json tools/stryker/package-lock.json

@@ -30,6 +30,7 @@ import {
 import { abiError, isRecoverableAcceptError, setLastErrno } from "../src/errors.ts";
 import { ERRORS } from "../ffi/abi.ts";
 import { native } from "../ffi/mod.ts";
+import { reactor } from "../src/reactor.ts";
 import { readFileSync } from "node:fs";
 import { openClient, process, runtime, tcpPair, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
@@ -265,6 +266,9 @@ test("configure: the settings in effect and how the loop parks; bad settings are
   if (process.env.ZEV_WAKE === "thread") assert.deepEqual([now.wake, now.wakeReason], ["thread", "ZEV_WAKE=thread"]);
   else if (now.wake === "thread") assert.ok(now.wakeReason, "a thread wake says why io_uring was not used");
   else assert.deepEqual([now.wake, "wakeReason" in now], ["io_uring", false]);
+  // The backend is the one ZEV_BACKEND asked for, as the native loop reports it.
+  assert.equal(now.backend, process.env.ZEV_BACKEND === "io_uring" ? "io_uring" : "epoll");
+  assert.equal(reactor.native.sym.zev_backend(reactor.loop), now.backend === "io_uring" ? 1 : 0);
   // A spin is used, and undone: an echo still works with it.
   assert.equal(configure({ spinMicros: 50 }).spinMicros, 50);
   try {

@@ -120,6 +120,12 @@ test("graceful shutdown: accepting stops, a reply in progress finishes, an idle 
   assert.match(run.stdout, /finished/);
 });
 
+test("a ZEV_BACKEND that names no backend is refused by name, before anything runs", async () => {
+  const run = await runProgram("unref", { args: ["1"], env: { ZEV_BACKEND: "uring" } });
+  assert.notEqual(run.code, 0, run.stdout);
+  assert.match(run.stderr, /zev: ZEV_BACKEND must be "epoll", "kqueue" or "io_uring", not "uring"/);
+});
+
 test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permissions)", async () => {
   if (runtime === "bun") {
     const run = await runProgram("permissions");

@@ -207,6 +207,8 @@ pub const Ring = struct {
         const argp: usize = if (flags & linux.IORING_ENTER_EXT_ARG != 0) @intFromPtr(&arg) else 0;
         const argsz: usize = if (argp != 0) @sizeOf(linux.io_uring_getevents_arg) else 0;
         const rc = linux.syscall6(.io_uring_enter, @bitCast(@as(isize, r.ring.fd)), submit, min, flags, argp, argsz);
+        // The wait's timeout passed (ETIME): nothing came, which is no error.
+        if (linux.E.init(rc) == .TIME) return 0;
         return @intCast(sys.check(rc) catch |err| switch (err) {
             // A timeout, or a signal: the completions that are there are taken anyway.
             error.TimedOut, error.Interrupted, error.WouldBlock => return 0,

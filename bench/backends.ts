@@ -1,0 +1,43 @@
+/**
+ * zev on its two Linux backends side by side: epoll (the default) and io_uring
+ * (`ZEV_BACKEND=io_uring`), in Bun and in Deno, along the load curve and at 1, 64 and 512
+ * connections in a closed loop. The goal of the io_uring issue: at 64 and 512
+ * connections, io_uring at most 0.85× the CPU per round trip of epoll (bench/IO_URING.md).
+ *
+ *   bun bench/backends.ts [--runtime bun|deno|both] [--seconds 3] [--repeat 3]
+ */
+
+import process from "node:process";
+import { curveTable, echoLevel, type EchoServer, LEVELS, measureCurve } from "./curve.ts";
+import { example } from "./server.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const seconds = Number(opt("seconds", "3"));
+const repeat = Number(opt("repeat", "3"));
+const runtimes = opt("runtime", "both") === "both"
+  ? ["bun", "deno"] as const
+  : [opt("runtime", "bun") as "bun" | "deno"];
+
+const servers: EchoServer[] = [];
+for (const rt of runtimes) {
+  const label = rt === "bun" ? "Bun" : "Deno";
+  const epoll = `zev (${label}), epoll`;
+  servers.push({ name: epoll, argv: example(rt, "echo"), env: { ZEV_BACKEND: "epoll" } });
+  servers.push({
+    name: `zev (${label}), io_uring`,
+    argv: example(rt, "echo"),
+    env: { ZEV_BACKEND: "io_uring" },
+    baseline: epoll,
+  });
+}
+const levels = [...LEVELS, echoLevel(1, 0), echoLevel(512, 0)];
+const curve = await measureCurve(servers, levels, { seconds, repeat, log: console.log });
+console.log(
+  `\nbun bench/backends.ts ${args.join(" ")} (${seconds} s per run, ${repeat} rounds, medians; ` +
+    `the hypervisor stole ${(curve.steal * 100).toFixed(0)} % of the machine's CPU time during the run)\n`,
+);
+console.log(curveTable(curve, levels, "io_uring vs epoll (CPU, p50)"));
