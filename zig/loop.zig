@@ -825,15 +825,32 @@ pub const Loop = struct {
     fn starve(self: *Loop, s: *Socket) void {
         if (s.starving) return;
         s.starving = true;
-        self.starving[self.starving_len] = s.handle;
-        self.starving_len += 1;
+        self.listAppend(self.starving, &self.starving_len, s.handle, "starving");
     }
 
     fn markDirty(self: *Loop, s: *Socket) void {
         if (s.dirty) return;
         s.dirty = true;
-        self.dirty[self.dirty_len] = s.handle;
-        self.dirty_len += 1;
+        self.listAppend(self.dirty, &self.dirty_len, s.handle, "dirty");
+    }
+
+    /// Appends a handle to one of the lists of streams. A closed stream's entry stays until
+    /// the list is next walked (it is skipped then), so a list can fill with such entries
+    /// between polls: then it drops them first. Each live stream is in it at most once,
+    /// so there is room after that.
+    fn listAppend(self: *Loop, list: []u32, len: *usize, h: u32, comptime flag: []const u8) void {
+        if (len.* == list.len) {
+            var kept: usize = 0;
+            for (list[0..len.*]) |other| {
+                const o = self.sockets.get(other) orelse continue;
+                if (o.kind != .stream or !@field(o, flag)) continue;
+                list[kept] = other;
+                kept += 1;
+            }
+            len.* = kept;
+        }
+        list[len.*] = h;
+        len.* += 1;
     }
 
     /// Buffers came back: streams that ran out receive again.
