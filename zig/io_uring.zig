@@ -93,6 +93,7 @@ pub const Ring = struct {
         r.len = allocator.alloc(u32, count) catch return error.NoMemory;
         errdefer allocator.free(r.len);
         r.next = allocator.alloc(u16, count) catch return error.NoMemory;
+        errdefer allocator.free(r.next);
         linux.IoUring.buf_ring_init(r.br);
         for (0..count) |i| {
             const bid: u16 = @intCast(i);
