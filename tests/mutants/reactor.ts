@@ -29,6 +29,8 @@ interface Mutant {
   to: string;
   /** Test files (tests/*.test.ts) that must fail; "zig" runs the reactor's own tests too. */
   tests: string[];
+  /** Environment of the test runs (`ZEV_BACKEND=io_uring` for the ring's mutants). */
+  env?: Record<string, string>;
 }
 
 export const mutants: Mutant[] = [
@@ -118,8 +120,8 @@ export const mutants: Mutant[] = [
     name: "park-never-armed",
     breaks: "the poll that finds nothing does not arm the kernel's wake",
     file: "zig/loop.zig",
-    from: "                if (w.rx_taken) try w.arm(self.poller.parkFd());",
-    to: "                if (w.rx_taken and false) try w.arm(self.poller.parkFd());",
+    from: "                if (w.rx_taken) try w.arm(self.parkFd());",
+    to: "                if (w.rx_taken and false) try w.arm(self.parkFd());",
     tests: ["wake"],
   },
   {
@@ -137,6 +139,26 @@ export const mutants: Mutant[] = [
     from: "        l.pauses_untold +|= 1;",
     to: "",
     tests: ["zig", "lifecycle"],
+  },
+  {
+    name: "ring-starving-never-fed",
+    breaks: "io_uring: a stream whose receive ran out of buffers never receives again",
+    file: "zig/loop.zig",
+    from: "        self.buffers_returned = false;\n        const waiting = self.starving[0..self.starving_len];",
+    to:
+      "        self.buffers_returned = false;\n        if (true) return;\n        const waiting = self.starving[0..self.starving_len];",
+    tests: ["zig"],
+    env: { ZEV_BACKEND: "io_uring" },
+  },
+  {
+    name: "ring-park-deaf",
+    breaks: "io_uring: a park leaves the ring's eventfd signals off, so no completion wakes it",
+    file: "zig/io_uring.zig",
+    from:
+      "        @atomicStore(u32, r.cq_flags, r.cq_flags.* & ~@as(u32, linux.IORING_CQ_EVENTFD_DISABLED), .seq_cst);",
+    to: "        @atomicStore(u32, r.cq_flags, r.cq_flags.* | linux.IORING_CQ_EVENTFD_DISABLED, .seq_cst);",
+    tests: ["zig", "wake"],
+    env: { ZEV_BACKEND: "io_uring" },
   },
 ];
 
@@ -173,8 +195,9 @@ function tryMutant(m: Mutant): { killedBy: string[]; error?: string } {
     const killedBy: string[] = [];
     for (const t of m.tests) {
       const r = t === "zig"
-        ? run([...zig, "build", "test"], dir)
+        ? run([...zig, "build", "test"], dir, m.env)
         : run([bun, "test", "--bail", "--timeout", "60000", join(root, `tests/${t}.test.ts`)], root, {
+          ...m.env,
           ZEV_LIB: join(dir, "zig-out/lib/libzev-linux-x86_64-gnu.so"),
         });
       if (!r.ok) killedBy.push(t);
