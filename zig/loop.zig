@@ -919,11 +919,7 @@ pub const Loop = struct {
                 if (cqe.res == -@as(i32, @intFromEnum(linux.E.CANCELED))) return;
                 s.writable = true;
                 if (s.connecting) {
-                    s.connecting = false;
-                    const posix = std.posix;
-                    if (sys.getInt(s.fd, posix.SOL.SOCKET, posix.SO.ERROR)) |so_error| {
-                        if (so_error != 0) s.failed = errors.fromErrno(@enumFromInt(so_error));
-                    } else |err| s.failed = err;
+                    finishConnect(s);
                     if (s.failed == null) self.maybeRearm(r, s) else s.rx_eof = true;
                 }
                 if (!s.queue.isEmpty()) self.drainQueue(s);
@@ -933,18 +929,17 @@ pub const Loop = struct {
         self.markDirty(s);
     }
 
-    /// The events of a stream whose state changed (as `onStream` for epoll).
-    fn ringStreamFlags(s: *Socket) u32 {
-        var flags: u32 = 0;
-        if (s.want_read and !s.connecting and (s.rx_count > 0 or s.rx_eof or s.rx_err != null)) {
-            s.want_read = false;
-            flags |= Flag.read;
+    /// Takes up to `batches` batches of completions off the ring and folds each into its
+    /// stream; returns how many it took.
+    fn takeCompletions(self: *Loop, r: *uring.Ring, batches: usize) usize {
+        var taken: usize = 0;
+        for (0..batches) |_| {
+            const n = r.reap(&self.cqes);
+            if (n == 0) break;
+            taken += n;
+            for (self.cqes[0..n]) |cqe| self.onCompletion(r, cqe);
         }
-        if (s.want_write and !s.connecting and (s.queue.isEmpty() or s.failed != null)) {
-            s.want_write = false;
-            flags |= Flag.write;
-        }
-        return flags;
+        return taken;
     }
 
     fn ringPoll(self: *Loop, r: *uring.Ring, out: []u32, timeout_ms: i32) Error!usize {
@@ -959,13 +954,7 @@ pub const Loop = struct {
             _ = try r.enter(wait);
             wait = 0;
             // Bounded: what is left waits for the next poll.
-            var batches: usize = 0;
-            while (batches < 4) : (batches += 1) {
-                const n = r.reap(&self.cqes);
-                if (n == 0) break;
-                self.stats.events += n;
-                for (self.cqes[0..n]) |cqe| self.onCompletion(r, cqe);
-            }
+            self.stats.events += self.takeCompletions(r, 4);
             if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);
             var count: usize = 0;
             const cap = out.len / 2;
@@ -976,7 +965,7 @@ pub const Loop = struct {
                 const s = self.sockets.get(h) orelse continue;
                 if (s.kind != .stream or !s.dirty) continue;
                 s.dirty = false;
-                const flags = ringStreamFlags(s);
+                const flags = streamFlags(s, !s.connecting and (s.rx_count > 0 or s.rx_eof or s.rx_err != null));
                 if (flags == 0) continue;
                 out[2 * count] = h;
                 out[2 * count + 1] = flags;
@@ -1010,11 +999,7 @@ pub const Loop = struct {
             var rounds: usize = 0;
             while ((s.recv_armed or s.pollout_armed) and rounds < 1000) : (rounds += 1) {
                 _ = r.enter(-1) catch break;
-                while (true) {
-                    const n = r.reap(&self.cqes);
-                    if (n == 0) break;
-                    for (self.cqes[0..n]) |cqe| self.onCompletion(r, cqe);
-                }
+                _ = self.takeCompletions(r, std.math.maxInt(usize));
             }
         }
         while (s.rx_head != no_buffer) self.popBuffer(r, s);
@@ -1116,16 +1101,25 @@ pub const Loop = struct {
         // writes only once the connection is gone (or failed).
         if (ev.read_closed or ev.err) s.hup = true;
         if (ev.write_closed or ev.err) s.writable = true;
-        if (s.connecting and (ev.writable or ev.err or ev.write_closed)) {
-            s.connecting = false;
-            const posix = std.posix;
-            if (sys.getInt(s.fd, posix.SOL.SOCKET, posix.SO.ERROR)) |so_error| {
-                if (so_error != 0) s.failed = errors.fromErrno(@enumFromInt(so_error));
-            } else |err| s.failed = err;
-        }
+        if (s.connecting and (ev.writable or ev.err or ev.write_closed)) finishConnect(s);
         if (s.writable and !s.queue.isEmpty()) self.drainQueue(s);
+        return streamFlags(s, s.readable or s.hup);
+    }
+
+    /// A connect under way has ended: the socket's pending error says how.
+    fn finishConnect(s: *Socket) void {
+        s.connecting = false;
+        const posix = std.posix;
+        if (sys.getInt(s.fd, posix.SOL.SOCKET, posix.SO.ERROR)) |so_error| {
+            if (so_error != 0) s.failed = errors.fromErrno(@enumFromInt(so_error));
+        } else |err| s.failed = err;
+    }
+
+    /// The events a stream is owed, on either backend: READ if it wanted to read and
+    /// `can_read`, WRITE if it wanted to write and its queue drained (or it failed).
+    fn streamFlags(s: *Socket, can_read: bool) u32 {
         var flags: u32 = 0;
-        if (s.want_read and (s.readable or s.hup)) {
+        if (s.want_read and can_read) {
             s.want_read = false;
             flags |= Flag.read;
         }
