@@ -7,6 +7,7 @@ test {
     _ = @import("address.zig");
     _ = @import("loop_test.zig");
     _ = @import("ring_wake.zig");
+    _ = @import("io_uring.zig");
     _ = @import("abi.zig");
     _ = @import("abi_test.zig");
 }
