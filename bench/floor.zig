@@ -131,71 +131,15 @@ fn sendAll(fd: i32, bytes: []const u8) SendResult {
     return .{ .sent = off };
 }
 
-fn fatal(comptime fmt: []const u8, args: anytype) noreturn {
-    std.debug.print("floor: " ++ fmt ++ "\n", args);
-    std.process.exit(1);
-}
-
-fn usage(comptime fmt: []const u8, args: anytype) noreturn {
-    std.debug.print("floor: " ++ fmt ++ "\nusage: floor [--host 127.0.0.1] [--port 0]\n", args);
-    std.process.exit(2);
-}
-
-/// Raises the soft fd limit to the hard one and returns it (capped, as it
-/// sizes the connection table).
-fn raiseNofile() usize {
-    return @intCast(@min(io.raiseNofile(), 1 << 20));
-}
+const start = @import("floor_start.zig").Start("floor");
+const fatal = start.fatal;
 
 pub fn main() !void {
-    var host: []const u8 = "127.0.0.1";
-    var port: u16 = 0;
-    var args = std.process.args();
-    _ = args.skip();
-    while (args.next()) |arg| {
-        if (std.mem.eql(u8, arg, "-h") or std.mem.eql(u8, arg, "--help")) {
-            std.debug.print("usage: floor [--host 127.0.0.1] [--port 0]\n", .{});
-            std.process.exit(0);
-        }
-        // Accept both `--flag value` and `--flag=value`.
-        var name: []const u8 = arg;
-        var inline_value: ?[]const u8 = null;
-        if (std.mem.indexOfScalar(u8, arg, '=')) |eq| {
-            name = arg[0..eq];
-            inline_value = arg[eq + 1 ..];
-        }
-        const is_host = std.mem.eql(u8, name, "--host");
-        if (!is_host and !std.mem.eql(u8, name, "--port")) usage("unknown flag '{s}'", .{arg});
-        const value = inline_value orelse args.next() orelse usage("missing value for {s}", .{name});
-        if (is_host) {
-            host = value;
-        } else {
-            port = std.fmt.parseInt(u16, value, 10) catch usage("invalid --port '{s}'", .{value});
-        }
-    }
-    const addr = std.net.Address.parseIp(host, port) catch usage("invalid --host '{s}' (numeric IPv4/IPv6 only)", .{host});
-
+    const addr = start.address();
     const gpa = std.heap.page_allocator;
-    const max_fds = raiseNofile();
-
-    // Signals arrive through the event loop, so shutdown needs no global flag.
-    var mask = linux.sigemptyset();
-    linux.sigaddset(&mask, linux.SIG.INT);
-    linux.sigaddset(&mask, linux.SIG.TERM);
-    _ = linux.sigprocmask(linux.SIG.BLOCK, &mask, null);
-    const sfd_rc = linux.signalfd(-1, &mask, linux.SFD.NONBLOCK | linux.SFD.CLOEXEC);
-    if (linux.E.init(sfd_rc) != .SUCCESS) fatal("signalfd: {t}", .{linux.E.init(sfd_rc)});
-    const sfd: i32 = @intCast(sfd_rc);
-
-    const lrc = linux.socket(addr.any.family, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0);
-    if (linux.E.init(lrc) != .SUCCESS) fatal("socket: {t}", .{linux.E.init(lrc)});
-    const lfd: i32 = @intCast(lrc);
-    io.setInt(lfd, linux.SOL.SOCKET, linux.SO.REUSEADDR, 1);
-    var rc = linux.bind(lfd, &addr.any, addr.getOsSockLen());
-    if (linux.E.init(rc) != .SUCCESS) fatal("bind {f}: {t}", .{ addr, linux.E.init(rc) });
-    // The kernel clamps the backlog to net.core.somaxconn.
-    rc = linux.listen(lfd, 65535);
-    if (linux.E.init(rc) != .SUCCESS) fatal("listen: {t}", .{linux.E.init(rc)});
+    const max_fds = start.maxFds();
+    const sfd = start.termSignals();
+    const lfd = start.listen(addr, linux.SOCK.NONBLOCK);
 
     const eprc = linux.epoll_create1(linux.EPOLL.CLOEXEC);
     if (linux.E.init(eprc) != .SUCCESS) fatal("epoll_create1: {t}", .{linux.E.init(eprc)});
@@ -217,15 +161,7 @@ pub fn main() !void {
         .gpa = gpa,
     };
     @memset(s.conns, .{});
-
-    var bound: linux.sockaddr.storage = undefined;
-    var bound_len: linux.socklen_t = @sizeOf(linux.sockaddr.storage);
-    rc = linux.getsockname(lfd, @ptrCast(&bound), &bound_len);
-    if (linux.E.init(rc) != .SUCCESS) fatal("getsockname: {t}", .{linux.E.init(rc)});
-    var out_buf: [128]u8 = undefined;
-    var out = std.fs.File.stdout().writerStreaming(&out_buf);
-    out.interface.print("listening on {f}\n", .{std.net.Address.initPosix(@ptrCast(&bound))}) catch {};
-    out.interface.flush() catch {};
+    start.announce(lfd);
 
     var events: [256]linux.epoll_event = undefined;
     while (true) {

@@ -258,15 +258,8 @@ const Server = struct {
     }
 };
 
-fn fatal(comptime fmt: []const u8, args: anytype) noreturn {
-    std.debug.print("floor-uring: " ++ fmt ++ "\n", args);
-    std.process.exit(1);
-}
-
-fn usage(comptime fmt: []const u8, args: anytype) noreturn {
-    std.debug.print("floor-uring: " ++ fmt ++ "\nusage: floor-uring [--host 127.0.0.1] [--port 0]\n", args);
-    std.process.exit(2);
-}
+const start = @import("floor_start.zig").Start("floor-uring");
+const fatal = start.fatal;
 
 /// The ring, with the flags that spare a single-threaded server the kernel's
 /// interruptions (completions are run when it asks for them: Linux 6.1), or without.
@@ -283,50 +276,11 @@ fn openRing() IoUring {
 }
 
 pub fn main() !void {
-    var host: []const u8 = "127.0.0.1";
-    var port: u16 = 0;
-    var args = std.process.args();
-    _ = args.skip();
-    while (args.next()) |arg| {
-        if (std.mem.eql(u8, arg, "-h") or std.mem.eql(u8, arg, "--help")) {
-            std.debug.print("usage: floor-uring [--host 127.0.0.1] [--port 0]\n", .{});
-            std.process.exit(0);
-        }
-        var name: []const u8 = arg;
-        var inline_value: ?[]const u8 = null;
-        if (std.mem.indexOfScalar(u8, arg, '=')) |eq| {
-            name = arg[0..eq];
-            inline_value = arg[eq + 1 ..];
-        }
-        const is_host = std.mem.eql(u8, name, "--host");
-        if (!is_host and !std.mem.eql(u8, name, "--port")) usage("unknown flag '{s}'", .{arg});
-        const value = inline_value orelse args.next() orelse usage("missing value for {s}", .{name});
-        if (is_host) {
-            host = value;
-        } else {
-            port = std.fmt.parseInt(u16, value, 10) catch usage("invalid --port '{s}'", .{value});
-        }
-    }
-    const addr = std.net.Address.parseIp(host, port) catch usage("invalid --host '{s}' (numeric IPv4/IPv6 only)", .{host});
-
+    const addr = start.address();
     const gpa = std.heap.page_allocator;
-    const max_fds: usize = @intCast(@min(io.raiseNofile(), 1 << 20));
-
-    var mask = linux.sigemptyset();
-    linux.sigaddset(&mask, linux.SIG.INT);
-    linux.sigaddset(&mask, linux.SIG.TERM);
-    _ = linux.sigprocmask(linux.SIG.BLOCK, &mask, null);
-    const sfd_rc = linux.signalfd(-1, &mask, linux.SFD.NONBLOCK | linux.SFD.CLOEXEC);
-    if (linux.E.init(sfd_rc) != .SUCCESS) fatal("signalfd: {t}", .{linux.E.init(sfd_rc)});
-
-    const lrc = linux.socket(addr.any.family, linux.SOCK.STREAM | linux.SOCK.CLOEXEC, 0);
-    if (linux.E.init(lrc) != .SUCCESS) fatal("socket: {t}", .{linux.E.init(lrc)});
-    const lfd: i32 = @intCast(lrc);
-    io.setInt(lfd, linux.SOL.SOCKET, linux.SO.REUSEADDR, 1);
-    var rc = linux.bind(lfd, &addr.any, addr.getOsSockLen());
-    if (linux.E.init(rc) != .SUCCESS) fatal("bind {f}: {t}", .{ addr, linux.E.init(rc) });
-    rc = linux.listen(lfd, 65535);
-    if (linux.E.init(rc) != .SUCCESS) fatal("listen: {t}", .{linux.E.init(rc)});
+    const max_fds = start.maxFds();
+    const sfd = start.termSignals();
+    const lfd = start.listen(addr, 0);
 
     const ring = openRing();
     const br = IoUring.setup_buf_ring(ring.fd, buffer_count, group_id, .{ .inc = false }) catch |err|
@@ -342,7 +296,7 @@ pub fn main() !void {
         .conns = try gpa.alloc(Conn, max_fds),
         .starving = try .initCapacity(gpa, max_fds),
         .lfd = lfd,
-        .sfd = @intCast(sfd_rc),
+        .sfd = sfd,
     };
     @memset(s.conns, .{});
     for (0..buffer_count) |i| {
@@ -353,14 +307,7 @@ pub fn main() !void {
     s.armAccept();
     s.armSignal();
 
-    var bound: linux.sockaddr.storage = undefined;
-    var bound_len: linux.socklen_t = @sizeOf(linux.sockaddr.storage);
-    rc = linux.getsockname(lfd, @ptrCast(&bound), &bound_len);
-    if (linux.E.init(rc) != .SUCCESS) fatal("getsockname: {t}", .{linux.E.init(rc)});
-    var out_buf: [128]u8 = undefined;
-    var out = std.fs.File.stdout().writerStreaming(&out_buf);
-    out.interface.print("listening on {f}\n", .{std.net.Address.initPosix(@ptrCast(&bound))}) catch {};
-    out.interface.flush() catch {};
+    start.announce(lfd);
 
     s.run();
 }
