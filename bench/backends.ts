@@ -8,14 +8,11 @@
  */
 
 import process from "node:process";
-import { curveTable, echoLevel, type EchoServer, LEVELS, measureCurve } from "./curve.ts";
+import { curveTable, echoLevel, type EchoServer, LEVELS, measureCurve, option, printStudy } from "./curve.ts";
 import { example } from "./server.ts";
 
 const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : fallback;
-};
+const opt = (name: string, fallback: string) => option(args, name, fallback);
 const seconds = Number(opt("seconds", "3"));
 const repeat = Number(opt("repeat", "3"));
 const runtimes = opt("runtime", "both") === "both"
@@ -36,8 +33,10 @@ for (const rt of runtimes) {
 }
 const levels = [...LEVELS, echoLevel(1, 0), echoLevel(512, 0)];
 const curve = await measureCurve(servers, levels, { seconds, repeat, log: console.log });
-console.log(
-  `\nbun bench/backends.ts ${args.join(" ")} (${seconds} s per run, ${repeat} rounds, medians; ` +
-    `the hypervisor stole ${(curve.steal * 100).toFixed(0)} % of the machine's CPU time during the run)\n`,
+printStudy(
+  `bun bench/backends.ts ${args.join(" ")}`,
+  curve,
+  seconds,
+  repeat,
+  curveTable(curve, levels, "io_uring vs epoll (CPU, p50)"),
 );
-console.log(curveTable(curve, levels, "io_uring vs epoll (CPU, p50)"));

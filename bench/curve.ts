@@ -222,3 +222,18 @@ export function curveTable(
   const lines = [header, header.map(() => "---"), ...rows];
   return lines.map((cells) => `| ${cells.join(" | ")} |`).join("\n");
 }
+
+/** `--name value` among a study script's arguments, or `fallback`. */
+export function option(args: string[], name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+}
+
+/** Prints how a study's curve was measured (the command, the runs, the steal), then its table. */
+export function printStudy(command: string, curve: Curve, seconds: number, repeat: number, table: string): void {
+  console.log(
+    `\n${command} (${seconds} s per run, ${repeat} rounds, medians; ` +
+      `the hypervisor stole ${(curve.steal * 100).toFixed(0)} % of the machine's CPU time during the run)\n`,
+  );
+  console.log(table);
+}

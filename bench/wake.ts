@@ -12,14 +12,11 @@
  */
 
 import process from "node:process";
-import { curveTable, type EchoServer, LEVELS, measureCurve } from "./curve.ts";
+import { curveTable, type EchoServer, LEVELS, measureCurve, option, printStudy } from "./curve.ts";
 import { BUN, DENO, example, root } from "./server.ts";
 
 const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : fallback;
-};
+const opt = (name: string, fallback: string) => option(args, name, fallback);
 const runtimes = opt("runtime", "both") === "both"
   ? ["bun", "deno"] as const
   : [opt("runtime", "bun") as "bun" | "deno"];
@@ -57,8 +54,4 @@ for (const rt of runtimes) {
 
 const levels = opt("levels", "").split(",").filter((x) => x !== "").map((i) => LEVELS[Number(i)]);
 const curve = await measureCurve(servers, levels.length > 0 ? levels : LEVELS, { seconds, repeat, log: console.log });
-console.log(
-  `\nbun bench/wake.ts ${args.join(" ")} (${seconds} s per run, ${repeat} rounds, medians; ` +
-    `the hypervisor stole ${(curve.steal * 100).toFixed(0)} % of the machine's CPU time during the run)\n`,
-);
-console.log(curveTable(curve));
+printStudy(`bun bench/wake.ts ${args.join(" ")}`, curve, seconds, repeat, curveTable(curve));
