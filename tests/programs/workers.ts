@@ -7,6 +7,7 @@
  */
 import net from "node:net";
 import process from "node:process";
+import { ask as askOnce } from "./ask.ts";
 import { serve, sleep, workerIndex } from "../../mod.ts";
 
 const me = crypto.randomUUID().slice(0, 8);
@@ -26,17 +27,8 @@ const server = await serve({ hostname: "127.0.0.1", port, workers }, async (stre
   process.exit(0);
 });
 
-/** One connection: sends `message`, resolves with the whole reply (or "" after 2 s). */
-function ask(port: number, message: string): Promise<string> {
-  return new Promise((resolve) => {
-    let reply = "";
-    const socket = net.connect({ port, host: "127.0.0.1" }, () => socket.write(message));
-    const timer = setTimeout(() => (socket.destroy(), resolve("")), 2000);
-    socket.on("data", (d) => (reply += d));
-    socket.on("close", () => (clearTimeout(timer), resolve(reply)));
-    socket.on("error", () => {});
-  });
-}
+/** One connection: the whole reply to `message`, or "" after 2 s. */
+const ask = (port: number, message: string) => askOnce(port, message, 2000);
 
 if (workerIndex() === undefined) {
   const port = server.addr.port;

@@ -11,8 +11,8 @@
  *   supervisor's "replacing it" reports: replacements that keep failing at start must
  *   come further and further apart, while Worker 0 serves on.
  */
-import net from "node:net";
 import process from "node:process";
+import { ask as askOnce } from "./ask.ts";
 import { existsSync, writeFileSync } from "node:fs";
 import { serve, sleep, workerIndex } from "../../mod.ts";
 
@@ -39,17 +39,8 @@ const server = await serve({ hostname: "127.0.0.1", port: 0, workers: 2 }, async
   await stream.write(new TextEncoder().encode(`${workerIndex()} ${request}`));
 });
 
-/** One connection: sends `message`, resolves with the whole reply ("" if refused or after 3 s). */
-function ask(port: number, message: string): Promise<string> {
-  return new Promise((resolve) => {
-    let reply = "";
-    const socket = net.connect({ port, host: "127.0.0.1" }, () => socket.write(message));
-    const timer = setTimeout(() => (socket.destroy(), resolve("")), 3000);
-    socket.on("data", (d) => (reply += d));
-    socket.on("close", () => (clearTimeout(timer), resolve(reply)));
-    socket.on("error", () => {});
-  });
-}
+/** One connection: the whole reply to `message`, or "" if refused or after 3 s. */
+const ask = (port: number, message: string) => askOnce(port, message, 3000);
 
 if (workerIndex() === undefined) {
   const port = server.addr.port;
