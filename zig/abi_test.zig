@@ -12,9 +12,7 @@ const code = errors.code;
 
 fn openLoop() !u32 {
     abi.allocator = testing.allocator;
-    // The backend under test: the poll backend, or io_uring with ZEV_BACKEND=io_uring.
-    const io_uring = std.mem.eql(u8, std.posix.getenv("ZEV_BACKEND") orelse "", "io_uring");
-    const id = abi.zev_loop_open_backend(256, @intFromBool(io_uring));
+    const id = abi.zev_loop_open_backend(256, @intFromEnum(@import("loop_test.zig").backendUnderTest()));
     try testing.expect(id >= 0);
     return @intCast(id);
 }

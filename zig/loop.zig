@@ -947,15 +947,16 @@ pub const Loop = struct {
         defer r.batching = false;
         r.running();
         try r.armEpoll();
-        if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);
         var wait = timeout_ms;
         var looked_again = false;
         while (true) {
+            // Streams that ran out of buffers receive again, in this `enter`, once reads
+            // gave buffers back.
+            if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);
             _ = try r.enter(wait);
             wait = 0;
             // Bounded: what is left waits for the next poll.
             self.stats.events += self.takeCompletions(r, 4);
-            if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);
             var count: usize = 0;
             const cap = out.len / 2;
             // Streams whose state changed; those left over stay on the list.

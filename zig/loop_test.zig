@@ -29,7 +29,7 @@ const Events = struct {
 };
 
 /// The backend under test: the poll backend, or io_uring with ZEV_BACKEND=io_uring.
-fn backendUnderTest() loop_mod.Backend {
+pub fn backendUnderTest() loop_mod.Backend {
     const want = std.posix.getenv("ZEV_BACKEND") orelse return .poll;
     return if (std.mem.eql(u8, want, "io_uring")) .io_uring else .poll;
 }
