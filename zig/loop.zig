@@ -879,8 +879,12 @@ pub const Loop = struct {
         const h = uring.tokenOf(cqe.user_data);
         const found = self.sockets.get(h);
         const s = if (found != null and found.?.kind == .stream) found.? else {
-            // A stream closed since: its buffer goes back (its receive was cancelled).
-            if (cqe.flags & linux.IORING_CQE_F_BUFFER != 0) r.giveBack(cqe.buffer_id() catch return);
+            // A stream closed since: its buffer goes back (its receive was cancelled), and
+            // streams waiting for buffers may receive again, as after a read.
+            if (cqe.flags & linux.IORING_CQE_F_BUFFER != 0) {
+                r.giveBack(cqe.buffer_id() catch return);
+                self.buffers_returned = true;
+            }
             return;
         };
         switch (op) {
