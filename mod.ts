@@ -65,6 +65,7 @@ export {
 } from "./src/channel.ts";
 export { Cancelled, Closed, TimedOut, ZevError } from "./src/errors.ts";
 export {
+  type BackendLabel,
   type Configuration,
   configure,
   type Limits,

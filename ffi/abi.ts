@@ -8,7 +8,7 @@
  */
 
 /** The ABI version this binding speaks; a library reporting another is refused. */
-export const ABI_VERSION = 7;
+export const ABI_VERSION = 8;
 
 /** Every exported function, in Deno's FFI vocabulary (ffi/bun.ts translates it). */
 export const symbols = {
@@ -18,6 +18,8 @@ export const symbols = {
   zev_loop_open: { parameters: ["u32"], result: "i32" },
   zev_loop_open_backend: { parameters: ["u32", "u32"], result: "i32" },
   zev_backend: { parameters: ["u32"], result: "i32" },
+  zev_backend_fallback: { parameters: ["u32"], result: "i32" },
+  zev_loop_switch_backend: { parameters: ["u32", "u32"], result: "i32" },
   zev_loop_close: { parameters: ["u32"], result: "i32" },
   zev_poll: { parameters: ["u32", "buffer", "u32", "i32"], result: "i32" },
   zev_poll_park: { parameters: ["u32", "buffer", "u32"], result: "i32" },
@@ -58,6 +60,8 @@ export interface Symbols {
   zev_loop_open(maxHandles: number): number;
   zev_loop_open_backend(maxHandles: number, backend: number): number;
   zev_backend(id: number): number;
+  zev_backend_fallback(id: number): number;
+  zev_loop_switch_backend(id: number, backend: number): number;
   zev_loop_close(id: number): number;
   zev_poll(id: number, out: Uint8Array, cap: number, timeoutMs: number): number;
   zev_poll_park(id: number, out: Uint8Array, cap: number): number;

@@ -47,15 +47,41 @@ export function wakeMode(): WakeMode {
 /** The kernel interface a loop waits on: "poll" (epoll, kqueue) or "io_uring". */
 export type BackendName = "poll" | "io_uring";
 
+/** What a loop asks for: a backend, or "auto" (io_uring where the kernel allows it). */
+export type BackendChoice = BackendName | "auto";
+
+/** `zev_loop_open_backend`'s code for each choice. */
+export const BACKEND_CODE: Record<BackendChoice, number> = { poll: 0, io_uring: 1, auto: 2 };
+
+/** The backend that runs when nothing asks for one (`ZEV_BACKEND` unset). */
+export const DEFAULT_BACKEND = "epoll";
+
 /**
- * The backend asked for by `ZEV_BACKEND`: "epoll" or "kqueue" (the poll backend, the
- * default) or "io_uring" (Linux 6.1; bench/IO_URING.md).
+ * Reads a backend's name as `ZEV_BACKEND` and `configure({ backend })` take it: "epoll"
+ * or "kqueue" (the poll backend), "io_uring" (Linux 6.1; bench/IO_URING.md), or "auto"
+ * (io_uring where the kernel allows it, else the poll backend, saying why).
  */
-export function backendChoice(): BackendName {
-  const name = envVar("ZEV_BACKEND") ?? "epoll";
+export function parseBackend(name: unknown, where: string): BackendChoice {
   if (name === "epoll" || name === "kqueue") return "poll";
-  if (name === "io_uring") return "io_uring";
-  throw new Error(`zev: ZEV_BACKEND must be "epoll", "kqueue" or "io_uring", not ${JSON.stringify(name)}`);
+  if (name === "io_uring" || name === "auto") return name;
+  throw new Error(`zev: ${where} must be "epoll", "kqueue", "io_uring" or "auto", not ${JSON.stringify(name)}`);
+}
+
+/** The backend asked for by `ZEV_BACKEND` (the default: `DEFAULT_BACKEND`). */
+export function backendChoice(): BackendChoice {
+  return parseBackend(envVar("ZEV_BACKEND") ?? DEFAULT_BACKEND, "ZEV_BACKEND");
+}
+
+/** Why a loop asked for "auto" runs on epoll (`zev_backend_fallback`'s codes). */
+export function backendFallback(code: number): string | undefined {
+  return [
+    undefined,
+    "the kernel has no io_uring (ENOSYS)",
+    "io_uring is forbidden here (EPERM: a seccomp filter, as in many containers, or kernel.io_uring_disabled)",
+    "the kernel lacks io_uring's SINGLE_ISSUER and DEFER_TASKRUN (EINVAL: they need Linux 6.1)",
+    "the kernel refused provided buffer rings or a registered eventfd (they need Linux 5.19)",
+    "out of memory, locked memory or descriptors setting up io_uring",
+  ][code] ?? `io_uring failed to set up (code ${code})`;
 }
 
 /** Opens the parker of `loop` (see ffi/parker.ts). */

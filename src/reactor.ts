@@ -22,8 +22,12 @@
  * @module
  */
 
+import process from "node:process";
 import {
+  BACKEND_CODE,
+  type BackendChoice,
   backendChoice,
+  backendFallback,
   type BackendName,
   LIMIT,
   type Native,
@@ -42,6 +46,8 @@ export interface Target {
 }
 
 const INDEX_MASK = (1 << 18) - 1;
+
+const IO_URING = "io_uring (it needs Linux 6.1 and a kernel that allows io_uring)";
 
 /**
  * Operations that may complete at once in one turn, before the rest wait for the next.
@@ -70,10 +76,17 @@ export interface Stats {
   liveHandles: number;
   /** Bytes held in write queues, waiting for the kernel. */
   queuedBytes: number;
+  /** The kernel interface the loop waits on ("epoll", "kqueue" or "io_uring"). */
+  backend: BackendLabel;
 }
 
+/** A backend as users name it. */
+export type BackendLabel = "epoll" | "kqueue" | "io_uring";
+
+type Counter = Exclude<keyof Stats, "backend">;
+
 /** The counters in the order the library writes them; each must be a key of `Stats`. */
-const STAT_KEYS: readonly (keyof Stats)[] = STATS;
+const STAT_KEYS: readonly Counter[] = STATS;
 
 const enum State {
   /** Nothing open: no poll is coming, and none is needed. */
@@ -106,23 +119,42 @@ export class Reactor {
   #maybePaused = false;
   #stats = new Float64Array(STAT_KEYS.length);
 
-  /** The kernel interface the loop waits on (`ZEV_BACKEND`). */
-  readonly backend: BackendName = backendChoice();
-
   private constructor() {
-    const loop = native.sym.zev_loop_open_backend(0, this.backend === "io_uring" ? 1 : 0);
-    if (loop < 0) {
-      throw abiError(
-        loop,
-        this.backend === "io_uring"
-          ? "opening the event loop on io_uring (ZEV_BACKEND=io_uring; it needs Linux 6.1 and a kernel that allows io_uring)"
-          : "opening the event loop",
-      );
-    }
+    const choice = backendChoice();
+    const loop = native.sym.zev_loop_open_backend(0, BACKEND_CODE[choice]);
+    if (loop < 0) throw abiError(loop, `opening the event loop${choice === "io_uring" ? ` on ${IO_URING}` : ""}`);
     this.loop = loop;
     this.eventsPerPoll = native.sym.zev_limit(LIMIT.eventsPerPoll);
     this.#events = new Uint8Array(this.eventsPerPoll * 8);
     this.#ev32 = new Uint32Array(this.#events.buffer);
+  }
+
+  /** The kernel interface the loop waits on (`ZEV_BACKEND`, `configure({ backend })`). */
+  get backend(): BackendName {
+    return native.sym.zev_backend(this.loop) === 1 ? "io_uring" : "poll";
+  }
+
+  /** `backend` as users name it. */
+  get backendLabel(): BackendLabel {
+    return this.backend === "io_uring" ? "io_uring" : process.platform === "linux" ? "epoll" : "kqueue";
+  }
+
+  /** Why the loop runs on the poll backend although "auto" asked for io_uring. */
+  get backendReason(): string | undefined {
+    const code = native.sym.zev_backend_fallback(this.loop);
+    return code === 0 ? undefined : backendFallback(code);
+  }
+
+  /** Moves the loop to another backend; only while nothing is open on it. */
+  switchBackend(choice: BackendChoice): void {
+    if (this.#open > 0) {
+      throw new Error(
+        `zev: the backend can change only before the first listener or stream (${this.#open} open now); ` +
+          "set ZEV_BACKEND, or call configure({ backend }) first",
+      );
+    }
+    const r = native.sym.zev_loop_switch_backend(this.loop, BACKEND_CODE[choice]);
+    if (r < 0) throw abiError(r, `moving the event loop${choice === "io_uring" ? ` to ${IO_URING}` : ""}`);
   }
 
   /** Opens the loop and everything it will need to park (never acquired later). */
@@ -337,7 +369,7 @@ export class Reactor {
   stats(): Stats {
     const out = this.#stats;
     native.sym.zev_stats(this.loop, new Uint8Array(out.buffer), out.length);
-    const stats = {} as Stats;
+    const stats = { backend: this.backendLabel } as Stats;
     STAT_KEYS.forEach((key, i) => (stats[key] = out[i]));
     return stats;
   }

@@ -4,13 +4,12 @@
  * @module
  */
 
-import process from "node:process";
-import { LIMIT } from "../ffi/mod.ts";
+import { LIMIT, parseBackend } from "../ffi/mod.ts";
 import { abiError } from "./errors.ts";
-import { reactor, type Stats } from "./reactor.ts";
+import { type BackendLabel, reactor, type Stats } from "./reactor.ts";
 import { show } from "./validate.ts";
 
-export type { Stats };
+export type { BackendLabel, Stats };
 
 /** The bounds of the native loop (README: "Limits"). */
 export interface Limits {
@@ -81,6 +80,15 @@ export interface Settings {
    * up to a whole core while requests trickle in (bench/WAKE.md has the figures).
    */
   spinMicros?: number;
+  /**
+   * The kernel interface the loop waits on: "epoll" (Linux) or "kqueue" (macOS, FreeBSD),
+   * "io_uring" (Linux 6.1: streams receive through the ring; an error where the kernel
+   * lacks or forbids it), or "auto" (io_uring where the kernel allows it, else epoll,
+   * with the reason in `backendReason`). Default: `ZEV_BACKEND`, else "epoll"
+   * (bench/IO_URING.md says why). It can change only before the first listener or
+   * stream opens.
+   */
+  backend?: "epoll" | "kqueue" | "io_uring" | "auto";
 }
 
 /** The settings in effect, and how this loop runs. */
@@ -99,12 +107,10 @@ export interface Configuration extends Required<Settings> {
   wake: "io_uring" | "thread";
   /** Why the wake is "thread", if it is. */
   wakeReason?: string;
-  /**
-   * The kernel interface the loop waits on: "epoll" (Linux) or "kqueue" (macOS, FreeBSD),
-   * the default, or "io_uring" with `ZEV_BACKEND=io_uring` (streams receive through the
-   * ring; bench/IO_URING.md).
-   */
-  backend: "epoll" | "kqueue" | "io_uring";
+  /** The kernel interface the loop waits on now (see `Settings.backend`). */
+  backend: BackendLabel;
+  /** Why it is not io_uring although "auto" asked for it, if so. */
+  backendReason?: string;
 }
 
 /**
@@ -120,14 +126,16 @@ export function configure(settings: Settings = {}): Configuration {
   if (typeof settings !== "object" || settings === null) {
     throw new TypeError(`configure: settings must be an object, not ${show(settings)}`);
   }
-  if (settings.spinMicros !== undefined) {
-    const us = settings.spinMicros;
-    if (typeof us !== "number" || !(us >= 0 && us <= 1_000_000)) {
-      throw new RangeError(`configure: invalid spinMicros ${show(us)}: expected 0 to 1000000`);
-    }
-    reactor.spinMicros = us;
+  // Everything is checked before anything changes.
+  const us = settings.spinMicros;
+  if (us !== undefined && (typeof us !== "number" || !(us >= 0 && us <= 1_000_000))) {
+    throw new RangeError(`configure: invalid spinMicros ${show(us)}: expected 0 to 1000000`);
   }
+  const backend = settings.backend === undefined ? undefined : parseBackend(settings.backend, "configure: backend");
+  if (backend !== undefined) reactor.switchBackend(backend);
+  if (us !== undefined) reactor.spinMicros = us;
   const parker = reactor.parker;
+  const backendReason = reactor.backendReason;
   return {
     spinMicros: reactor.spinMicros,
     library: reactor.native.path,
@@ -135,7 +143,8 @@ export function configure(settings: Settings = {}): Configuration {
     listenerMode: reactor.native.sym.zev_listener_mode() === 1 ? "edge-single" : "level-batch",
     wake: parker.kind,
     ...(parker.reason === undefined ? {} : { wakeReason: parker.reason }),
-    backend: reactor.backend === "io_uring" ? "io_uring" : process.platform === "linux" ? "epoll" : "kqueue",
+    backend: reactor.backendLabel,
+    ...(backendReason === undefined ? {} : { backendReason }),
   };
 }
 

@@ -266,9 +266,13 @@ test("configure: the settings in effect and how the loop parks; bad settings are
   if (process.env.ZEV_WAKE === "thread") assert.deepEqual([now.wake, now.wakeReason], ["thread", "ZEV_WAKE=thread"]);
   else if (now.wake === "thread") assert.ok(now.wakeReason, "a thread wake says why io_uring was not used");
   else assert.deepEqual([now.wake, "wakeReason" in now], ["io_uring", false]);
-  // The backend is the one ZEV_BACKEND asked for, as the native loop reports it.
-  assert.equal(now.backend, process.env.ZEV_BACKEND === "io_uring" ? "io_uring" : "epoll");
+  // The backend is the one ZEV_BACKEND asked for, as the native loop reports it ("auto":
+  // io_uring, or epoll and the reason).
+  const asked = process.env.ZEV_BACKEND || "epoll";
+  if (asked === "auto") assert.equal(now.backend === "io_uring", now.backendReason === undefined);
+  else assert.deepEqual([now.backend, "backendReason" in now], [asked, false]);
   assert.equal(reactor.native.sym.zev_backend(reactor.loop), now.backend === "io_uring" ? 1 : 0);
+  assert.equal(stats().backend, now.backend);
   // A spin is used, and undone: an echo still works with it.
   assert.equal(configure({ spinMicros: 50 }).spinMicros, 50);
   try {

@@ -123,7 +123,35 @@ test("graceful shutdown: accepting stops, a reply in progress finishes, an idle 
 test("a ZEV_BACKEND that names no backend is refused by name, before anything runs", async () => {
   const run = await runProgram("unref", { args: ["1"], env: { ZEV_BACKEND: "uring" } });
   assert.notEqual(run.code, 0, run.stdout);
-  assert.match(run.stderr, /zev: ZEV_BACKEND must be "epoll", "kqueue" or "io_uring", not "uring"/);
+  assert.match(run.stderr, /zev: ZEV_BACKEND must be "epoll", "kqueue", "io_uring" or "auto", not "uring"/);
+});
+
+test("configure({ backend }) moves an empty loop between backends, each echoes; never while anything is open", async () => {
+  for (const env of ["", "auto"]) {
+    const run = await runProgram("backend", { env: { ZEV_BACKEND: env } });
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout.trim().split("\n");
+    // Unset, the default is epoll; "auto" on this kernel, which allows io_uring, is io_uring.
+    assert.equal(
+      lines[0],
+      `start: ${env === "auto" ? "io_uring" : "epoll"} reason=none stats=${env === "auto" ? "io_uring" : "epoll"}`,
+    );
+    assert.deepEqual(lines.slice(1, 5), [
+      "auto: io_uring reason=none stats=io_uring echo=ping",
+      "epoll: epoll reason=none stats=epoll echo=ping",
+      "io_uring: io_uring reason=none stats=io_uring echo=ping",
+      "epoll: epoll reason=none stats=epoll echo=ping",
+    ]);
+    assert.equal(
+      lines[5],
+      "while open: zev: the backend can change only before the first listener or stream (1 open now); " +
+        "set ZEV_BACKEND, or call configure({ backend }) first now=epoll",
+    );
+    assert.equal(
+      lines[6],
+      'bad name: zev: configure: backend must be "epoll", "kqueue", "io_uring" or "auto", not "uring" spin=0',
+    );
+  }
 });
 
 test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permissions)", async () => {

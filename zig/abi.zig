@@ -18,7 +18,7 @@ const Loop = @import("loop.zig").Loop;
 const Backend = @import("loop.zig").Backend;
 const listener_edge_single = @import("loop.zig").listener_edge_single;
 
-pub const abi_version: u32 = 7;
+pub const abi_version: u32 = 8;
 
 /// Allocator for loops, handle tables and write queues (tests swap in a checking one).
 pub var allocator: std.mem.Allocator = std.heap.page_allocator;
@@ -104,7 +104,8 @@ pub export fn zev_loop_open(max_handles: u32) i32 {
 }
 
 /// Opens a loop on `backend`: 0 the poll backend (epoll, kqueue), 1 io_uring (Linux 6.1;
-/// `Unsupported` where the kernel lacks it or forbids it). Returns its id.
+/// `Unsupported` where the kernel lacks it or forbids it), 2 io_uring where the kernel
+/// allows it, else the poll backend (`zev_backend_fallback` says why). Returns its id.
 pub export fn zev_loop_open_backend(max_handles: u32, backend: u32) i32 {
     const kind = std.meta.intToEnum(Backend, backend) catch return fail(error.InvalidArgument);
     const cap = if (max_handles == 0) limits.default_max_handles else max_handles;
@@ -124,6 +125,24 @@ pub export fn zev_loop_open_backend(max_handles: u32, backend: u32) i32 {
 pub export fn zev_backend(id: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     return @intCast(@intFromEnum(loop.backendKind()));
+}
+
+/// Why a loop that asked for io_uring where allowed (2) runs on the poll backend: 0 it
+/// does not, 1 the kernel has no io_uring, 2 forbidden (seccomp, io_uring_disabled),
+/// 3 a kernel before Linux 6.1, 4 no provided buffer rings, 5 out of memory or
+/// descriptors, 6 another failure.
+pub export fn zev_backend_fallback(id: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    return @intCast(@intFromEnum(loop.fallback));
+}
+
+/// Moves a loop with no handle open to `backend` (as in `zev_loop_open_backend`);
+/// `InvalidArgument` while a handle is open. On failure the loop keeps its backend.
+pub export fn zev_loop_switch_backend(id: u32, backend: u32) i32 {
+    const kind = std.meta.intToEnum(Backend, backend) catch return fail(error.InvalidArgument);
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    loop.switchBackend(kind) catch |err| return fail(err);
+    return 0;
 }
 
 /// Closes every handle of the loop, then the loop. The id becomes stale.

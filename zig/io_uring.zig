@@ -38,6 +38,23 @@ pub fn tokenOf(user_data: u64) u32 {
 pub const no_buffer: u16 = std.math.maxInt(u16);
 const group_id: u16 = 0;
 
+/// Why a loop that asked for io_uring (`auto`) runs on epoll instead; order is ABI
+/// (`zev_backend_fallback`, ffi/mod.ts names each).
+pub const Unavailable = enum(u32) {
+    none = 0,
+    /// ENOSYS: the kernel has no io_uring.
+    missing = 1,
+    /// EPERM: forbidden (seccomp, `kernel.io_uring_disabled`).
+    forbidden = 2,
+    /// EINVAL: the kernel lacks `SINGLE_ISSUER` or `DEFER_TASKRUN` (before Linux 6.1).
+    too_old = 3,
+    /// Provided buffer rings or a registered eventfd refused (before Linux 5.19).
+    no_buffer_ring = 4,
+    /// Out of memory, locked memory or descriptors.
+    resources = 5,
+    other = 6,
+};
+
 pub const Ring = struct {
     ring: linux.IoUring,
     /// The completion ring's flags (`IORING_CQ_EVENTFD_DISABLED`), shared with the kernel.
@@ -58,18 +75,28 @@ pub const Ring = struct {
     /// or a write from JS, which may come after the loop parked), they go in at once.
     batching: bool = false,
 
-    pub fn init(allocator: std.mem.Allocator, epfd: sys.fd_t) Error!*Ring {
+    /// Sets up the ring; when it fails, `why` says what the kernel refused.
+    pub fn init(allocator: std.mem.Allocator, epfd: sys.fd_t, why: *Unavailable) Error!*Ring {
+        why.* = .resources;
         const r = allocator.create(Ring) catch return error.NoMemory;
         errdefer allocator.destroy(r);
         var params = std.mem.zeroInit(linux.io_uring_params, .{
             .flags = linux.IORING_SETUP_SINGLE_ISSUER | linux.IORING_SETUP_DEFER_TASKRUN | linux.IORING_SETUP_CQSIZE,
             .cq_entries = limits.ring_cq_entries,
         });
-        const ring = linux.IoUring.init_params(limits.ring_sq_entries, &params) catch |err| return switch (err) {
-            error.ProcessFdQuotaExceeded, error.SystemFdQuotaExceeded => error.TooManyOpenFiles,
-            error.SystemResources => error.NoMemory,
-            // ENOSYS, EPERM (seccomp, io_uring_disabled), EINVAL (before Linux 6.1).
-            else => error.Unsupported,
+        const ring = linux.IoUring.init_params(limits.ring_sq_entries, &params) catch |err| {
+            why.* = switch (err) {
+                error.SystemOutdated => .missing,
+                error.PermissionDenied => .forbidden,
+                error.ArgumentsInvalid => .too_old,
+                error.ProcessFdQuotaExceeded, error.SystemFdQuotaExceeded, error.SystemResources => .resources,
+                else => .other,
+            };
+            return switch (err) {
+                error.ProcessFdQuotaExceeded, error.SystemFdQuotaExceeded => error.TooManyOpenFiles,
+                error.SystemResources => error.NoMemory,
+                else => error.Unsupported,
+            };
         };
         r.* = .{
             .ring = ring,
@@ -84,9 +111,11 @@ pub const Ring = struct {
         errdefer r.ring.deinit();
         r.efd = @intCast(try sys.check(linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK)));
         errdefer sys.close(r.efd);
+        why.* = .no_buffer_ring;
         r.ring.register_eventfd(r.efd) catch return error.Unsupported;
         const count = limits.ring_buffers;
         r.br = linux.IoUring.setup_buf_ring(r.ring.fd, count, group_id, .{ .inc = false }) catch return error.Unsupported;
+        why.* = .resources;
         errdefer linux.IoUring.free_buf_ring(r.ring.fd, r.br, count, group_id);
         r.buffers = allocator.alloc(u8, @as(usize, count) * limits.ring_buffer_bytes) catch return error.NoMemory;
         errdefer allocator.free(r.buffers);
@@ -250,7 +279,8 @@ test "a parked ring fires the kernel's wake once per completion, never before on
     defer w.deinit();
     const epfd: sys.fd_t = @intCast(try sys.check(linux.epoll_create1(linux.EPOLL.CLOEXEC)));
     defer sys.close(epfd);
-    const r = Ring.init(testing.allocator, epfd) catch |err| switch (err) {
+    var why: Unavailable = .none;
+    const r = Ring.init(testing.allocator, epfd, &why) catch |err| switch (err) {
         // Before Linux 6.1, or under qemu-user.
         error.Unsupported => return error.SkipZigTest,
         else => return err,

@@ -25,6 +25,7 @@ const WriteQueue = @import("write_queue.zig").WriteQueue;
 const RingWake = if (sys.is_linux) @import("ring_wake.zig").RingWake else void;
 const uring = if (sys.is_linux) @import("io_uring.zig") else struct {
     pub const Ring = opaque {};
+    pub const Unavailable = enum(u32) { none = 0, missing = 1 };
 };
 const Cqe = if (sys.is_linux) std.os.linux.io_uring_cqe else void;
 
@@ -34,6 +35,9 @@ pub const Backend = enum(u32) {
     poll = 0,
     /// io_uring (Linux 6.1): streams receive through the ring (zig/io_uring.zig).
     io_uring = 1,
+    /// Asked for, never run: io_uring where the kernel has what it needs, else the poll
+    /// backend, with the reason kept (`Loop.fallback`).
+    auto = 2,
 };
 
 /// The end of a stream's list of received buffers (io_uring).
@@ -190,6 +194,9 @@ pub const Loop = struct {
     /// Buffers went back to the kernel since starving streams last asked for more.
     buffers_returned: bool = false,
     cqes: [limits.max_events_per_poll]Cqe = undefined,
+    /// Why the loop runs on the poll backend although io_uring was asked for (`auto`).
+    fallback: uring.Unavailable = .none,
+    fallback_pending: uring.Unavailable = .none,
 
     pub fn create(allocator: std.mem.Allocator, max_handles: u32, kind: Backend) Error!*Loop {
         const self = allocator.create(Loop) catch return error.NoMemory;
@@ -198,18 +205,67 @@ pub const Loop = struct {
         errdefer sockets.deinit(allocator);
         self.* = .{ .allocator = allocator, .poller = try backend.Poller.init(), .sockets = sockets };
         errdefer self.poller.deinit();
-        if (kind == .io_uring) {
-            if (!sys.is_linux) return error.Unsupported;
-            const ring = try uring.Ring.init(allocator, self.poller.epfd);
-            errdefer ring.deinit(allocator);
-            const cap = sockets.capacity();
-            self.dirty = allocator.alloc(u32, cap) catch return error.NoMemory;
-            errdefer allocator.free(self.dirty);
-            self.starving = allocator.alloc(u32, cap) catch return error.NoMemory;
-            self.ring = ring;
-        }
+        try self.startBackend(kind);
         if (sys.is_linux) self.ring_wake = RingWake.init();
         return self;
+    }
+
+    /// Starts the ring for `io_uring`, and for `auto` where the kernel allows it (else
+    /// notes why not); nothing for the poll backend, whose epoll set every loop has.
+    fn startBackend(self: *Loop, kind: Backend) Error!void {
+        self.fallback = .none;
+        if (kind == .poll) return;
+        self.fallback_pending = .missing;
+        self.startRing() catch |err| {
+            if (kind == .io_uring) return err;
+            self.fallback = self.fallback_pending;
+        };
+    }
+
+    fn startRing(self: *Loop) Error!void {
+        if (!sys.is_linux) return error.Unsupported;
+        const ring = try uring.Ring.init(self.allocator, self.poller.epfd, &self.fallback_pending);
+        errdefer ring.deinit(self.allocator);
+        const cap = self.sockets.capacity();
+        self.dirty = self.allocator.alloc(u32, cap) catch return error.NoMemory;
+        errdefer self.allocator.free(self.dirty);
+        self.starving = self.allocator.alloc(u32, cap) catch return error.NoMemory;
+        self.dirty_len = 0;
+        self.starving_len = 0;
+        self.buffers_returned = false;
+        self.ring = ring;
+    }
+
+    fn stopRing(self: *Loop) void {
+        if (!sys.is_linux) return;
+        const r = self.ring orelse return;
+        r.deinit(self.allocator);
+        self.allocator.free(self.dirty);
+        self.allocator.free(self.starving);
+        self.dirty = &.{};
+        self.starving = &.{};
+        self.ring = null;
+    }
+
+    /// Moves an empty loop to another backend (`configure({ backend })` before the first
+    /// socket). A park under way on the old backend is woken first, so none waits on a
+    /// descriptor that is gone. `InvalidArgument` while any handle is open.
+    pub fn switchBackend(self: *Loop, kind: Backend) Error!void {
+        if (self.sockets.live != 0) return error.InvalidArgument;
+        if (kind == self.backendKind() or (kind == .auto and self.ring != null)) {
+            if (kind == .poll) self.fallback = .none; // asked for by name now
+            return;
+        }
+        // A park under way on the old descriptor (a thread's, or the kernel's wake armed
+        // on it) ends now: it fires, and the next park arms on the new one.
+        self.wake();
+        const had_ring = self.ring != null;
+        self.stopRing();
+        self.startBackend(kind) catch |err| {
+            // The old backend back, or the loop would be left without one.
+            if (had_ring) self.startRing() catch {};
+            return err;
+        };
     }
 
     /// The backend this loop runs on.
@@ -225,12 +281,8 @@ pub const Loop = struct {
         }
         if (sys.is_linux) {
             if (self.ring_wake) |*w| w.deinit() else |_| {}
-            if (self.ring) |r| {
-                r.deinit(self.allocator);
-                self.allocator.free(self.dirty);
-                self.allocator.free(self.starving);
-            }
         }
+        self.stopRing();
         self.poller.deinit();
         self.sockets.deinit(self.allocator);
         const allocator = self.allocator;

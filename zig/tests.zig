@@ -6,6 +6,7 @@ test {
     _ = @import("write_queue.zig");
     _ = @import("address.zig");
     _ = @import("loop_test.zig");
+    _ = @import("backend_test.zig");
     _ = @import("ring_wake.zig");
     _ = @import("io_uring.zig");
     _ = @import("abi.zig");

@@ -5,7 +5,7 @@
 #define ZEV_H
 #include <stdint.h>
 
-#define ZEV_ABI_VERSION 7u
+#define ZEV_ABI_VERSION 8u
 
 #define ZEV_READ 1u
 #define ZEV_WRITE 2u
@@ -71,11 +71,22 @@ int32_t zev_limit(uint32_t which);
 int32_t zev_loop_open(uint32_t max_handles);
 
 /* Opens a loop on `backend`: 0 the poll backend (epoll, kqueue), 1 io_uring (Linux 6.1; */
-/* `Unsupported` where the kernel lacks it or forbids it). Returns its id. */
+/* `Unsupported` where the kernel lacks it or forbids it), 2 io_uring where the kernel */
+/* allows it, else the poll backend (`zev_backend_fallback` says why). Returns its id. */
 int32_t zev_loop_open_backend(uint32_t max_handles, uint32_t backend);
 
 /* The backend a loop runs on: 0 the poll backend (epoll, kqueue), 1 io_uring. */
 int32_t zev_backend(uint32_t id);
+
+/* Why a loop that asked for io_uring where allowed (2) runs on the poll backend: 0 it */
+/* does not, 1 the kernel has no io_uring, 2 forbidden (seccomp, io_uring_disabled), */
+/* 3 a kernel before Linux 6.1, 4 no provided buffer rings, 5 out of memory or */
+/* descriptors, 6 another failure. */
+int32_t zev_backend_fallback(uint32_t id);
+
+/* Moves a loop with no handle open to `backend` (as in `zev_loop_open_backend`); */
+/* `InvalidArgument` while a handle is open. On failure the loop keeps its backend. */
+int32_t zev_loop_switch_backend(uint32_t id, uint32_t backend);
 
 /* Closes every handle of the loop, then the loop. The id becomes stale. */
 int32_t zev_loop_close(uint32_t id);

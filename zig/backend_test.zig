@@ -1,0 +1,143 @@
+//! Choosing the backend: `auto` runs io_uring where the kernel allows it and says why
+//! not where it does not, and a loop with nothing open moves between backends (what
+//! `configure({ backend })` does) and works on the new one, wake included.
+
+const std = @import("std");
+const linux = std.os.linux;
+const testing = std.testing;
+const loop_mod = @import("loop.zig");
+const Loop = loop_mod.Loop;
+const Flag = loop_mod.Flag;
+const sys = @import("sys.zig");
+
+/// Listens, connects, accepts and echoes five bytes, then closes all three. An operation
+/// that would block asks for its event, which the loop then reports.
+fn echoOnce(loop: *Loop) !void {
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    var addr: [20]u8 = undefined;
+    try loop.addressOf(l, false, &addr);
+    const c = try loop.connect("127.0.0.1", std.mem.readInt(u16, addr[2..4], .little), 0);
+    var out: [1]u32 = undefined;
+    while (true) {
+        _ = loop.accept(l, &out) catch |err| if (err == error.WouldBlock) {
+            try waitFor(loop, l, Flag.accept);
+            continue;
+        } else return err;
+        break;
+    }
+    const s = out[0];
+    loop.status(c) catch |err| if (err == error.WouldBlock) try waitFor(loop, c, Flag.write) else return err;
+    try testing.expectEqual(@as(usize, 5), try loop.write(c, "hello"));
+    var buf: [5]u8 = undefined;
+    while (true) {
+        const n = loop.read(s, &buf) catch |err| if (err == error.WouldBlock) {
+            try waitFor(loop, s, Flag.read);
+            continue;
+        } else return err;
+        try testing.expectEqual(@as(usize, 5), n);
+        break;
+    }
+    try testing.expectEqualStrings("hello", &buf);
+    for ([_]u32{ c, s, l }) |h| try loop.close(h, false);
+}
+
+fn waitFor(loop: *Loop, h: u32, flag: u32) !void {
+    var ev: [2 * 16]u32 = undefined;
+    const deadline = std.time.milliTimestamp() + 2000;
+    while (std.time.milliTimestamp() < deadline) {
+        const n = try loop.poll(&ev, 10);
+        for (0..n) |i| {
+            if (ev[2 * i] == h and ev[2 * i + 1] & flag != 0) return;
+        }
+    }
+    return error.TestTimedOut;
+}
+
+test "backend: auto runs io_uring where the kernel allows it, and says why where it does not" {
+    const loop = try Loop.create(testing.allocator, 16, .auto);
+    defer loop.destroy();
+    const on_ring = loop.backendKind() == .io_uring;
+    try testing.expectEqual(on_ring, loop.fallback == .none);
+    try echoOnce(loop);
+}
+
+test "backend: an empty loop moves between backends and works on each, its wake too" {
+    const loop = try Loop.create(testing.allocator, 16, .poll);
+    defer loop.destroy();
+    try loop.switchBackend(.auto);
+    if (loop.backendKind() != .io_uring) return error.SkipZigTest; // io_uring refused here
+    try echoOnce(loop);
+    try loop.switchBackend(.poll);
+    try testing.expectEqual(loop_mod.Backend.poll, loop.backendKind());
+    try echoOnce(loop);
+
+    // A park armed on one backend is taken back by the move: the next park, on the new
+    // backend, arms anew and fires (an old arm left waiting on the ring's eventfd, which
+    // nothing signals any more, would swallow it: a hang).
+    const rx = try loop.takeWakeFd();
+    defer sys.close(rx);
+    try loop.switchBackend(.io_uring);
+    try loop.armWake();
+    try loop.switchBackend(.poll);
+    try testing.expectEqual(loop_mod.Backend.poll, loop.backendKind());
+    // The move woke the old park; the driver's poll after a wake takes that event.
+    var ev: [2 * 16]u32 = undefined;
+    _ = try loop.poll(&ev, 0);
+    var byte: [8]u8 = undefined;
+    while (try sys.pollReadable(rx, 0)) _ = try sys.read(rx, &byte);
+    try loop.armWake();
+    try testing.expect(!try sys.pollReadable(rx, 20));
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    var addr: [20]u8 = undefined;
+    try loop.addressOf(l, false, &addr);
+    const c = try loop.connect("127.0.0.1", std.mem.readInt(u16, addr[2..4], .little), 0);
+    try testing.expect(try sys.pollReadable(rx, 2000));
+
+    // Not while anything is open.
+    try testing.expectError(error.InvalidArgument, loop.switchBackend(.io_uring));
+    try loop.close(c, false);
+    try loop.close(l, false);
+    try loop.switchBackend(.io_uring);
+    try echoOnce(loop);
+}
+
+test "backend: auto falls back to epoll, saying io_uring is forbidden, under a seccomp filter" {
+    const pid = linux.fork();
+    if (pid == 0) linux.exit_group(forbiddenChild());
+    var status: u32 = 0;
+    _ = linux.waitpid(@intCast(pid), &status, 0);
+    try testing.expect(linux.W.IFEXITED(status));
+    switch (linux.W.EXITSTATUS(status)) {
+        0 => {},
+        77 => return error.SkipZigTest, // no seccomp here (qemu-user)
+        else => |code| {
+            std.debug.print("child exit code {d}\n", .{code});
+            return error.TestUnexpectedResult;
+        },
+    }
+}
+
+/// A classic BPF instruction and program, as seccomp(2) takes them.
+const SockFilter = extern struct { code: u16, jt: u8, jf: u8, k: u32 };
+const SockFprog = extern struct { len: u16, filter: [*]const SockFilter };
+
+/// In a child process: io_uring_setup refused with EPERM, as container runtimes do, then
+/// a loop asked for `auto`. 0 when it runs epoll and says io_uring is forbidden.
+fn forbiddenChild() i32 {
+    const filter = [_]SockFilter{
+        .{ .code = 0x20, .jt = 0, .jf = 0, .k = 0 }, // load the system call's number
+        .{ .code = 0x15, .jt = 0, .jf = 1, .k = @intFromEnum(linux.SYS.io_uring_setup) },
+        .{ .code = 0x06, .jt = 0, .jf = 0, .k = linux.SECCOMP.RET.ERRNO | @as(u32, @intFromEnum(linux.E.PERM)) },
+        .{ .code = 0x06, .jt = 0, .jf = 0, .k = linux.SECCOMP.RET.ALLOW },
+    };
+    const prog: SockFprog = .{ .len = filter.len, .filter = &filter };
+    if (linux.E.init(linux.prctl(@intFromEnum(linux.PR.SET_NO_NEW_PRIVS), 1, 0, 0, 0)) != .SUCCESS) return 77;
+    if (linux.E.init(linux.seccomp(linux.SECCOMP.SET_MODE_FILTER, 0, &prog)) != .SUCCESS) return 77;
+    const loop = Loop.create(std.heap.page_allocator, 16, .auto) catch return 2;
+    if (loop.backendKind() != .poll) return 3;
+    if (loop.fallback != .forbidden) return 4;
+    echoOnce(loop) catch return 5;
+    // Forced, it is an error, not a silent epoll.
+    if (Loop.create(std.heap.page_allocator, 16, .io_uring)) |_| return 6 else |err| if (err != error.Unsupported) return 7;
+    return 0;
+}
