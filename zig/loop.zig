@@ -1009,7 +1009,8 @@ pub const Loop = struct {
             // Streams that ran out of buffers receive again, in this `enter`, once reads
             // gave buffers back.
             if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);
-            _ = try r.enter(wait);
+            // A poll that finds the ring idle makes no system call.
+            if (wait != 0 or !r.idle()) _ = try r.enter(wait);
             wait = 0;
             // Bounded: what is left waits for the next poll.
             self.stats.events += self.takeCompletions(r, 4);
@@ -1042,7 +1043,7 @@ pub const Loop = struct {
             count = self.notices(out, count);
             if (count > 0 or looked_again) return count;
             // Nothing: the caller may park. Signals on, and one last look.
-            if (!try r.preparePark()) return 0;
+            if (!try r.preparePark(!self.wakeDrains())) return 0;
             looked_again = true;
         }
     }
@@ -1224,7 +1225,7 @@ pub const Loop = struct {
         const n = try self.poll(out, 0);
         if (n == 0 and sys.is_linux) {
             if (self.ring_wake) |*w| {
-                if (w.rx_taken) try w.arm(self.parkFd());
+                if (w.rx_taken) try w.arm(self.parkFd(), self.ring != null);
             } else |_| {}
         }
         return n;
@@ -1237,9 +1238,17 @@ pub const Loop = struct {
         const w = try self.wakeRing();
         if (self.ring) |r| {
             // The loop ran since its last poll, with completions signalling nothing.
-            if (try r.preparePark()) r.signal();
+            if (try r.preparePark(false)) r.signal();
         }
-        try w.arm(self.parkFd());
+        try w.arm(self.parkFd(), self.ring != null);
+    }
+
+    /// The kernel's wake, armed on the ring's eventfd, drains it as it fires, so a park
+    /// need not (a thread's park, which only polls the eventfd, needs the drain).
+    fn wakeDrains(self: *Loop) bool {
+        if (!sys.is_linux or self.ring == null) return false;
+        const w = self.wakeRing() catch return false;
+        return w.rx_taken;
     }
 
     fn wakeRing(self: *Loop) Error!*RingWake {

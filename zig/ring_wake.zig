@@ -20,9 +20,10 @@ const Error = @import("errors.zig").Error;
 
 const poll_token: u64 = 1;
 const send_token: u64 = 2;
+const drain_token: u64 = 3;
 
-/// Submission and completion entries: one park takes two, and a park is never submitted
-/// again before its send has completed, so two parks' worth is more than enough.
+/// Submission and completion entries: one park takes at most three, and a park is never
+/// submitted again before its send has completed.
 const ring_entries: u16 = 4;
 
 pub const RingWake = struct {
@@ -35,6 +36,8 @@ pub const RingWake = struct {
     /// `rx` was handed to the runtime, which closes it.
     rx_taken: bool = false,
     byte: [1]u8 = .{1},
+    /// Where a drained eventfd's count goes.
+    sink: u64 = 0,
 
     pub fn init() Error!RingWake {
         var fds: [2]i32 = undefined;
@@ -71,13 +74,20 @@ pub const RingWake = struct {
         }
     }
 
-    /// Arms the wake: the next event of `epfd`, or one already there, sends one byte to
-    /// `rx`. Does nothing while an earlier arm has not fired: its poll is still waiting.
-    pub fn arm(w: *RingWake, epfd: sys.fd_t) Error!void {
+    /// Arms the wake: the next event of `fd`, or one already there, sends one byte to
+    /// `rx`. With `drain` (`fd` an eventfd), the kernel reads the eventfd first, so the
+    /// loop need not: the read never waits, and the byte is sent even if it fails. Does
+    /// nothing while an earlier arm has not fired: its poll is still waiting.
+    pub fn arm(w: *RingWake, fd: sys.fd_t, drain: bool) Error!void {
         w.reap();
         if (w.armed) return;
-        const poll = w.ring.poll_add(poll_token, epfd, linux.POLL.IN) catch return error.Limit;
+        const poll = w.ring.poll_add(poll_token, fd, linux.POLL.IN) catch return error.Limit;
         poll.flags |= linux.IOSQE_IO_LINK;
+        if (drain) {
+            const read = w.ring.read(drain_token, fd, .{ .buffer = std.mem.asBytes(&w.sink) }, 0) catch return error.Limit;
+            read.rw_flags = linux.RWF.NOWAIT;
+            read.flags |= linux.IOSQE_IO_HARDLINK;
+        }
         _ = w.ring.send(send_token, w.tx, &w.byte, linux.MSG.NOSIGNAL | linux.MSG.DONTWAIT) catch return error.Limit;
         _ = w.ring.submit() catch |err| return switch (err) {
             error.SystemResources, error.CompletionQueueOvercommitted => error.NoMemory,
@@ -104,10 +114,10 @@ test "ring wake: no byte without an event, one byte per armed park, and none los
     defer sys.close(efd);
 
     // Nothing ready: arming sends nothing.
-    try w.arm(efd);
+    try w.arm(efd, false);
     try testing.expect(!try rxReadable(&w, 20));
     // Arming again while armed submits nothing new.
-    try w.arm(efd);
+    try w.arm(efd, false);
 
     // An event after the park: exactly one byte.
     const one: u64 = 1;
@@ -118,12 +128,12 @@ test "ring wake: no byte without an event, one byte per armed park, and none los
     try testing.expect(!try rxReadable(&w, 20));
 
     // The event is still there (nobody consumed it): the next park fires at once.
-    try w.arm(efd);
+    try w.arm(efd, false);
     try testing.expect(try rxReadable(&w, 1000));
     try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
 
     // Consumed, then parked: silence again.
     _ = try sys.read(efd, &buf);
-    try w.arm(efd);
+    try w.arm(efd, false);
     try testing.expect(!try rxReadable(&w, 20));
 }

@@ -160,6 +160,24 @@ export const mutants: Mutant[] = [
     tests: ["zig", "wake"],
     env: { ZEV_BACKEND: "io_uring" },
   },
+  {
+    name: "ring-park-no-last-look",
+    breaks: "io_uring: a park never looks at the work that came while the loop ran, with signals off",
+    file: "zig/io_uring.zig",
+    from: "        if (builtin.cpu.arch == .x86_64 and r.idle()) return false;",
+    to: "        if (true) return false;",
+    tests: ["zig", "wake"],
+    env: { ZEV_BACKEND: "io_uring" },
+  },
+  {
+    name: "ring-wake-no-drain",
+    breaks: "io_uring: the kernel's wake leaves the ring's eventfd signalled, so every later park fires at once",
+    file: "zig/ring_wake.zig",
+    from: "        if (drain) {",
+    to: "        if (false and drain) {",
+    tests: ["zig"],
+    env: { ZEV_BACKEND: "io_uring" },
+  },
 ];
 
 const root = new URL("../../", import.meta.url).pathname;
