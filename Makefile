@@ -136,7 +136,7 @@ test-musl-c: lib lib-edge tests/out/burst-musl
 # Every suite under Deno and Bun, with each library; once more with the fallback parker
 # (ZEV_WAKE=thread: another thread waits, as where io_uring is forbidden); and on the
 # io_uring backend (ZEV_BACKEND=io_uring), in each runtime, with each library and wake.
-test-ts: lib node_modules/.installed
+test-ts: lib tools node_modules/.installed
 	@for lib in $(LIB_GNU) $(LIB_MUSL); do \
 	  echo "== deno, $$lib"; ZEV_LIB=$$lib $(DENO_TEST) $(TS_TESTS); \
 	  echo "== bun, $$lib"; ZEV_LIB=$$lib $(call BUN_TEST,$(BUN)) $(TS_TESTS); \
@@ -164,7 +164,7 @@ test-edge: lib-edge node_modules/.installed
 	done
 
 # Bun's own musl build, in a real musl process, with the musl library found on its own.
-test-bun-musl: lib $(BUN_MUSL)
+test-bun-musl: lib tools $(BUN_MUSL)
 	$(call BUN_TEST,$(BUN_MUSL)) $(TS_TESTS)
 
 # 75 s of churn, traffic and park/wake cycles per runtime and library, once with the

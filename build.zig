@@ -4,7 +4,8 @@
 //!   zig build dist       all seven libraries, stripped, into zig-out/dist/ (for `make dist`)
 //!   zig build test       the reactor's tests, for x86_64-linux-gnu and x86_64-linux-musl
 //!   zig build test-aarch64 -fqemu   the same tests for aarch64-linux-musl, under qemu-user
-//!   zig build tools      bench/load (load generator), bench/floor and bench/floor_uring (the Zig floors)
+//!   zig build tools      bench/load (load generator), bench/floor and bench/floor_uring (the Zig floors),
+//!                        tests/no_io_uring (runs a command where io_uring is forbidden)
 //!   zig build abi        zig/zev.h and ffi/abi.ts from the Zig source (abi-check: verify them)
 //! Option -Dlistener-mode=edge-single builds Janet 1.32's listener bug back in, only to
 //! prove that the burst tests fail against it.
@@ -98,13 +99,14 @@ pub fn build(b: *std.Build) void {
     }
 
     // Benchmark and load tools (Linux, no libc).
-    const tools = b.step("tools", "Build bench/load and the floor servers (epoll, io_uring)");
+    const tools = b.step("tools", "Build bench/load, the floor servers (epoll, io_uring) and tests/no_io_uring");
     const musl = b.resolveTargetQuery(std.Target.Query.parse(.{ .arch_os_abi = "x86_64-linux-musl" }) catch unreachable);
-    for ([_][]const u8{ "load", "floor", "floor_uring" }) |name| {
+    for ([_][]const u8{ "bench/load", "bench/floor", "bench/floor_uring", "tests/no_io_uring" }) |path| {
+        const name = std.fs.path.basename(path);
         const exe = b.addExecutable(.{
             .name = b.fmt("zev-{s}", .{std.mem.replaceOwned(u8, b.allocator, name, "_", "-") catch @panic("OOM")}),
             .root_module = b.createModule(.{
-                .root_source_file = b.path(b.fmt("bench/{s}.zig", .{name})),
+                .root_source_file = b.path(b.fmt("{s}.zig", .{path})),
                 .target = musl,
                 .optimize = .ReleaseFast,
             }),

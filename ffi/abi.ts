@@ -19,6 +19,7 @@ export const symbols = {
   zev_loop_open_backend: { parameters: ["u32", "u32"], result: "i32" },
   zev_backend: { parameters: ["u32"], result: "i32" },
   zev_backend_fallback: { parameters: ["u32"], result: "i32" },
+  zev_io_uring_unavailable: { parameters: [], result: "i32" },
   zev_loop_switch_backend: { parameters: ["u32", "u32"], result: "i32" },
   zev_loop_close: { parameters: ["u32"], result: "i32" },
   zev_poll: { parameters: ["u32", "buffer", "u32", "i32"], result: "i32" },
@@ -61,6 +62,7 @@ export interface Symbols {
   zev_loop_open_backend(maxHandles: number, backend: number): number;
   zev_backend(id: number): number;
   zev_backend_fallback(id: number): number;
+  zev_io_uring_unavailable(): number;
   zev_loop_switch_backend(id: number, backend: number): number;
   zev_loop_close(id: number): number;
   zev_poll(id: number, out: Uint8Array, cap: number, timeoutMs: number): number;

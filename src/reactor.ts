@@ -47,7 +47,13 @@ export interface Target {
 
 const INDEX_MASK = (1 << 18) - 1;
 
-const IO_URING = "io_uring (it needs Linux 6.1 and a kernel that allows io_uring)";
+/** "io_uring", and why this kernel refuses it. */
+function ioUringRefused(): string {
+  const code = native.sym.zev_io_uring_unavailable();
+  return `io_uring, because ${
+    code === 0 ? "it needs Linux 6.1 and a kernel that allows io_uring" : backendFallback(code)
+  }`;
+}
 
 /**
  * Operations that may complete at once in one turn, before the rest wait for the next.
@@ -122,7 +128,9 @@ export class Reactor {
   private constructor() {
     const choice = backendChoice();
     const loop = native.sym.zev_loop_open_backend(0, BACKEND_CODE[choice]);
-    if (loop < 0) throw abiError(loop, `opening the event loop${choice === "io_uring" ? ` on ${IO_URING}` : ""}`);
+    if (loop < 0) {
+      throw abiError(loop, `opening the event loop${choice === "io_uring" ? ` on ${ioUringRefused()}` : ""}`);
+    }
     this.loop = loop;
     this.eventsPerPoll = native.sym.zev_limit(LIMIT.eventsPerPoll);
     this.#events = new Uint8Array(this.eventsPerPoll * 8);
@@ -154,7 +162,7 @@ export class Reactor {
       );
     }
     const r = native.sym.zev_loop_switch_backend(this.loop, BACKEND_CODE[choice]);
-    if (r < 0) throw abiError(r, `moving the event loop${choice === "io_uring" ? ` to ${IO_URING}` : ""}`);
+    if (r < 0) throw abiError(r, `moving the event loop${choice === "io_uring" ? ` to ${ioUringRefused()}` : ""}`);
   }
 
   /** Opens the loop and everything it will need to park (never acquired later). */

@@ -180,7 +180,8 @@ export interface Program {
  * Starts tests/programs/NAME.ts as its own process, in the runtime running the tests (so
  * what keeps a process alive, or crashes it, is seen from outside), or in the project's
  * Deno when `inDeno` (what only Deno has, its permissions, checked from either runtime).
- * `nofile` lowers the descriptor limit first; `denoFlags` replaces Deno's `--allow-all`.
+ * `nofile` lowers the descriptor limit first; `denoFlags` replaces Deno's `--allow-all`;
+ * `noIoUring` runs it where io_uring is forbidden (`make tools` builds the wrapper).
  */
 export function startProgram(
   name: string,
@@ -191,6 +192,8 @@ export function startProgram(
     denoFlags?: string[];
     timeoutMs?: number;
     inDeno?: boolean;
+    /** Under tests/no_io_uring.zig: io_uring_setup fails with EPERM, as in many containers. */
+    noIoUring?: boolean;
   } = {},
 ): Program {
   const file = new URL(`./programs/${name}.ts`, import.meta.url).pathname;
@@ -199,6 +202,7 @@ export function startProgram(
   let argv = deno ? [exec, "run", ...(options.denoFlags ?? ["--allow-all"]), file] : [process.execPath, file];
   argv.push(...(options.args ?? []));
   if (options.nofile !== undefined) argv = ["sh", "-c", `ulimit -n ${options.nofile} && exec "$@"`, "sh", ...argv];
+  if (options.noIoUring) argv = [new URL("../zig-out/bin/zev-no-io-uring", import.meta.url).pathname, ...argv];
   const child = spawn(argv[0], argv.slice(1), {
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -126,32 +126,60 @@ test("a ZEV_BACKEND that names no backend is refused by name, before anything ru
   assert.match(run.stderr, /zev: ZEV_BACKEND must be "epoll", "kqueue", "io_uring" or "auto", not "uring"/);
 });
 
+/** The backend program's lines, by what each starts with. */
+async function backendRun(options: Parameters<typeof runProgram>[1]): Promise<Map<string, string>> {
+  const run = await runProgram("backend", options);
+  assert.equal(run.code, 0, run.stderr);
+  const lines = run.stdout.trim().split("\n");
+  assert.equal(lines.length, 8, run.stdout);
+  return new Map(lines.map((line, i) => [i >= 2 && i <= 5 ? `${i - 2}` : line.split(":")[0], line]));
+}
+
 test("configure({ backend }) moves an empty loop between backends, each echoes; never while anything is open", async () => {
   for (const env of ["", "auto"]) {
-    const run = await runProgram("backend", { env: { ZEV_BACKEND: env } });
-    assert.equal(run.code, 0, run.stderr);
-    const lines = run.stdout.trim().split("\n");
+    const lines = await backendRun({ env: { ZEV_BACKEND: env } });
     // Unset, the default is epoll; "auto" on this kernel, which allows io_uring, is io_uring.
-    assert.equal(
-      lines[0],
-      `start: ${env === "auto" ? "io_uring" : "epoll"} reason=none stats=${env === "auto" ? "io_uring" : "epoll"}`,
-    );
-    assert.deepEqual(lines.slice(1, 5), [
+    const first = env === "auto" ? "io_uring" : "epoll";
+    assert.equal(lines.get("start"), `start: ${first} reason=none stats=${first}`);
+    assert.deepEqual([0, 1, 2, 3].map((i) => lines.get(`${i}`)), [
       "auto: io_uring reason=none stats=io_uring echo=ping",
       "epoll: epoll reason=none stats=epoll echo=ping",
       "io_uring: io_uring reason=none stats=io_uring echo=ping",
       "epoll: epoll reason=none stats=epoll echo=ping",
     ]);
     assert.equal(
-      lines[5],
+      lines.get("while open"),
       "while open: zev: the backend can change only before the first listener or stream (1 open now); " +
         "set ZEV_BACKEND, or call configure({ backend }) first now=epoll",
     );
     assert.equal(
-      lines[6],
+      lines.get("bad name"),
       'bad name: zev: configure: backend must be "epoll", "kqueue", "io_uring" or "auto", not "uring" spin=0',
     );
   }
+});
+
+test("where io_uring is forbidden (seccomp, as in many containers): auto runs epoll and the wake a thread, each saying why", async () => {
+  const forbidden =
+    "io_uring is forbidden here (EPERM: a seccomp filter, as in many containers, or kernel.io_uring_disabled)";
+  const lines = await backendRun({ env: { ZEV_BACKEND: "auto" }, noIoUring: true });
+  assert.equal(lines.get("start"), `start: epoll reason=${forbidden} stats=epoll`);
+  assert.match(lines.get("wake")!, /^wake: thread reason=.*io_uring/);
+  assert.deepEqual([0, 1, 3].map((i) => lines.get(`${i}`)), [
+    `auto: epoll reason=${forbidden} stats=epoll echo=ping`,
+    "epoll: epoll reason=none stats=epoll echo=ping",
+    "epoll: epoll reason=none stats=epoll echo=ping",
+  ]);
+  // By name, it is refused, naming why; the loop stays on epoll and works.
+  assert.equal(
+    lines.get("2"),
+    `io_uring: epoll reason=none stats=epoll echo=ping error=moving the event loop to io_uring, because ${forbidden}: ` +
+      "the kernel lacks the feature or forbids it",
+  );
+  // And at start, by ZEV_BACKEND, the program fails saying why.
+  const run = await runProgram("backend", { env: { ZEV_BACKEND: "io_uring" }, noIoUring: true });
+  assert.notEqual(run.code, 0, run.stdout);
+  assert.ok(run.stderr.includes(`opening the event loop on io_uring, because ${forbidden}: `), run.stderr);
 });
 
 test("Deno's --allow-net keeps its meaning for zev's sockets (Bun has no permissions)", async () => {

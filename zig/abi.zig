@@ -136,6 +136,13 @@ pub export fn zev_backend_fallback(id: u32) i32 {
     return @intCast(@intFromEnum(loop.fallback));
 }
 
+/// Why io_uring would not run here, as `zev_backend_fallback` codes (0: it would): a ring
+/// like the backend's is set up and closed again. Names the reason when io_uring is
+/// asked for by name and refused.
+pub export fn zev_io_uring_unavailable() i32 {
+    return @intCast(@intFromEnum(Loop.probeRing()));
+}
+
 /// Moves a loop with no handle open to `backend` (as in `zev_loop_open_backend`);
 /// `InvalidArgument` while a handle is open. On failure the loop keeps its backend.
 pub export fn zev_loop_switch_backend(id: u32, backend: u32) i32 {

@@ -58,6 +58,7 @@ test "backend: auto runs io_uring where the kernel allows it, and says why where
     defer loop.destroy();
     const on_ring = loop.backendKind() == .io_uring;
     try testing.expectEqual(on_ring, loop.fallback == .none);
+    try testing.expectEqual(loop.fallback, Loop.probeRing());
     try echoOnce(loop);
 }
 
@@ -137,7 +138,8 @@ fn forbiddenChild() i32 {
     if (loop.backendKind() != .poll) return 3;
     if (loop.fallback != .forbidden) return 4;
     echoOnce(loop) catch return 5;
-    // Forced, it is an error, not a silent epoll.
+    // Forced, it is an error, not a silent epoll, and the probe names why.
     if (Loop.create(std.heap.page_allocator, 16, .io_uring)) |_| return 6 else |err| if (err != error.Unsupported) return 7;
+    if (Loop.probeRing() != .forbidden) return 8;
     return 0;
 }

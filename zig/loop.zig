@@ -196,7 +196,6 @@ pub const Loop = struct {
     cqes: [limits.max_events_per_poll]Cqe = undefined,
     /// Why the loop runs on the poll backend although io_uring was asked for (`auto`).
     fallback: uring.Unavailable = .none,
-    fallback_pending: uring.Unavailable = .none,
 
     pub fn create(allocator: std.mem.Allocator, max_handles: u32, kind: Backend) Error!*Loop {
         const self = allocator.create(Loop) catch return error.NoMemory;
@@ -215,16 +214,27 @@ pub const Loop = struct {
     fn startBackend(self: *Loop, kind: Backend) Error!void {
         self.fallback = .none;
         if (kind == .poll) return;
-        self.fallback_pending = .missing;
-        self.startRing() catch |err| {
+        var why: uring.Unavailable = .missing;
+        self.startRing(&why) catch |err| {
             if (kind == .io_uring) return err;
-            self.fallback = self.fallback_pending;
+            self.fallback = why;
         };
     }
 
-    fn startRing(self: *Loop) Error!void {
+    /// Sets up a ring as the backend would, and closes it: why it would fail, or `none`.
+    pub fn probeRing() uring.Unavailable {
+        if (!sys.is_linux) return .missing;
+        var poller = backend.Poller.init() catch return .resources;
+        defer poller.deinit();
+        var why: uring.Unavailable = .none;
+        const ring = uring.Ring.init(std.heap.page_allocator, poller.epfd, &why) catch return why;
+        ring.deinit(std.heap.page_allocator);
+        return .none;
+    }
+
+    fn startRing(self: *Loop, why: *uring.Unavailable) Error!void {
         if (!sys.is_linux) return error.Unsupported;
-        const ring = try uring.Ring.init(self.allocator, self.poller.epfd, &self.fallback_pending);
+        const ring = try uring.Ring.init(self.allocator, self.poller.epfd, why);
         errdefer ring.deinit(self.allocator);
         const cap = self.sockets.capacity();
         self.dirty = self.allocator.alloc(u32, cap) catch return error.NoMemory;
@@ -259,13 +269,10 @@ pub const Loop = struct {
         // A park under way on the old descriptor (a thread's, or the kernel's wake armed
         // on it) ends now: it fires, and the next park arms on the new one.
         self.wake();
-        const had_ring = self.ring != null;
         self.stopRing();
-        self.startBackend(kind) catch |err| {
-            // The old backend back, or the loop would be left without one.
-            if (had_ring) self.startRing() catch {};
-            return err;
-        };
+        // Only a move to io_uring can fail, and it starts from the poll backend (the
+        // epoll set every loop keeps), which then stays.
+        try self.startBackend(kind);
     }
 
     /// The backend this loop runs on.

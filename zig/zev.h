@@ -84,6 +84,11 @@ int32_t zev_backend(uint32_t id);
 /* descriptors, 6 another failure. */
 int32_t zev_backend_fallback(uint32_t id);
 
+/* Why io_uring would not run here, as `zev_backend_fallback` codes (0: it would): a ring */
+/* like the backend's is set up and closed again. Names the reason when io_uring is */
+/* asked for by name and refused. */
+int32_t zev_io_uring_unavailable(void);
+
 /* Moves a loop with no handle open to `backend` (as in `zev_loop_open_backend`); */
 /* `InvalidArgument` while a handle is open. On failure the loop keeps its backend. */
 int32_t zev_loop_switch_backend(uint32_t id, uint32_t backend);

@@ -27,10 +27,14 @@ function failure(fn: () => unknown): string {
 
 const start = configure();
 console.log(`start: ${start.backend} reason=${start.backendReason ?? "none"} stats=${stats().backend}`);
+console.log(`wake: ${start.wake} reason=${start.wakeReason ?? "none"}`);
 for (const backend of ["auto", "epoll", "io_uring", "epoll"] as const) {
-  const now = configure({ backend });
+  const error = failure(() => configure({ backend }));
+  const now = configure();
   console.log(
-    `${backend}: ${now.backend} reason=${now.backendReason ?? "none"} stats=${stats().backend} echo=${await echo()}`,
+    `${backend}: ${now.backend} reason=${now.backendReason ?? "none"} stats=${stats().backend} echo=${await echo()}${
+      error === "no error" ? "" : ` error=${error}`
+    }`,
   );
 }
 // While something is open the backend stays, and says why; a bad name changes nothing.
