@@ -6,8 +6,8 @@
  * single-threaded servers in Zig with no JS (the floors: epoll, and io_uring), measured by
  * bench/load.zig along the load curve (paced 1 × 1,000, 8 × 5,000, 16 × 20,000 and
  * 64 × 50,000 requests/s, and 64 connections at saturation), at 512 connections and at
- * one connection in a closed loop, and under connection churn (bench/curve.ts). The server runs on CPU 0 and the load
- * on CPU 1. Then the idle servers, HTTP (examples/http.ts in both runtimes against
+ * one connection in a closed loop, and under connection churn (bench/curve.ts). The
+ * server runs on CPU 0 and the load on CPU 1. Then the idle servers, HTTP (examples/http.ts in both runtimes against
  * `Bun.serve` and `Deno.serve` under wrk), `serve({ workers })` with 1 and 2 Workers
  * (bench/workers.ts), and mitata microbenchmarks.
  *
