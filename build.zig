@@ -111,6 +111,13 @@ pub fn build(b: *std.Build) void {
                 .optimize = .ReleaseFast,
             }),
         });
+        if (std.mem.eql(u8, name, "no_io_uring")) {
+            exe.root_module.addImport("forbid_io_uring", b.createModule(.{
+                .root_source_file = b.path("zig/forbid_io_uring.zig"),
+                .target = musl,
+                .optimize = .ReleaseFast,
+            }));
+        }
         tools.dependOn(&b.addInstallArtifact(exe, .{}).step);
     }
 }

@@ -7,50 +7,19 @@ const linux = std.os.linux;
 const testing = std.testing;
 const loop_mod = @import("loop.zig");
 const Loop = loop_mod.Loop;
-const Flag = loop_mod.Flag;
+const loop_test = @import("loop_test.zig");
 const sys = @import("sys.zig");
 
-/// Listens, connects, accepts and echoes five bytes, then closes all three. An operation
-/// that would block asks for its event, which the loop then reports.
+/// Listens, connects, accepts and echoes five bytes, then closes all three.
 fn echoOnce(loop: *Loop) !void {
     const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    var addr: [20]u8 = undefined;
-    try loop.addressOf(l, false, &addr);
-    const c = try loop.connect("127.0.0.1", std.mem.readInt(u16, addr[2..4], .little), 0);
-    var out: [1]u32 = undefined;
-    while (true) {
-        _ = loop.accept(l, &out) catch |err| if (err == error.WouldBlock) {
-            try waitFor(loop, l, Flag.accept);
-            continue;
-        } else return err;
-        break;
-    }
-    const s = out[0];
-    loop.status(c) catch |err| if (err == error.WouldBlock) try waitFor(loop, c, Flag.write) else return err;
+    const c = try loop_test.connectNow(loop, try loop_test.portOf(loop, l));
+    const s = try loop_test.acceptOne(loop, l);
     try testing.expectEqual(@as(usize, 5), try loop.write(c, "hello"));
     var buf: [5]u8 = undefined;
-    while (true) {
-        const n = loop.read(s, &buf) catch |err| if (err == error.WouldBlock) {
-            try waitFor(loop, s, Flag.read);
-            continue;
-        } else return err;
-        try testing.expectEqual(@as(usize, 5), n);
-        break;
-    }
+    try loop_test.readFull(loop, s, &buf);
     try testing.expectEqualStrings("hello", &buf);
     for ([_]u32{ c, s, l }) |h| try loop.close(h, false);
-}
-
-fn waitFor(loop: *Loop, h: u32, flag: u32) !void {
-    var ev: [2 * 16]u32 = undefined;
-    const deadline = std.time.milliTimestamp() + 2000;
-    while (std.time.milliTimestamp() < deadline) {
-        const n = try loop.poll(&ev, 10);
-        for (0..n) |i| {
-            if (ev[2 * i] == h and ev[2 * i + 1] & flag != 0) return;
-        }
-    }
-    return error.TestTimedOut;
 }
 
 test "backend: auto runs io_uring where the kernel allows it, and says why where it does not" {
@@ -89,9 +58,7 @@ test "backend: an empty loop moves between backends and works on each, its wake 
     try loop.armWake();
     try testing.expect(!try sys.pollReadable(rx, 20));
     const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    var addr: [20]u8 = undefined;
-    try loop.addressOf(l, false, &addr);
-    const c = try loop.connect("127.0.0.1", std.mem.readInt(u16, addr[2..4], .little), 0);
+    const c = try loop.connect("127.0.0.1", try loop_test.portOf(loop, l), 0);
     try testing.expect(try sys.pollReadable(rx, 2000));
 
     // Not while anything is open.
@@ -118,22 +85,10 @@ test "backend: auto falls back to epoll, saying io_uring is forbidden, under a s
     }
 }
 
-/// A classic BPF instruction and program, as seccomp(2) takes them.
-const SockFilter = extern struct { code: u16, jt: u8, jf: u8, k: u32 };
-const SockFprog = extern struct { len: u16, filter: [*]const SockFilter };
-
 /// In a child process: io_uring_setup refused with EPERM, as container runtimes do, then
 /// a loop asked for `auto`. 0 when it runs epoll and says io_uring is forbidden.
 fn forbiddenChild() i32 {
-    const filter = [_]SockFilter{
-        .{ .code = 0x20, .jt = 0, .jf = 0, .k = 0 }, // load the system call's number
-        .{ .code = 0x15, .jt = 0, .jf = 1, .k = @intFromEnum(linux.SYS.io_uring_setup) },
-        .{ .code = 0x06, .jt = 0, .jf = 0, .k = linux.SECCOMP.RET.ERRNO | @as(u32, @intFromEnum(linux.E.PERM)) },
-        .{ .code = 0x06, .jt = 0, .jf = 0, .k = linux.SECCOMP.RET.ALLOW },
-    };
-    const prog: SockFprog = .{ .len = filter.len, .filter = &filter };
-    if (linux.E.init(linux.prctl(@intFromEnum(linux.PR.SET_NO_NEW_PRIVS), 1, 0, 0, 0)) != .SUCCESS) return 77;
-    if (linux.E.init(linux.seccomp(linux.SECCOMP.SET_MODE_FILTER, 0, &prog)) != .SUCCESS) return 77;
+    @import("forbid_io_uring.zig").install() catch return 77;
     const loop = Loop.create(std.heap.page_allocator, 16, .auto) catch return 2;
     if (loop.backendKind() != .poll) return 3;
     if (loop.fallback != .forbidden) return 4;

@@ -38,14 +38,14 @@ fn open(max_handles: u32) !*Loop {
     return Loop.create(testing.allocator, max_handles, backendUnderTest());
 }
 
-fn portOf(loop: *Loop, h: u32) !u32 {
+pub fn portOf(loop: *Loop, h: u32) !u32 {
     var out: [20]u8 = undefined;
     try loop.addressOf(h, false, &out);
     return std.mem.readInt(u16, out[2..4], .little);
 }
 
 /// Polls until `h` gets `flag`, at most `ms` milliseconds.
-fn waitFor(loop: *Loop, h: u32, flag: u32, ms: i64) !void {
+pub fn waitFor(loop: *Loop, h: u32, flag: u32, ms: i64) !void {
     var e: Events = .{};
     const deadline = std.time.milliTimestamp() + ms;
     while (std.time.milliTimestamp() < deadline) {
@@ -56,7 +56,7 @@ fn waitFor(loop: *Loop, h: u32, flag: u32, ms: i64) !void {
 }
 
 /// Connects and polls until the connection is established.
-fn connectNow(loop: *Loop, port: u32) !u32 {
+pub fn connectNow(loop: *Loop, port: u32) !u32 {
     const h = try loop.connect("127.0.0.1", port, 0);
     loop.status(h) catch |err| switch (err) {
         error.WouldBlock => try waitFor(loop, h, Flag.write, 2000),
@@ -67,7 +67,7 @@ fn connectNow(loop: *Loop, port: u32) !u32 {
 }
 
 /// Accepts one connection, polling for it if needed.
-fn acceptOne(loop: *Loop, l: u32) !u32 {
+pub fn acceptOne(loop: *Loop, l: u32) !u32 {
     var out: [1]u32 = undefined;
     const deadline = std.time.milliTimestamp() + 2000;
     while (std.time.milliTimestamp() < deadline) {
@@ -80,7 +80,7 @@ fn acceptOne(loop: *Loop, l: u32) !u32 {
 }
 
 /// Reads exactly `buf.len` bytes, polling between reads.
-fn readFull(loop: *Loop, h: u32, buf: []u8) !void {
+pub fn readFull(loop: *Loop, h: u32, buf: []u8) !void {
     var got: usize = 0;
     while (got < buf.len) {
         const n = loop.read(h, buf[got..]) catch |err| switch (err) {
