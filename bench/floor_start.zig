@@ -5,6 +5,7 @@
 const std = @import("std");
 const linux = std.os.linux;
 const io = @import("linux_io.zig");
+const flags = @import("flags.zig");
 
 pub fn Start(comptime prog: []const u8) type {
     return struct {
@@ -31,12 +32,9 @@ pub fn Start(comptime prog: []const u8) type {
                     std.debug.print(usage_line, .{});
                     std.process.exit(0);
                 }
-                var name: []const u8 = arg;
-                var inline_value: ?[]const u8 = null;
-                if (std.mem.indexOfScalar(u8, arg, '=')) |eq| {
-                    name = arg[0..eq];
-                    inline_value = arg[eq + 1 ..];
-                }
+                const given = flags.split(arg);
+                const name = given.name;
+                const inline_value = given.value;
                 const is_host = std.mem.eql(u8, name, "--host");
                 if (!is_host and !std.mem.eql(u8, name, "--port")) usage("unknown flag '{s}'", .{arg});
                 const value = inline_value orelse args.next() orelse usage("missing value for {s}", .{name});

@@ -16,6 +16,7 @@
 const std = @import("std");
 const linux = std.os.linux;
 const io = @import("linux_io.zig");
+const flags = @import("flags.zig");
 
 const usage_text =
     \\usage:
@@ -124,12 +125,9 @@ fn parseArgs() Opts {
             std.fs.File.stdout().writeAll(usage_text) catch {};
             std.process.exit(0);
         }
-        var name: []const u8 = arg;
-        var inline_value: ?[]const u8 = null;
-        if (std.mem.indexOfScalar(u8, arg, '=')) |eq| {
-            name = arg[0..eq];
-            inline_value = arg[eq + 1 ..];
-        }
+        const given = flags.split(arg);
+        const name = given.name;
+        const inline_value = given.value;
         const flag = for (flag_names) |f| {
             if (std.mem.eql(u8, f[0], name)) break f[1];
         } else usage("unknown flag '{s}'", .{arg});
