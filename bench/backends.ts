@@ -8,7 +8,7 @@
  */
 
 import process from "node:process";
-import { curveTable, echoLevel, type EchoServer, LEVELS, measureCurve, option, printStudy } from "./curve.ts";
+import { type EchoServer, ioUringStudy, option } from "./curve.ts";
 import { example } from "./server.ts";
 
 const args = process.argv.slice(2);
@@ -31,12 +31,4 @@ for (const rt of runtimes) {
     baseline: epoll,
   });
 }
-const levels = [...LEVELS, echoLevel(1, 0), echoLevel(512, 0)];
-const curve = await measureCurve(servers, levels, { seconds, repeat, log: console.log });
-printStudy(
-  `bun bench/backends.ts ${args.join(" ")}`,
-  curve,
-  seconds,
-  repeat,
-  curveTable(curve, levels, "io_uring vs epoll (CPU, p50)"),
-);
+await ioUringStudy("bench/backends.ts", args, servers, seconds, repeat);

@@ -237,3 +237,26 @@ export function printStudy(command: string, curve: Curve, seconds: number, repea
   );
   console.log(table);
 }
+
+/**
+ * The io_uring studies (bench/floors.ts, bench/backends.ts): `servers`, each io_uring one
+ * with its epoll twin as baseline, along the curve and at 1 and 512 connections in a
+ * closed loop; prints the table with io_uring against epoll.
+ */
+export async function ioUringStudy(
+  script: string,
+  args: string[],
+  servers: EchoServer[],
+  seconds: number,
+  repeat: number,
+): Promise<void> {
+  const levels = [...LEVELS, echoLevel(1, 0), echoLevel(512, 0)];
+  const curve = await measureCurve(servers, levels, { seconds, repeat, log: console.log });
+  printStudy(
+    `bun ${script} ${args.join(" ")}`,
+    curve,
+    seconds,
+    repeat,
+    curveTable(curve, levels, "io_uring vs epoll (CPU, p50)"),
+  );
+}

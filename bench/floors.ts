@@ -9,7 +9,7 @@
  */
 
 import process from "node:process";
-import { curveTable, echoLevel, type EchoServer, LEVELS, measureCurve, option, printStudy } from "./curve.ts";
+import { type EchoServer, ioUringStudy, option } from "./curve.ts";
 import { root } from "./server.ts";
 
 const args = process.argv.slice(2);
@@ -23,12 +23,4 @@ const servers: EchoServer[] = [
   { name: EPOLL_FLOOR, argv: [`${root}zig-out/bin/zev-floor`] },
   { name: URING_FLOOR, argv: [`${root}zig-out/bin/zev-floor-uring`], baseline: EPOLL_FLOOR },
 ];
-const levels = [...LEVELS, echoLevel(1, 0), echoLevel(512, 0)];
-const curve = await measureCurve(servers, levels, { seconds, repeat, log: console.log });
-printStudy(
-  `bun bench/floors.ts ${args.join(" ")}`,
-  curve,
-  seconds,
-  repeat,
-  curveTable(curve, levels, "io_uring vs epoll (CPU, p50)"),
-);
+await ioUringStudy("bench/floors.ts", args, servers, seconds, repeat);
