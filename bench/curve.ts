@@ -127,7 +127,16 @@ export interface Curve {
   steal: number;
 }
 
-/** Measures every server at every level, `repeat` rounds each. */
+/**
+ * Seconds of saturation (64 connections, closed loop) each server gets once, before the
+ * curve. A server is measured as it runs for most of its life: warm. At 1,000 requests/s
+ * JavaScriptCore takes about 20 s to finish compiling zev's hot path, on a JIT thread
+ * that cost 6-7 µs per request meanwhile (bench/WAKE.md); charging that one-off cost to
+ * whichever level comes first would measure start-up, not the level.
+ */
+export const WARM_SECONDS = 5;
+
+/** Measures every server at every level, `repeat` rounds each, after one warm-up each. */
 export async function measureCurve(
   servers: EchoServer[],
   levels: Level[],
@@ -140,6 +149,9 @@ export async function measureCurve(
     for (const s of servers) {
       running.set(s.name, await startServer(s.name, pin(0, s.argv), s.env));
       samples.set(s.name, levels.map(() => []));
+    }
+    for (const server of running.values()) {
+      await load([...echoLevel(64, 0).args, "--port", String(server.port), "--duration", String(WARM_SECONDS)], 1);
     }
     for (const [li, level] of levels.entries()) {
       for (let rep = 1; rep <= options.repeat; rep++) {
@@ -232,7 +244,7 @@ export function option(args: string[], name: string, fallback: string): string {
 /** Prints how a study's curve was measured (the command, the runs, the steal), then its table. */
 export function printStudy(command: string, curve: Curve, seconds: number, repeat: number, table: string): void {
   console.log(
-    `\n${command} (${seconds} s per run, ${repeat} rounds, medians; ` +
+    `\n${command} (every server warmed ${WARM_SECONDS} s at saturation first; ${seconds} s per run, ${repeat} rounds, medians; ` +
       `the hypervisor stole ${(curve.steal * 100).toFixed(0)} % of the machine's CPU time during the run)\n`,
   );
   console.log(table);

@@ -32,6 +32,7 @@ import {
   measureCurve,
   medianOf,
   pairedRatio,
+  WARM_SECONDS,
 } from "./curve.ts";
 import { lineChart } from "./chart.ts";
 import { measureWorkers } from "./workers.ts";
@@ -334,8 +335,10 @@ Produced by \`make bench\` (\`bun bench/run.ts --seconds ${SECONDS} --repeat ${R
 - Machine: ${machine}
 - Versions: ${versions}
 - Method: every server runs pinned to CPU 0 (all started at once; only the one under load
-  works); the load (bench/load.zig, or wrk) runs pinned to CPU 1. Each measurement follows
-  a ${WARMUP} s warm-up and lasts ${SECONDS} s. Each load is measured in ${REPEAT} rounds that visit
+  works); the load (bench/load.zig, or wrk) runs pinned to CPU 1. Before the echo curve,
+  each server is warmed once, ${WARM_SECONDS} s at saturation, so that the JIT's start-up compiling
+  is not charged to the first level (bench/WAKE.md). Each measurement follows
+  a ${WARMUP} s warm-up with its own load and lasts ${SECONDS} s. Each load is measured in ${REPEAT} rounds that visit
   every server back to back; figures are medians, and ratios are medians of the ratios
   within each round, so that the machine's drift between minutes cancels out. Echo
   messages are 64 bytes, one in flight per connection.
