@@ -25,6 +25,12 @@ export interface WorkersServeOptions extends ServeOptions {
    * the main thread should do with `workerIndex() === undefined`). 1 to 63.
    */
   workers: number;
+  /**
+   * Milliseconds each Worker may take to load the program and listen; one that has not
+   * by then counts as failed (at start, `serve` rejects with `WorkerFailed`; later, it is
+   * replaced). 30,000 by default.
+   */
+  startTimeout?: number;
 }
 
 /** Options of `serve` on a Unix socket: those of `listen({ path })` and of `acceptLoop`. */

@@ -17,13 +17,13 @@ import { ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { type Server, startServer, type WorkersServeOptions } from "./serve.ts";
 import type { Stream } from "./stream.ts";
-import { show } from "./validate.ts";
+import { checkMs, show } from "./validate.ts";
 
 const native = reactor.native;
 /** One loop stays for the main thread (`limits().maxLoops` is 64). */
 const MAX_WORKERS = 63;
-/** How long a Worker may take to load the program and listen. */
-const START_MS = 30_000;
+/** How long a Worker may take to load the program and listen, unless `startTimeout` says. */
+export const DEFAULT_START_MS = 30_000;
 /**
  * A Worker that fails is replaced at once; one that fails again within this long of
  * starting is replaced after a pause that doubles (to 32 times this) while it keeps
@@ -59,6 +59,7 @@ function checkWorkers(options: WorkersServeOptions): number {
   if ("path" in options && options.path !== undefined) {
     throw new TypeError("serve: workers is for TCP (SO_REUSEPORT), not for a Unix socket (path)");
   }
+  if (options.startTimeout !== undefined) checkMs(options.startTimeout, "serve", "startTimeout");
   return n;
 }
 
@@ -146,7 +147,8 @@ function supervise(options: WorkersServeOptions, n: number): Promise<Server> {
       const slot: Slot = { worker, connections: 0, startedAt: Date.now(), quickFailures };
       slots[i] = slot;
       let listening = false;
-      slot.timer = setTimeout(() => failed(`did not listen within ${START_MS} ms`), START_MS);
+      const startMs = options.startTimeout ?? DEFAULT_START_MS;
+      slot.timer = setTimeout(() => failed(`did not listen within ${startMs} ms`), startMs);
       const failed = (message: string, code = "WorkerFailed") => {
         // Told twice in Bun (the Worker's message and its error event): act once.
         if (slot.failed) return;

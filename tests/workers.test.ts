@@ -90,6 +90,14 @@ test("serve with workers on a port taken by another listener rejects with the li
   }
 });
 
+test("a Worker that does not listen within startTimeout fails serve with WorkerFailed, and the program exits", async () => {
+  const run = await runProgram("workers_slow", { args: ["500", "20000"], timeoutMs: 15_000 });
+  assert.equal(run.code, 0, `exit ${run.code}\n${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /^failed: true WorkerFailed: serve: worker 0: did not listen within 500 ms$/m);
+  assert.match(run.stdout, /^after at least the timeout: true$/m);
+  assert.doesNotMatch(run.stdout, /^listening$/m);
+});
+
 test("bad workers values are refused by name", async () => {
   for (const workers of [0, 1.5, 64, "2"]) {
     await assert.rejects(
@@ -103,4 +111,15 @@ test("bad workers values are refused by name", async () => {
     serve({ path: "/tmp/x.sock", workers: 2 } as never, () => {}),
     /serve: workers is for TCP \(SO_REUSEPORT\), not for a Unix socket/,
   );
+  for (const startTimeout of [-1, Number.NaN, "5"]) {
+    await assert.rejects(
+      serve({ port: 0, workers: 1, startTimeout: startTimeout as number }, () => {}),
+      (e: unknown) =>
+        e instanceof RangeError && e.message.startsWith(
+          `serve: invalid startTimeout ${
+            typeof startTimeout === "string" ? `"${startTimeout}"` : startTimeout
+          }: expected milliseconds`,
+        ),
+    );
+  }
 });
