@@ -149,6 +149,13 @@ const Socket = struct {
     starving: bool = false,
     /// On the loop's list of streams whose state changed since the last poll.
     dirty: bool = false,
+
+    /// A read found nothing (EAGAIN): not readable until the next edge, which the
+    /// caller wants reported as a READ event.
+    fn drained(s: *Socket) void {
+        s.readable = false;
+        s.want_read = true;
+    }
 };
 
 /// Counters for the application and the tests (`zev_stats`); order is ABI.
@@ -582,10 +589,7 @@ pub const Loop = struct {
         }
         var storage: std.posix.sockaddr.storage = undefined;
         const got = sys.recvFrom(s.fd, buf, &storage) catch |err| {
-            if (err == error.WouldBlock) {
-                s.readable = false;
-                s.want_read = true;
-            }
+            if (err == error.WouldBlock) s.drained();
             return err;
         };
         try address.write(&storage, from);
@@ -641,10 +645,7 @@ pub const Loop = struct {
             return error.WouldBlock;
         }
         const n = sys.read(s.fd, buf) catch |err| {
-            if (err == error.WouldBlock) {
-                s.readable = false;
-                s.want_read = true;
-            }
+            if (err == error.WouldBlock) s.drained();
             return err;
         };
         // A short read took everything the socket held at that instant; data arriving

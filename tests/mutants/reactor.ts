@@ -70,10 +70,9 @@ export const mutants: Mutant[] = [
     name: "eagain-no-interest",
     breaks: "a read that would block does not ask for the next READ event",
     file: "zig/loop.zig",
-    from:
-      "        const n = sys.read(s.fd, buf) catch |err| {\n            if (err == error.WouldBlock) {\n                s.readable = false;\n                s.want_read = true;\n            }",
+    from: "        const n = sys.read(s.fd, buf) catch |err| {\n            if (err == error.WouldBlock) s.drained();",
     to:
-      "        const n = sys.read(s.fd, buf) catch |err| {\n            if (err == error.WouldBlock) {\n                s.readable = false;\n            }",
+      "        const n = sys.read(s.fd, buf) catch |err| {\n            if (err == error.WouldBlock) s.readable = false;",
     tests: ["zig", "stream"],
   },
   {
