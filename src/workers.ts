@@ -23,7 +23,7 @@ const native = reactor.native;
 /** One loop stays for the main thread (`limits().maxLoops` is 64). */
 const MAX_WORKERS = 63;
 /** How long a Worker may take to load the program and listen, unless `startTimeout` says. */
-export const DEFAULT_START_MS = 30_000;
+const DEFAULT_START_MS = 30_000;
 /**
  * A Worker that fails is replaced at once; one that fails again within this long of
  * starting is replaced after a pause that doubles (to 32 times this) while it keeps

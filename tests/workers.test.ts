@@ -3,7 +3,8 @@
  * both Workers answer, a failing Worker is reported once and replaced while the other
  * serves on, every connection after it is answered, close ends them all and the program
  * exits; close lets a request in flight finish; a Worker that keeps failing at start is
- * replaced after pauses that double; bad `workers` values are refused by name.
+ * replaced after pauses that double; one slower to listen than `startTimeout` fails
+ * `serve`; bad `workers` and `startTimeout` values are refused by name.
  */
 
 import { test } from "node:test";
