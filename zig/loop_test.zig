@@ -45,7 +45,7 @@ pub fn portOf(loop: *Loop, h: u32) !u32 {
 }
 
 /// Polls until `h` gets `flag`, at most `ms` milliseconds.
-pub fn waitFor(loop: *Loop, h: u32, flag: u32, ms: i64) !void {
+fn waitFor(loop: *Loop, h: u32, flag: u32, ms: i64) !void {
     var e: Events = .{};
     const deadline = std.time.milliTimestamp() + ms;
     while (std.time.milliTimestamp() < deadline) {
