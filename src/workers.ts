@@ -131,6 +131,7 @@ function stop(slot: Slot | undefined): void {
 /** On the main thread: start the Workers, replace those that fail, close them together. */
 function supervise(options: WorkersServeOptions, n: number): Promise<Server> {
   const url = native.workers.mainModule();
+  const startMs = options.startTimeout ?? DEFAULT_START_MS;
   const slots: Slot[] = [];
   let addr: Addr | undefined;
   let closing: Promise<void> | undefined;
@@ -147,7 +148,6 @@ function supervise(options: WorkersServeOptions, n: number): Promise<Server> {
       const slot: Slot = { worker, connections: 0, startedAt: Date.now(), quickFailures };
       slots[i] = slot;
       let listening = false;
-      const startMs = options.startTimeout ?? DEFAULT_START_MS;
       slot.timer = setTimeout(() => failed(`did not listen within ${startMs} ms`), startMs);
       const failed = (message: string, code = "WorkerFailed") => {
         // Told twice in Bun (the Worker's message and its error event): act once.
