@@ -374,6 +374,13 @@ export class Reactor {
     this.#turn(true);
   };
 
+  /** The driver's state in words, for a test that stalled to say where it stood. */
+  describe(): string {
+    const state = ["idle", "scheduled", "parked"][this.#state];
+    return `driver ${state}, ${this.#holds} waits held, ${this.#open} open, ${this.#deferred.length} deferred, ` +
+      `parker ${this.#parker!.kind} (${this.#parker!.keepingAlive ? "" : "not "}keeping alive)`;
+  }
+
   stats(): Stats {
     const out = this.#stats;
     native.sym.zev_stats(this.loop, new Uint8Array(out.buffer), out.length);

@@ -24,6 +24,38 @@ export async function within<T>(ms: number, message: string, promise: Promise<T>
   }
 }
 
+/**
+ * Awaits `promise` while `progress()` keeps changing; fails when it stood still for `ms`,
+ * with `describe()` in the message, so that a stall says where it stood instead of
+ * running into the test's timeout.
+ */
+export async function progressing<T>(
+  ms: number,
+  what: string,
+  progress: () => unknown,
+  describe: () => string,
+  promise: Promise<T>,
+): Promise<T> {
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    let last = progress(), since = Date.now();
+    timer = setInterval(() => {
+      const now = progress();
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+      } else if (Date.now() - since >= ms) {
+        reject(new Error(`stall: ${what} (no progress within ${ms} ms): ${describe()}`));
+      }
+    }, Math.min(1000, ms / 4));
+  });
+  try {
+    return await Promise.race([promise, stalled]);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** Waits until `f()` holds, polling every 5 ms; fails with `what` after `ms`. */
 export async function eventually(ms: number, what: string, f: () => boolean): Promise<void> {
   await within(

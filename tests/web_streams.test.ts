@@ -8,8 +8,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { acceptLoop, connect, listen, type Stream } from "../mod.ts";
-import { text, within } from "./helpers.ts";
+import { acceptLoop, connect, listen, stats, type Stream } from "../mod.ts";
+import { reactor } from "../src/reactor.ts";
+import { progressing, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("web_streams");
@@ -23,33 +24,54 @@ const fill = (buf: Uint8Array, offset: number) => {
 };
 
 test("256 MiB each way through a proxy of pipeTo, every byte checked", async () => {
+  // Where each part stands, told if the bytes stop moving (see `progressing` below).
+  const parts = { echo: "accepting", down: "accepting", up: "accepting", sending: "writing" };
+  const settle = <T>(name: keyof typeof parts, p: Promise<T>): Promise<T> =>
+    p.then((v) => ((parts[name] = "done"), v), (e) => ((parts[name] = `failed: ${e}`), Promise.reject(e)));
   const echo = listen({ hostname: "127.0.0.1", port: 0 });
   const echoing = acceptLoop(echo, async (s: Stream) => {
-    await s.readable.pipeTo(s.writable);
+    await settle("echo", (parts.echo = "piping", s.readable.pipeTo(s.writable)));
   });
   const proxy = listen({ hostname: "127.0.0.1", port: 0 });
   const proxying = acceptLoop(proxy, async (down: Stream) => {
     const up = await connect({ port: echo.addr.port });
-    await Promise.all([down.readable.pipeTo(up.writable), up.readable.pipeTo(down.writable)]);
+    parts.down = parts.up = "piping";
+    await Promise.all([
+      settle("down", down.readable.pipeTo(up.writable)),
+      settle("up", up.readable.pipeTo(down.writable)),
+    ]);
     await up.close();
   });
 
   const client = await connect({ port: proxy.addr.port });
-  const sending = (async () => {
-    const writer = client.writable.getWriter();
-    for (let sent = 0; sent < TOTAL; sent += CHUNK) {
-      const chunk = new Uint8Array(CHUNK); // a fresh chunk: the stream holds it until written
-      fill(chunk, sent);
-      await writer.write(chunk);
+  let sent = 0, got = 0, bad = -1;
+  const sending = settle(
+    "sending",
+    (async () => {
+      const writer = client.writable.getWriter();
+      for (; sent < TOTAL; sent += CHUNK) {
+        const chunk = new Uint8Array(CHUNK); // a fresh chunk: the stream holds it until written
+        fill(chunk, sent);
+        await writer.write(chunk);
+      }
+      await writer.close();
+    })(),
+  );
+  const receiving = (async () => {
+    for await (const chunk of client.readable) {
+      for (let i = 0; i < chunk.length && bad < 0; i++) if (chunk[i] !== (got + i) % 251) bad = got + i;
+      got += chunk.length;
     }
-    await writer.close();
   })();
-  let got = 0, bad = -1;
-  for await (const chunk of client.readable) {
-    for (let i = 0; i < chunk.length && bad < 0; i++) if (chunk[i] !== (got + i) % 251) bad = got + i;
-    got += chunk.length;
-  }
-  await sending;
+  // A stall fails within 30 s and says where it stood, instead of running into the
+  // test's timeout with nothing to show.
+  await progressing(
+    30_000,
+    "bytes through the proxy",
+    () => sent + got,
+    () => `sent ${sent}, got ${got}, ${JSON.stringify(parts)}, ${reactor.describe()}, ${JSON.stringify(stats())}`,
+    Promise.all([receiving, sending]),
+  );
   assert.equal(bad, -1, `byte ${bad} came back wrong`);
   assert.equal(got, TOTAL);
   await client.close();
