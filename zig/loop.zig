@@ -732,7 +732,10 @@ pub const Loop = struct {
         const s = self.sockets.get(h) orelse return error.BadHandle;
         if (sys.is_linux) {
             if (self.ring) |r| {
-                if (s.kind == .stream) self.ringForget(r, s);
+                if (s.kind == .stream) {
+                    self.ringForget(r, s);
+                    self.feedStarvingNow(r);
+                }
             }
         }
         if (s.kind == .listener) self.unlinkListener(h, s);
@@ -856,6 +859,7 @@ pub const Loop = struct {
             if (s.rx_off == r.len[bid]) self.popBuffer(r, s);
         }
         self.maybeRearm(r, s);
+        self.feedStarvingNow(r);
         return n;
     }
 
@@ -911,6 +915,13 @@ pub const Loop = struct {
         }
         list[len.*] = h;
         len.* += 1;
+    }
+
+    /// Buffers came back outside a poll (a read, a close): streams that ran out receive
+    /// again now, not at the next poll, which a parked loop makes only after a completion
+    /// that a stream with no receive armed never brings.
+    fn feedStarvingNow(self: *Loop, r: *uring.Ring) void {
+        if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);
     }
 
     /// Buffers came back: streams that ran out receive again.

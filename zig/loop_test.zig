@@ -161,6 +161,56 @@ test "loop: many streams receive at once and none reads: every byte arrives once
     try testing.expectEqual(@as(u64, 0), loop.snapshot().live_handles);
 }
 
+test "loop: io_uring: a read that gives buffers back lets streams that ran out receive again, with no poll" {
+    // A parked loop polls only after a completion, and a stream that ran out of buffers
+    // has no receive armed to complete: the read that frees buffers must start it again.
+    const loop = try open(512);
+    defer loop.destroy();
+    if (loop.ring == null) return error.SkipZigTest;
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    const port = try portOf(loop, l);
+    // Each stream's bytes fit its share of buffers; together they need more than the ring has.
+    const share = @as(usize, limits.ring_buffers_per_stream) * limits.ring_buffer_bytes;
+    const n = limits.ring_buffers / limits.ring_buffers_per_stream + 16;
+    var clients: [n]u32 = undefined;
+    var servers: [n]u32 = undefined;
+    for (0..n) |i| {
+        clients[i] = try connectNow(loop, port);
+        servers[i] = try acceptOne(loop, l);
+    }
+    var chunk: [share]u8 = undefined;
+    for (clients, 0..) |c, i| {
+        @memset(&chunk, @intCast(i));
+        try testing.expectEqual(@as(usize, share), try loop.write(c, &chunk));
+    }
+    var e: Events = .{};
+    for (0..40) |_| try e.poll(loop, 5);
+    try testing.expect(loop.starving_len > 0);
+    // The last poll found nothing: the loop would park now. Read all that was received.
+    try e.poll(loop, 0);
+    try testing.expectEqual(@as(usize, 0), e.n);
+    var got: [n]usize = @splat(0);
+    for (servers, 0..) |s, i| {
+        while (got[i] < share) {
+            const k = loop.read(s, chunk[0 .. share - got[i]]) catch |err| switch (err) {
+                error.WouldBlock => break,
+                else => return err,
+            };
+            for (chunk[0..k]) |b| try testing.expectEqual(@as(u8, @intCast(i)), b);
+            got[i] += k;
+        }
+    }
+    // A stream that ran out receives again at once: its completion ends the park.
+    try testing.expect(try loop.park(2000));
+    for (servers, 0..) |s, i| {
+        try readFull(loop, s, chunk[0 .. share - got[i]]);
+        for (chunk[0 .. share - got[i]]) |b| try testing.expectEqual(@as(u8, @intCast(i)), b);
+    }
+    for (clients) |c| try loop.close(c, false);
+    for (servers) |s| try loop.close(s, false);
+    try loop.close(l, false);
+}
+
 test "loop: a burst of 1000 connections is accepted in bounded batches, none left behind" {
     const loop = try open(4096);
     defer loop.destroy();

@@ -150,6 +150,16 @@ export const mutants: Mutant[] = [
     env: { ZEV_BACKEND: "io_uring" },
   },
   {
+    name: "ring-starving-fed-only-by-polls",
+    breaks:
+      "io_uring: buffers given back by a read outside a poll feed no stream that ran out, so a parked loop never receives for it",
+    file: "zig/loop.zig",
+    from: "        if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);\n    }",
+    to: "        _ = r;\n        _ = self;\n    }",
+    tests: ["zig"],
+    env: { ZEV_BACKEND: "io_uring" },
+  },
+  {
     name: "ring-park-deaf",
     breaks: "io_uring: a park leaves the ring's eventfd signals off, so no completion wakes it",
     file: "zig/io_uring.zig",
