@@ -77,10 +77,24 @@ pub const RingWake = struct {
     /// Arms the wake: the next event of `fd`, or one already there, sends one byte to
     /// `rx`. With `drain` (`fd` an eventfd), the kernel reads the eventfd first, so the
     /// loop need not: the read never waits, and the byte is sent even if it fails. Does
-    /// nothing while an earlier arm has not fired: its poll is still waiting.
+    /// nothing while an earlier arm has not fired: its poll is still waiting. An arm whose
+    /// submission failed leaves its park in the queue, and the next arm submits that one:
+    /// preparing another beside it would not fit, and every later park would fail.
     pub fn arm(w: *RingWake, fd: sys.fd_t, drain: bool) Error!void {
         w.reap();
         if (w.armed) return;
+        if (w.ring.sq_ready() == 0) try w.prepare(fd, drain);
+        _ = w.ring.submit() catch |err| return switch (err) {
+            error.SystemResources, error.CompletionQueueOvercommitted => error.NoMemory,
+            else => error.Unexpected,
+        };
+        w.armed = true;
+    }
+
+    /// Puts one park in the empty queue (it always fits: `ring_entries`), or nothing.
+    fn prepare(w: *RingWake, fd: sys.fd_t, drain: bool) Error!void {
+        const start = w.ring.sq.sqe_tail;
+        errdefer w.ring.sq.sqe_tail = start;
         const poll = w.ring.poll_add(poll_token, fd, linux.POLL.IN) catch return error.Limit;
         poll.flags |= linux.IOSQE_IO_LINK;
         if (drain) {
@@ -89,11 +103,6 @@ pub const RingWake = struct {
             read.flags |= linux.IOSQE_IO_HARDLINK;
         }
         _ = w.ring.send(send_token, w.tx, &w.byte, linux.MSG.NOSIGNAL | linux.MSG.DONTWAIT) catch return error.Limit;
-        _ = w.ring.submit() catch |err| return switch (err) {
-            error.SystemResources, error.CompletionQueueOvercommitted => error.NoMemory,
-            else => error.Unexpected,
-        };
-        w.armed = true;
     }
 };
 
@@ -136,4 +145,36 @@ test "ring wake: no byte without an event, one byte per armed park, and none los
     _ = try sys.read(efd, &buf);
     try w.arm(efd, false);
     try testing.expect(!try rxReadable(&w, 20));
+}
+
+test "ring wake: a park whose submission failed is submitted by the next arm, which then works" {
+    var w = RingWake.init() catch |err| switch (err) {
+        error.Unsupported => return error.SkipZigTest,
+        else => return err,
+    };
+    defer w.deinit();
+    const efd: sys.fd_t = @intCast(try sys.check(linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK)));
+    defer sys.close(efd);
+
+    // The kernel refuses the submission (here: the ring's descriptor is not a ring).
+    const ring_fd = w.ring.fd;
+    w.ring.fd = efd;
+    try testing.expectError(error.Unexpected, w.arm(efd, true));
+    w.ring.fd = ring_fd;
+    try testing.expect(!w.armed);
+
+    // The next arm submits the park left in the queue, and it fires once per event.
+    try w.arm(efd, true);
+    try testing.expect(!try rxReadable(&w, 20));
+    const one: u64 = 1;
+    _ = try sys.write(efd, std.mem.asBytes(&one));
+    try testing.expect(try rxReadable(&w, 1000));
+    var buf: [8]u8 = undefined;
+    try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
+    // The kernel drained the eventfd (`drain`): the next park waits for a new event.
+    try w.arm(efd, true);
+    try testing.expect(!try rxReadable(&w, 20));
+    _ = try sys.write(efd, std.mem.asBytes(&one));
+    try testing.expect(try rxReadable(&w, 1000));
+    try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
 }

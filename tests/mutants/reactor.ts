@@ -179,6 +179,15 @@ export const mutants: Mutant[] = [
     env: { ZEV_BACKEND: "io_uring" },
   },
   {
+    name: "ring-wake-failed-park-stuck",
+    breaks:
+      "a park whose submission failed stays in the wake's queue beside the next, which no longer fits: every later park fails",
+    file: "zig/ring_wake.zig",
+    from: "        if (w.ring.sq_ready() == 0) try w.prepare(fd, drain);",
+    to: "        try w.prepare(fd, drain);",
+    tests: ["zig"],
+  },
+  {
     name: "ring-wake-no-drain",
     breaks: "io_uring: the kernel's wake leaves the ring's eventfd signalled, so every later park fires at once",
     file: "zig/ring_wake.zig",
