@@ -378,7 +378,8 @@ export class Reactor {
   describe(): string {
     const state = ["idle", "scheduled", "parked"][this.#state];
     return `driver ${state}, ${this.#holds} waits held, ${this.#open} open, ${this.#deferred.length} deferred, ` +
-      `parker ${this.#parker!.kind} (${this.#parker!.keepingAlive ? "" : "not "}keeping alive)`;
+      `parker ${this.#parker!.kind} (${this.#parker!.keepingAlive ? "" : "not "}keeping alive` +
+      `${this.#parkFailed ? ", failing: polling every millisecond" : ""})`;
   }
 
   stats(): Stats {
