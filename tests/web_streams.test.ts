@@ -30,7 +30,8 @@ test("256 MiB each way through a proxy of pipeTo, every byte checked", async () 
     p.then((v) => ((parts[name] = "done"), v), (e) => ((parts[name] = `failed: ${e}`), Promise.reject(e)));
   const echo = listen({ hostname: "127.0.0.1", port: 0 });
   const echoing = acceptLoop(echo, async (s: Stream) => {
-    await settle("echo", (parts.echo = "piping", s.readable.pipeTo(s.writable)));
+    parts.echo = "piping";
+    await settle("echo", s.readable.pipeTo(s.writable));
   });
   const proxy = listen({ hostname: "127.0.0.1", port: 0 });
   const proxying = acceptLoop(proxy, async (down: Stream) => {
