@@ -126,6 +126,28 @@ test "loop: listen, connect, accept, echo, close" {
     try testing.expectEqual(@as(u64, 0), loop.snapshot().live_handles);
 }
 
+/// Connects `clients.len` streams to listener `l` (the accepted ends in `servers`); each
+/// client writes `chunk.len` bytes of its index, and the loop polls 200 ms while nobody
+/// reads, so that everything arrives (and the write queues drain meanwhile).
+fn sendTagged(loop: *Loop, l: u32, clients: []u32, servers: []u32, chunk: []u8) !void {
+    const port = try portOf(loop, l);
+    for (clients, servers) |*c, *s| {
+        c.* = try connectNow(loop, port);
+        s.* = try acceptOne(loop, l);
+    }
+    for (clients, 0..) |c, i| {
+        @memset(chunk, @intCast(i));
+        try testing.expectEqual(chunk.len, try loop.write(c, chunk));
+    }
+    var e: Events = .{};
+    for (0..40) |_| try e.poll(loop, 5);
+}
+
+/// Every byte of `got` is `i`, as `sendTagged`'s client `i` sent it.
+fn expectTagged(got: []const u8, i: usize) !void {
+    for (got) |b| try testing.expectEqual(@as(u8, @intCast(i)), b);
+}
+
 test "loop: many streams receive at once and none reads: every byte arrives once they do" {
     // On io_uring, 96 streams of 48 KiB unread need more receive buffers than the ring
     // has (limits.ring_buffers): receives run out, wait, and start again as streams are
@@ -133,27 +155,16 @@ test "loop: many streams receive at once and none reads: every byte arrives once
     const loop = try open(512);
     defer loop.destroy();
     const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const port = try portOf(loop, l);
     const n = 96;
     const size = 48 * 1024;
     try testing.expect(n * size > @as(usize, limits.ring_buffers) * limits.ring_buffer_bytes);
     var clients: [n]u32 = undefined;
     var servers: [n]u32 = undefined;
-    for (0..n) |i| {
-        clients[i] = try connectNow(loop, port);
-        servers[i] = try acceptOne(loop, l);
-    }
     var chunk: [size]u8 = undefined;
-    for (clients, 0..) |c, i| {
-        @memset(&chunk, @intCast(i));
-        try testing.expectEqual(@as(usize, size), try loop.write(c, &chunk));
-    }
-    // Everything arrives while nobody reads (and the write queues drain meanwhile).
-    var e: Events = .{};
-    for (0..40) |_| try e.poll(loop, 5);
+    try sendTagged(loop, l, &clients, &servers, &chunk);
     for (servers, 0..) |s, i| {
         try readFull(loop, s, &chunk);
-        for (chunk) |b| try testing.expectEqual(@as(u8, @intCast(i)), b);
+        try expectTagged(&chunk, i);
     }
     for (clients) |c| try loop.close(c, false);
     for (servers) |s| try loop.close(s, false);
@@ -168,25 +179,16 @@ test "loop: io_uring: a read that gives buffers back lets streams that ran out r
     defer loop.destroy();
     if (loop.ring == null) return error.SkipZigTest;
     const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const port = try portOf(loop, l);
     // Each stream's bytes fit its share of buffers; together they need more than the ring has.
     const share = @as(usize, limits.ring_buffers_per_stream) * limits.ring_buffer_bytes;
     const n = limits.ring_buffers / limits.ring_buffers_per_stream + 16;
     var clients: [n]u32 = undefined;
     var servers: [n]u32 = undefined;
-    for (0..n) |i| {
-        clients[i] = try connectNow(loop, port);
-        servers[i] = try acceptOne(loop, l);
-    }
     var chunk: [share]u8 = undefined;
-    for (clients, 0..) |c, i| {
-        @memset(&chunk, @intCast(i));
-        try testing.expectEqual(@as(usize, share), try loop.write(c, &chunk));
-    }
-    var e: Events = .{};
-    for (0..40) |_| try e.poll(loop, 5);
+    try sendTagged(loop, l, &clients, &servers, &chunk);
     try testing.expect(loop.starving_len > 0);
     // The last poll found nothing: the loop would park now. Read all that was received.
+    var e: Events = .{};
     try e.poll(loop, 0);
     try testing.expectEqual(@as(usize, 0), e.n);
     var got: [n]usize = @splat(0);
@@ -196,7 +198,7 @@ test "loop: io_uring: a read that gives buffers back lets streams that ran out r
                 error.WouldBlock => break,
                 else => return err,
             };
-            for (chunk[0..k]) |b| try testing.expectEqual(@as(u8, @intCast(i)), b);
+            try expectTagged(chunk[0..k], i);
             got[i] += k;
         }
     }
@@ -204,7 +206,7 @@ test "loop: io_uring: a read that gives buffers back lets streams that ran out r
     try testing.expect(try loop.park(2000));
     for (servers, 0..) |s, i| {
         try readFull(loop, s, chunk[0 .. share - got[i]]);
-        for (chunk[0 .. share - got[i]]) |b| try testing.expectEqual(@as(u8, @intCast(i)), b);
+        try expectTagged(chunk[0 .. share - got[i]], i);
     }
     for (clients) |c| try loop.close(c, false);
     for (servers) |s| try loop.close(s, false);

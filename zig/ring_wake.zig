@@ -112,14 +112,36 @@ fn rxReadable(w: *const RingWake, timeout_ms: i32) !bool {
     return sys.pollReadable(w.rx, timeout_ms);
 }
 
-test "ring wake: no byte without an event, one byte per armed park, and none lost before the park" {
-    var w = RingWake.init() catch |err| switch (err) {
-        // A host that forbids io_uring runs the thread fallback; nothing to test here.
-        error.Unsupported => return error.SkipZigTest,
-        else => return err,
+/// A wake to test, or a skipped test where io_uring is forbidden (the host runs the
+/// thread fallback then: nothing to test here).
+pub fn openForTest() !RingWake {
+    return RingWake.init() catch |err| switch (err) {
+        error.Unsupported => error.SkipZigTest,
+        else => err,
     };
+}
+
+fn eventfdForTest() !sys.fd_t {
+    return @intCast(try sys.check(linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK)));
+}
+
+/// Signals `efd`, and expects exactly one byte on the wake for it.
+fn expectOneByteFor(w: *const RingWake, efd: sys.fd_t) !void {
+    const one: u64 = 1;
+    _ = try sys.write(efd, std.mem.asBytes(&one));
+    try expectOneByte(w);
+}
+
+fn expectOneByte(w: *const RingWake) !void {
+    try testing.expect(try rxReadable(w, 1000));
+    var buf: [8]u8 = undefined;
+    try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
+}
+
+test "ring wake: no byte without an event, one byte per armed park, and none lost before the park" {
+    var w = try openForTest();
     defer w.deinit();
-    const efd: sys.fd_t = @intCast(try sys.check(linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK)));
+    const efd = try eventfdForTest();
     defer sys.close(efd);
 
     // Nothing ready: arming sends nothing.
@@ -129,31 +151,24 @@ test "ring wake: no byte without an event, one byte per armed park, and none los
     try w.arm(efd, false);
 
     // An event after the park: exactly one byte.
-    const one: u64 = 1;
-    _ = try sys.write(efd, std.mem.asBytes(&one));
-    try testing.expect(try rxReadable(&w, 1000));
-    var buf: [8]u8 = undefined;
-    try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
+    try expectOneByteFor(&w, efd);
     try testing.expect(!try rxReadable(&w, 20));
 
     // The event is still there (nobody consumed it): the next park fires at once.
     try w.arm(efd, false);
-    try testing.expect(try rxReadable(&w, 1000));
-    try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
+    try expectOneByte(&w);
 
     // Consumed, then parked: silence again.
+    var buf: [8]u8 = undefined;
     _ = try sys.read(efd, &buf);
     try w.arm(efd, false);
     try testing.expect(!try rxReadable(&w, 20));
 }
 
 test "ring wake: a park whose submission failed is submitted by the next arm, which then works" {
-    var w = RingWake.init() catch |err| switch (err) {
-        error.Unsupported => return error.SkipZigTest,
-        else => return err,
-    };
+    var w = try openForTest();
     defer w.deinit();
-    const efd: sys.fd_t = @intCast(try sys.check(linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK)));
+    const efd = try eventfdForTest();
     defer sys.close(efd);
 
     // The kernel refuses the submission (here: the ring's descriptor is not a ring).
@@ -166,15 +181,9 @@ test "ring wake: a park whose submission failed is submitted by the next arm, wh
     // The next arm submits the park left in the queue, and it fires once per event.
     try w.arm(efd, true);
     try testing.expect(!try rxReadable(&w, 20));
-    const one: u64 = 1;
-    _ = try sys.write(efd, std.mem.asBytes(&one));
-    try testing.expect(try rxReadable(&w, 1000));
-    var buf: [8]u8 = undefined;
-    try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
+    try expectOneByteFor(&w, efd);
     // The kernel drained the eventfd (`drain`): the next park waits for a new event.
     try w.arm(efd, true);
     try testing.expect(!try rxReadable(&w, 20));
-    _ = try sys.write(efd, std.mem.asBytes(&one));
-    try testing.expect(try rxReadable(&w, 1000));
-    try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
+    try expectOneByteFor(&w, efd);
 }
