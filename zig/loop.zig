@@ -734,7 +734,7 @@ pub const Loop = struct {
             if (self.ring) |r| {
                 if (s.kind == .stream) {
                     self.ringForget(r, s);
-                    self.feedStarvingNow(r);
+                    self.feedStarvingIfFreed(r);
                 }
             }
         }
@@ -859,7 +859,7 @@ pub const Loop = struct {
             if (s.rx_off == r.len[bid]) self.popBuffer(r, s);
         }
         self.maybeRearm(r, s);
-        self.feedStarvingNow(r);
+        self.feedStarvingIfFreed(r);
         return n;
     }
 
@@ -917,10 +917,10 @@ pub const Loop = struct {
         len.* += 1;
     }
 
-    /// Buffers came back outside a poll (a read, a close): streams that ran out receive
-    /// again now, not at the next poll, which a parked loop makes only after a completion
-    /// that a stream with no receive armed never brings.
-    fn feedStarvingNow(self: *Loop, r: *uring.Ring) void {
+    /// If buffers came back, streams that ran out receive again. Called where buffers come
+    /// back outside a poll too (a read, a close), not only at the next poll: a parked loop
+    /// polls only after a completion, which a stream with no receive armed never brings.
+    fn feedStarvingIfFreed(self: *Loop, r: *uring.Ring) void {
         if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);
     }
 
@@ -1027,7 +1027,7 @@ pub const Loop = struct {
         while (true) {
             // Streams that ran out of buffers receive again, in this `enter`, once reads
             // gave buffers back.
-            if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);
+            self.feedStarvingIfFreed(r);
             // A poll that finds the ring idle makes no system call.
             if (wait != 0 or !r.idle()) _ = try r.enter(wait);
             wait = 0;

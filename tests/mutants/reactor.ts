@@ -154,8 +154,8 @@ export const mutants: Mutant[] = [
     breaks:
       "io_uring: buffers given back by a read outside a poll feed no stream that ran out, so a parked loop never receives for it",
     file: "zig/loop.zig",
-    from: "        if (self.buffers_returned and self.starving_len > 0) self.feedStarving(r);\n    }",
-    to: "        _ = r;\n        _ = self;\n    }",
+    from: "        self.maybeRearm(r, s);\n        self.feedStarvingIfFreed(r);\n        return n;",
+    to: "        self.maybeRearm(r, s);\n        return n;",
     tests: ["zig"],
     env: { ZEV_BACKEND: "io_uring" },
   },
