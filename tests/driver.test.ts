@@ -1,10 +1,12 @@
 /**
  * The loop driver's behaviour that only costs show: how many polls a lightly loaded
  * server makes per request (the kernel's wake parks in the same call as the poll that
- * found nothing, and right after a woken turn; a thread's wake needs one more poll), none
- * while idle, and an opt-in spin that polls for its time and then parks. These are
- * counts of the loop's own polls (`stats().polls`), not timings: a driver that polls one
- * turn more per request, or never stops spinning, fails here while every echo still works.
+ * found nothing, and right after a woken turn, once the tasks it woke have written their
+ * answers; a thread's wake needs one more poll), none while idle, and an opt-in spin that
+ * polls for its time and then parks. These are
+ * counts of the loop's own polls (`stats().polls`) and orders of events, not timings: a
+ * driver that polls one turn more per request, parks before the answers, or never stops
+ * spinning, fails here while every echo still works.
  */
 
 import { test } from "node:test";
@@ -63,6 +65,54 @@ test("at light load a request costs one poll with the kernel's wake, two with a 
   await pause(200);
   assert.equal(stats().polls - idleFrom, 0, "a parked loop does not poll");
   await close();
+});
+
+test("a woken loop parks after the tasks it woke have written their answers", async () => {
+  const log: string[] = [];
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const served = go(async () => {
+    const stream = await listener.accept();
+    const buf = new Uint8Array(64);
+    for (let n; (n = await stream.read(buf)) !== null;) {
+      const written = stream.write(buf.subarray(0, n));
+      log.push("write"); // the bytes are in the kernel: the write took them at once
+      await written;
+    }
+    await stream.close();
+  });
+  const socket = net.connect(listener.addr.port, "127.0.0.1");
+  await new Promise((resolve) => socket.once("connect", resolve));
+  const roundTrip = () =>
+    new Promise((resolve) => {
+      socket.once("data", resolve);
+      log.push("request");
+      socket.write("ping");
+    });
+  await roundTrip();
+  // Parks that arm the wake (a poll that finds nothing parks in the same call instead).
+  const parker = reactor.parker;
+  const park = parker.park;
+  parker.park = () => {
+    log.push("park");
+    return park.call(parker);
+  };
+  log.length = 0;
+  try {
+    for (let i = 0; i < 50; i++) {
+      await roundTrip();
+      await pause(1);
+    }
+  } finally {
+    parker.park = park;
+  }
+  const requests = log.join(" ").split("request ").slice(1);
+  const early = requests.filter((r) => r.startsWith("park"));
+  assert.equal(requests.length, 50);
+  assert.ok(log.includes("park"), "no park armed the wake");
+  assert.equal(early.length, 0, `${early.length} of 50 requests saw a park before their answer: ${early[0]}`);
+  socket.end();
+  await served.done;
+  listener.close();
 });
 
 test("an opt-in spin polls for its time after the last event, then parks", async () => {
