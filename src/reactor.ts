@@ -286,8 +286,8 @@ export class Reactor {
 
   /**
    * Parks after the microtasks this turn queued: the tasks it woke write their answers
-   * before the park's system call rather than after it, a reply a few µs sooner at light
-   * load, and a cheaper wake of a peer that went idle meanwhile (bench/WAKE.md).
+   * before the park's system call rather than after it: a reply a few µs sooner at light
+   * load, to a peer that has had less time to fall idle (bench/WAKE.md).
    */
   #parkAfterTasks(): void {
     this.#state = State.Parked;

@@ -3,10 +3,10 @@
  * server makes per request (the kernel's wake parks in the same call as the poll that
  * found nothing, and right after a woken turn, once the tasks it woke have written their
  * answers; a thread's wake needs one more poll), none while idle, and an opt-in spin that
- * polls for its time and then parks. These are
- * counts of the loop's own polls (`stats().polls`) and orders of events, not timings: a
- * driver that polls one turn more per request, parks before the answers, or never stops
- * spinning, fails here while every echo still works.
+ * polls for its time and then parks. These are counts of the loop's own polls
+ * (`stats().polls`) and orders of events, not timings: a driver that polls one turn more
+ * per request, parks before the answers, or never stops spinning, fails here while every
+ * echo still works.
  */
 
 import { test } from "node:test";
@@ -21,13 +21,21 @@ checkLeaks("driver");
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** An echo server on zev and a client on the runtime's own sockets (which cost zev no poll). */
-async function echoPair() {
+/**
+ * An echo server on zev and a client on the runtime's own sockets (which cost zev no poll);
+ * `log` gets "request" as each request is sent and "write" once the server's write of its
+ * answer has handed the bytes to the kernel.
+ */
+async function echoPair(log: string[] = []) {
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
   const served = go(async () => {
     const stream = await listener.accept();
     const buf = new Uint8Array(64);
-    for (let n; (n = await stream.read(buf)) !== null;) await stream.write(buf.subarray(0, n));
+    for (let n; (n = await stream.read(buf)) !== null;) {
+      const written = stream.write(buf.subarray(0, n));
+      log.push("write"); // a 64-byte write takes the bytes at once
+      await written;
+    }
     await stream.close();
   });
   const socket = net.connect(listener.addr.port, "127.0.0.1");
@@ -35,6 +43,7 @@ async function echoPair() {
   const roundTrip = () =>
     new Promise((resolve) => {
       socket.once("data", resolve);
+      log.push("request");
       socket.write("ping");
     });
   const close = async () => {
@@ -69,25 +78,7 @@ test("at light load a request costs one poll with the kernel's wake, two with a 
 
 test("a woken loop parks after the tasks it woke have written their answers", async () => {
   const log: string[] = [];
-  const listener = listen({ hostname: "127.0.0.1", port: 0 });
-  const served = go(async () => {
-    const stream = await listener.accept();
-    const buf = new Uint8Array(64);
-    for (let n; (n = await stream.read(buf)) !== null;) {
-      const written = stream.write(buf.subarray(0, n));
-      log.push("write"); // the bytes are in the kernel: the write took them at once
-      await written;
-    }
-    await stream.close();
-  });
-  const socket = net.connect(listener.addr.port, "127.0.0.1");
-  await new Promise((resolve) => socket.once("connect", resolve));
-  const roundTrip = () =>
-    new Promise((resolve) => {
-      socket.once("data", resolve);
-      log.push("request");
-      socket.write("ping");
-    });
+  const { roundTrip, close } = await echoPair(log);
   await roundTrip();
   // Parks that arm the wake (a poll that finds nothing parks in the same call instead).
   const parker = reactor.parker;
@@ -100,7 +91,7 @@ test("a woken loop parks after the tasks it woke have written their answers", as
   try {
     for (let i = 0; i < 50; i++) {
       await roundTrip();
-      await pause(1);
+      await pause(1); // the next request comes to a parked loop
     }
   } finally {
     parker.park = park;
@@ -110,9 +101,7 @@ test("a woken loop parks after the tasks it woke have written their answers", as
   assert.equal(requests.length, 50);
   assert.ok(log.includes("park"), "no park armed the wake");
   assert.equal(early.length, 0, `${early.length} of 50 requests saw a park before their answer: ${early[0]}`);
-  socket.end();
-  await served.done;
-  listener.close();
+  await close();
 });
 
 test("an opt-in spin polls for its time after the last event, then parks", async () => {
