@@ -281,7 +281,7 @@ export class Reactor {
       if ((now - this.#idleSince) * 1000 < this.spinMicros) return this.#schedule();
     }
     if (woken && kernelWake) return this.#parkAfterTasks();
-    this.#park(kernelWake && !woken && n === 0);
+    this.#park(kernelWake && n === 0); // not woken: that poll parked if it found nothing
   }
 
   /**
@@ -292,12 +292,15 @@ export class Reactor {
   #parkAfterTasks(): void {
     this.#state = State.Parked;
     this.#idleSince = -1;
-    queueMicrotask(() => {
-      // Unless deferred work ended the park meanwhile (a turn is coming then); no other
-      // park can begin before this microtask, since turns run in macrotasks.
-      if (this.#state === State.Parked) this.#park(false);
-    });
+    queueMicrotask(this.#parkNow);
   }
+
+  /** Bound once: a closure per woken turn would be garbage on every light request. */
+  #parkNow = (): void => {
+    // Unless deferred work ended the park meanwhile (a turn is coming then); no other
+    // park can begin before this microtask, since turns run in macrotasks.
+    if (this.#state === State.Parked) this.#park(false);
+  };
 
   /** Polls without waiting (and parks when `park` and nothing is there); grants budget. */
   #poll(park: boolean): number {
