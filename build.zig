@@ -2,7 +2,7 @@
 //!   zig build            the libraries for this machine (Linux x86_64: glibc and musl)
 //!   zig build cross      the libraries for every other platform (compile-only here)
 //!   zig build dist       all seven libraries, stripped, into zig-out/dist/ (for `make dist`)
-//!   zig build test       the reactor's tests, for x86_64-linux-gnu and x86_64-linux-musl
+//!   zig build test       the reactor's tests, for x86_64-linux-gnu and x86_64-linux-musl, and bench/load's
 //!   zig build test-aarch64 -fqemu   the same tests for aarch64-linux-musl, under qemu-user
 //!   zig build tools      bench/load (load generator), bench/floor and bench/floor_uring (the Zig floors),
 //!                        tests/no_io_uring (runs a command where io_uring is forbidden)
@@ -72,6 +72,12 @@ pub fn build(b: *std.Build) void {
     // The reactor's tests, on both libcs of this machine.
     const test_step = b.step("test", "Run the reactor's tests (glibc and musl)");
     for (native_platforms) |p| test_step.dependOn(&reactorTests(b, p, options).step);
+    // And the load generator's own (its histogram, its pacing): benchmark figures rest on them.
+    const load_tests = b.addTest(.{ .name = "test-load", .root_module = b.createModule(.{
+        .root_source_file = b.path("bench/load.zig"),
+        .target = b.resolveTargetQuery(std.Target.Query.parse(.{ .arch_os_abi = "x86_64-linux-musl" }) catch unreachable),
+    }) });
+    test_step.dependOn(&b.addRunArtifact(load_tests).step);
     // The same tests for aarch64, run under qemu-user (`zig build test-aarch64 -fqemu`):
     // static musl needs no aarch64 libraries on this machine.
     const test_aarch64 = b.step("test-aarch64", "Run the reactor's tests for aarch64-linux-musl under qemu (-fqemu)");
