@@ -63,6 +63,8 @@ export interface Sample {
   cpuUs: number;
   /** Server CPU over the run, as a share of one core. */
   cpuShare: number;
+  /** Times the server was put on a CPU per answered request: 1 when each request wakes it. */
+  runsPerReq: number;
   errors: number;
   /** Paced sends whose slot came before the previous echo (the server fell behind). */
   late: number;
@@ -82,10 +84,12 @@ async function measure(server: Server, level: Level, seconds: number): Promise<S
   // Warm-up (JIT, pools) with the same shape of load, then the measured run.
   await load([...args, "--duration", "1"], 1);
   const cpu0 = server.cpuSeconds();
+  const runs0 = server.runs();
   const t0 = performance.now();
   const r = await load([...args, "--duration", String(seconds)], 1);
   const wall = (performance.now() - t0) / 1000;
   const cpu = server.cpuSeconds() - cpu0;
+  const runs = server.runs() - runs0;
   const answered = Number(r[level.unit]);
   return {
     rate: Number(r.rtps ?? r.cps),
@@ -95,6 +99,7 @@ async function measure(server: Server, level: Level, seconds: number): Promise<S
     cpuUs: answered > 0 ? (cpu / answered) * 1e6 : NaN,
     rss: server.rssBytes(),
     cpuShare: cpu / wall,
+    runsPerReq: answered > 0 ? runs / answered : NaN,
     errors: Number(r.errors),
     late: Number(r.late ?? 0),
   };
@@ -205,6 +210,7 @@ export function curveTable(
     "answered/s",
     "server CPU",
     "CPU µs / request",
+    "runs / request",
     "p50 µs",
     "p99 µs",
     baselineLabel,
@@ -225,6 +231,7 @@ export function curveTable(
         m((x) => x.rate).toFixed(0),
         `${(m((x) => x.cpuShare) * 100).toFixed(1)} %`,
         m((x) => x.cpuUs).toFixed(2),
+        m((x) => x.runsPerReq).toFixed(2),
         m((x) => x.p50).toFixed(0),
         m((x) => x.p99).toFixed(0),
         vs,

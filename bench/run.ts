@@ -352,7 +352,10 @@ Paced loads send one 64-byte request every CONNECTIONS/RATE seconds on each conn
 wait for its echo, as real servers live between idle and busy; saturation is a closed loop
 (every connection sends its next request as soon as the echo arrives). CPU per request is
 what each server spends (user + system time of every thread, from /proc schedstat) per
-answered request.
+answered request; runs per request, how many times its threads were put on a CPU (the same
+file), about one per wake: near 1, each request woke the server; far below, requests
+shared wakes. Each connection keeps its place in the interval, even after a late echo, so
+that connections do not fall into step and send in bursts.
 
 ![server CPU per request against load](curve.svg)
 

@@ -17,6 +17,8 @@ export interface Server {
   child: ChildProcess;
   /** User + system CPU seconds of the server process so far. */
   cpuSeconds(): number;
+  /** Times its threads were put on a CPU so far (about one per wake). */
+  runs(): number;
   /** Resident memory in bytes now. */
   rssBytes(): number;
   /** Open descriptors now. */
@@ -34,6 +36,21 @@ export interface Server {
  * each thread's last seen time is kept after it ends, so the count never goes back.
  */
 export function cpuCounter(pid: number): () => number {
+  const ns = schedstatCounter(pid, 0);
+  return () => ns() / 1e9;
+}
+
+/**
+ * How many times the threads of a process were put on a CPU so far (schedstat's third
+ * field): a server that sleeps between requests is put back once per wake, so per
+ * request this says whether each request woke it or several shared a wake.
+ */
+export function runsCounter(pid: number): () => number {
+  return schedstatCounter(pid, 2);
+}
+
+/** The sum over a process's threads, ended ones included, of one field of their schedstat. */
+function schedstatCounter(pid: number, field: number): () => number {
   const seen = new Map<string, number>();
   let gone = 0;
   return () => {
@@ -41,22 +58,22 @@ export function cpuCounter(pid: number): () => number {
     try {
       for (const tid of readdirSync(`/proc/${pid}/task`)) {
         try {
-          now.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]));
+          now.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[field]));
         } catch {
           // the thread ended just now
         }
       }
     } catch {
-      // the process ended: its threads' last seen times stand
+      // the process ended: its threads' last seen counts stand
     }
-    for (const [tid, ns] of seen) if (!now.has(tid)) gone += ns;
+    for (const [tid, n] of seen) if (!now.has(tid)) gone += n;
     seen.clear();
-    let ns = gone;
-    for (const [tid, t] of now) {
-      seen.set(tid, t);
-      ns += t;
+    let sum = gone;
+    for (const [tid, n] of now) {
+      seen.set(tid, n);
+      sum += n;
     }
-    return ns / 1e9;
+    return sum;
   };
 }
 
@@ -89,6 +106,7 @@ export function startServer(
         port: Number(m[2]),
         child,
         cpuSeconds: cpuCounter(pid),
+        runs: runsCounter(pid),
         fds: () => readdirSync(`/proc/${pid}/fd`).length,
         stderr: () => stderr,
         rssBytes() {
