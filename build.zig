@@ -70,7 +70,7 @@ pub fn build(b: *std.Build) void {
     }
 
     // The reactor's tests, on both libcs of this machine.
-    const test_step = b.step("test", "Run the reactor's tests (glibc and musl)");
+    const test_step = b.step("test", "Run the reactor's tests (glibc and musl) and the load generator's");
     for (native_platforms) |p| test_step.dependOn(&reactorTests(b, p, options).step);
     // And the load generator's own (its histogram, its pacing): benchmark figures rest on them.
     const load_tests = b.addTest(.{ .name = "test-load", .root_module = b.createModule(.{
