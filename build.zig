@@ -69,13 +69,16 @@ pub fn build(b: *std.Build) void {
         dist.dependOn(&b.addInstallArtifact(lib, .{ .dest_dir = .{ .override = .{ .custom = "dist" } } }).step);
     }
 
+    // The load generator, the floors and the helpers are static musl programs (no libc needed).
+    const musl = b.resolveTargetQuery(std.Target.Query.parse(.{ .arch_os_abi = "x86_64-linux-musl" }) catch unreachable);
+
     // The reactor's tests, on both libcs of this machine.
     const test_step = b.step("test", "Run the reactor's tests (glibc and musl) and the load generator's");
     for (native_platforms) |p| test_step.dependOn(&reactorTests(b, p, options).step);
     // And the load generator's own (its histogram, its pacing): benchmark figures rest on them.
     const load_tests = b.addTest(.{ .name = "test-load", .root_module = b.createModule(.{
         .root_source_file = b.path("bench/load.zig"),
-        .target = b.resolveTargetQuery(std.Target.Query.parse(.{ .arch_os_abi = "x86_64-linux-musl" }) catch unreachable),
+        .target = musl,
     }) });
     test_step.dependOn(&b.addRunArtifact(load_tests).step);
     // The same tests for aarch64, run under qemu-user (`zig build test-aarch64 -fqemu`):
@@ -106,7 +109,6 @@ pub fn build(b: *std.Build) void {
 
     // Benchmark and load tools (Linux, no libc).
     const tools = b.step("tools", "Build bench/load, the floor servers (epoll, io_uring) and tests/no_io_uring");
-    const musl = b.resolveTargetQuery(std.Target.Query.parse(.{ .arch_os_abi = "x86_64-linux-musl" }) catch unreachable);
     for ([_][]const u8{ "bench/load", "bench/floor", "bench/floor_uring", "tests/no_io_uring" }) |path| {
         const name = std.fs.path.basename(path);
         const exe = b.addExecutable(.{
