@@ -21,7 +21,7 @@
 
 import process from "node:process";
 import { execFileSync, spawn } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { BUN, DENO, example, root, startServer, table } from "./server.ts";
 import {
   curveTable,
@@ -82,37 +82,18 @@ const at = (level: Level) => levels.indexOf(level);
 
 // ---- idle: no wakeups, no CPU -------------------------------------------------------------
 
-/** Context switches so far of each live thread of `pid`: each one is a wakeup. */
-function contextSwitches(pid: number): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-      counts.set(
-        tid,
-        Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) +
-          Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
-      );
-    } catch {
-      // the thread ended
-    }
-  }
-  return counts;
-}
-
 // All servers have just served their last load; now they are all idle, measured together.
 const IDLE_SECONDS = 10;
 await new Promise((r) => setTimeout(r, 1000));
 const before = new Map(
-  [...running].map(([name, server]) => [name, { cpu: server.cpuSeconds(), sw: contextSwitches(server.child.pid!) }]),
+  [...running].map(([name, server]) => [name, { cpu: server.cpuSeconds(), runs: server.runs() }]),
 );
 await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
 const idleRows: (string | number)[][] = [];
 for (const [name, server] of running) {
   const b = before.get(name)!;
   const cpu = server.cpuSeconds() - b.cpu;
-  let wakeups = 0;
-  for (const [tid, n] of contextSwitches(server.child.pid!)) wakeups += n - (b.sw.get(tid) ?? 0);
+  const wakeups = server.runs() - b.runs;
   idleRows.push([name, `${(cpu * 1000).toFixed(0)} ms`, (wakeups / IDLE_SECONDS).toFixed(1)]);
   console.log(
     `idle ${name.padEnd(26)} cpu ${(cpu * 1000).toFixed(0)} ms in ${IDLE_SECONDS} s, ${
@@ -378,8 +359,9 @@ Where the time goes, what was cut and what would close the remaining gaps: bench
 
 ## Idle (all servers together, ${IDLE_SECONDS} s with nothing to do, after serving the loads above)
 
-CPU is the server process's user + system time; wakeups are the context switches of all
-its threads (the runtimes' own housekeeping threads included).
+CPU is the server process's user + system time; wakeups are the times its threads were put
+on a CPU (schedstat; the runtimes' own housekeeping threads included, and threads that
+ended meanwhile).
 
 ${table(["server", `CPU in ${IDLE_SECONDS} s`, "wakeups / s"], idleRows)}
 
