@@ -147,7 +147,8 @@ fn parseArgs() Opts {
             .connections => o.connections = parseUint(u32, name, v, 1),
             .size => o.size = parseUint(u32, name, v, 1),
             .pipeline => o.pipeline = parseUint(u32, name, v, 1),
-            .rate => o.rate = parseUint(u32, name, v, 1),
+            // 0, the default, is the closed loop (as the usage says).
+            .rate => o.rate = parseUint(u32, name, v, 0),
             .clients => o.clients = parseUint(u32, name, v, 1),
             .rounds => o.rounds = parseUint(u32, name, v, 1),
             .deadline_ms => o.deadline_ms = parseUint(u32, name, v, 1),
