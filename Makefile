@@ -4,6 +4,7 @@
 #                against the glibc and the musl library, and the proof that the burst tests
 #                fail against Janet 1.32's listener behaviour
 #   make bench   the performance comparison (writes bench/RESULTS.md and bench/curve.svg)
+#   make bench-bridge  what the kernel charges for the wake bridge, with no runtime (2.5 min)
 #   make mutate  mutation testing: reactor mutants and StrykerJS over src/ (long)
 #   make dist    the seven libraries and the npm and JSR packages, into dist/
 #   make lib     the libraries for this machine, into zig-out/lib/
@@ -33,7 +34,7 @@ BUN_TEST = $(1) test --timeout 120000
 TS_TESTS := $(sort $(wildcard tests/*.test.ts))
 BURST_TESTS := tests/burst.test.ts
 
-.PHONY: setup lib lib-edge cross abi tools dist test test-lint test-install test-mutants mutate test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench clean
+.PHONY: setup lib lib-edge cross abi tools dist test test-lint test-install test-mutants mutate test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench bench-bridge clean
 
 # ---- setup: the tools, installed into the project (Debian packages system-wide) ----------
 
@@ -202,6 +203,10 @@ demo: setup lib lib-edge tools
 
 bench: setup lib tools .tools/debs-bench
 	$(BUN) bench/run.ts
+
+# The kernel's price for the wake bridge, with no runtime (bench/bridge.zig, bench/WAKE.md).
+bench-bridge: tools
+	zig-out/bin/zev-bridge --rounds 10
 
 clean:
 	rm -rf zig-out zig-out-edge .zig-cache tests/out bench/out dist

@@ -5,7 +5,8 @@
 //!   zig build test       the reactor's tests, for x86_64-linux-gnu and x86_64-linux-musl, and bench/load's
 //!   zig build test-aarch64 -fqemu   the same tests for aarch64-linux-musl, under qemu-user
 //!   zig build tools      bench/load (load generator), bench/floor and bench/floor_uring (the Zig floors),
-//!                        tests/no_io_uring (runs a command where io_uring is forbidden)
+//!                        bench/bridge (the wake bridge's kernel cost), tests/no_io_uring (runs a
+//!                        command where io_uring is forbidden)
 //!   zig build abi        zig/zev.h and ffi/abi.ts from the Zig source (abi-check: verify them)
 //! Option -Dlistener-mode=edge-single builds Janet 1.32's listener bug back in, only to
 //! prove that the burst tests fail against it.
@@ -108,8 +109,8 @@ pub fn build(b: *std.Build) void {
     }
 
     // Benchmark and load tools (Linux, no libc).
-    const tools = b.step("tools", "Build bench/load, the floor servers (epoll, io_uring) and tests/no_io_uring");
-    for ([_][]const u8{ "bench/load", "bench/floor", "bench/floor_uring", "tests/no_io_uring" }) |path| {
+    const tools = b.step("tools", "Build bench/load, the floor servers (epoll, io_uring), bench/bridge and tests/no_io_uring");
+    for ([_][]const u8{ "bench/load", "bench/floor", "bench/floor_uring", "bench/bridge", "tests/no_io_uring" }) |path| {
         const name = std.fs.path.basename(path);
         const exe = b.addExecutable(.{
             .name = b.fmt("zev-{s}", .{std.mem.replaceOwned(u8, b.allocator, name, "_", "-") catch @panic("OOM")}),
