@@ -80,16 +80,31 @@ const workers: Workers = {
   },
 };
 
-/** Deno adopts a descriptor as a socket through node:net (`new net.Socket({ fd })`). */
+/**
+ * Deno adopts a descriptor as a socket through node:net (`new net.Socket({ fd })`). Its
+ * bytes are read into one small buffer (`onread`): a `data` event would allocate 64 KiB
+ * and run a stream's machinery for every one-byte wake, a fifth of zev's CPU per request
+ * at 1,000 requests/s (bench/WAKE.md).
+ */
 function watch(fd: number, onData: () => void): Promise<Watch> {
-  const socket = new net.Socket({ fd, readable: true, writable: false });
-  socket.on("data", onData);
+  const onread = {
+    buffer: new Uint8Array(WAKE_READ_BYTES),
+    // true: keep reading (false would pause the socket).
+    callback: (): boolean => {
+      onData();
+      return true;
+    },
+  };
+  const socket = new net.Socket({ fd, readable: true, writable: false, onread });
   socket.unref();
   return Promise.resolve({
     keepAlive: (on) => void (on ? socket.ref() : socket.unref()),
     close: () => void socket.destroy(),
   });
 }
+
+/** The wake socket's read buffer: a park sends one byte, so a read rarely finds more. */
+const WAKE_READ_BYTES = 64;
 
 /** POLLIN is 1 on Linux, macOS and FreeBSD. */
 const POLLIN = 1;
