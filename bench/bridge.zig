@@ -298,6 +298,8 @@ pub fn main() !void {
         if (std.mem.eql(u8, flag, "--rounds")) rounds = n else if (std.mem.eql(u8, flag, "--wakes")) wakes = n else usage("unknown flag {s}", .{flag});
     }
 
+    // The sender must run beside the sleeper, or its pinning fails and nothing wakes it.
+    if ((std.Thread.getCpuCount() catch 1) < 2) usage("needs two CPUs (sleeper on CPU 0, sender on CPU 1)", .{});
     // `direct` always runs: every ratio is taken against it.
     only.insert(.direct);
     var chosen: [std.enums.values(Variant).len]Variant = undefined;
