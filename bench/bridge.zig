@@ -21,7 +21,7 @@
 //! For `ring` it also times each system call of a wake (wall time, which for calls that
 //! never sleep is their CPU time): what the bridge adds, call by call.
 //!
-//!   zev-bridge [--rounds 5] [--wakes 3000] [--only direct,ring,...]
+//!   zev-bridge [--rounds 5] [--wakes 3000] [--only direct,ring,...]   (or --flag=value)
 //!
 //! Rounds interleave the variants, so a slow spell of the machine hits them all; the
 //! table gives each variant's median, lowest and highest, and the median of its ratio to
@@ -29,6 +29,7 @@
 
 const std = @import("std");
 const linux = std.os.linux;
+const flags = @import("flags.zig");
 
 const Variant = enum { direct, ring, @"ring-coop", @"ring-ewait", aio };
 
@@ -163,9 +164,9 @@ fn ring(v: Variant, conn: i32, wakes: usize) !Run {
     };
     const outer = try epollWith(wake[0], false);
     defer _ = linux.close(outer);
-    const flags: u32 = if (v == .@"ring-coop") linux.IORING_SETUP_COOP_TASKRUN | linux.IORING_SETUP_TASKRUN_FLAG else 0;
+    const setup: u32 = if (v == .@"ring-coop") linux.IORING_SETUP_COOP_TASKRUN | linux.IORING_SETUP_TASKRUN_FLAG else 0;
     // Refused (io_uring forbidden, or an op this kernel lacks): the table says so.
-    var r = linux.IoUring.init(4, flags) catch return .{ .us = null };
+    var r = linux.IoUring.init(4, setup) catch return .{ .us = null };
     defer r.deinit();
     if (v == .@"ring-ewait") {
         const probe = r.get_probe() catch return .{ .us = null };
@@ -285,8 +286,10 @@ pub fn main() !void {
     var only = std.enums.EnumSet(Variant).initFull();
     var args = std.process.args();
     _ = args.next();
-    while (args.next()) |flag| {
-        const v = args.next() orelse usage("missing value for {s}", .{flag});
+    while (args.next()) |arg| {
+        const given = flags.split(arg);
+        const flag = given.name;
+        const v = given.value orelse args.next() orelse usage("missing value for {s}", .{flag});
         if (std.mem.eql(u8, flag, "--only")) {
             only = .initEmpty();
             var names = std.mem.splitScalar(u8, v, ',');

@@ -1,5 +1,5 @@
-//! Command-line flags of the bench tools (bench/load.zig, bench/floor_start.zig), given as
-//! `--name value` or `--name=value`.
+//! Command-line flags of the bench tools (bench/load.zig, bench/floor_start.zig,
+//! bench/bridge.zig), given as `--name value` or `--name=value`.
 
 const std = @import("std");
 
