@@ -117,13 +117,13 @@ test-mutants: node_modules/.installed | $(VENV)/.zig-$(ZIG_VERSION)
 
 # The reactor's tests natively for glibc and musl (on epoll, then again on io_uring), and
 # for aarch64 musl under qemu-user.
-test-zig: | $(VENV)/.zig-$(ZIG_VERSION) .tools/debs-test
+test-zig: tools | $(VENV)/.zig-$(ZIG_VERSION) .tools/debs-test
 	$(ZIG) build abi-check
 	$(ZIG) build test --summary all
 	ZEV_BACKEND=io_uring $(ZIG) build test --summary all
 	$(ZIG) build test-aarch64 -fqemu --summary all
 	@# The wake bridge's benchmark still runs (a round too short to mean anything).
-	$(ZIG) build tools && zig-out/bin/zev-bridge --rounds 1 --wakes 20 > /dev/null
+	zig-out/bin/zev-bridge --rounds 1 --wakes 20 > /dev/null
 
 # The musl library must be static: no NEEDED entry at all; the glibc one links libc.so.6.
 test-musl-c: lib lib-edge tests/out/burst-musl
