@@ -80,6 +80,9 @@ const workers: Workers = {
   },
 };
 
+/** The wake socket's read buffer: a park sends one byte, so a read rarely finds more. */
+const WAKE_READ_BYTES = 64;
+
 /**
  * Deno adopts a descriptor as a socket through node:net (`new net.Socket({ fd })`). Its
  * bytes are read into one small buffer (`onread`): a `data` event would allocate 64 KiB
@@ -102,9 +105,6 @@ function watch(fd: number, onData: () => void): Promise<Watch> {
     close: () => void socket.destroy(),
   });
 }
-
-/** The wake socket's read buffer: a park sends one byte, so a read rarely finds more. */
-const WAKE_READ_BYTES = 64;
 
 /** POLLIN is 1 on Linux, macOS and FreeBSD. */
 const POLLIN = 1;
