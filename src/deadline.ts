@@ -5,8 +5,8 @@
  */
 
 import { TimedOut } from "./errors.ts";
-import { guardWait, Task } from "./task.ts";
-import { checkMs } from "./validate.ts";
+import { cancelledOnEntry, guardWait, Task } from "./task.ts";
+import { checkMs, checkOptions } from "./validate.ts";
 
 /** Options of `sleep`. */
 export interface SleepOptions {
@@ -26,6 +26,9 @@ export interface SleepOptions {
 export function sleep(ms: number, options?: SleepOptions): Promise<void> {
   try {
     checkMs(ms, "sleep");
+    checkOptions(options, "sleep");
+    const cancelled = cancelledOnEntry(options?.signal, "sleep");
+    if (cancelled) return Promise.reject(cancelled);
   } catch (error) {
     return Promise.reject(error);
   }

@@ -119,9 +119,14 @@ export class TimedOut extends ZevError {
   }
 }
 
+/** A reason in words; never throws (a reason may have no string form at all). */
 function describe(reason: unknown): string {
-  if (reason instanceof Error) return reason.message;
-  return String(reason);
+  try {
+    if (reason instanceof Error) return reason.message;
+    return String(reason);
+  } catch {
+    return Object.prototype.toString.call(reason);
+  }
 }
 
 /** The errno behind the last `Unexpected` result, told by the library. */

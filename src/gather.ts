@@ -33,7 +33,8 @@ export function gather<const F extends readonly (() => unknown)[]>(...fns: F): P
   return new Promise((resolve, reject) => {
     const results = new Array(fns.length);
     let left = fns.length, failed = false;
-    let tasks: Task<unknown>[] = [];
+    /** The tasks started so far. */
+    const tasks: Task<unknown>[] = [];
     // deno-lint-ignore prefer-const
     let release: (() => void) | null | undefined; // set before any task runs
     /** Ends the gather with `error`: the tasks still running are cancelled. */
@@ -50,15 +51,13 @@ export function gather<const F extends readonly (() => unknown)[]>(...fns: F): P
     // The caller's cancel reaches the gathered tasks, as Janet's ev/gather cancels its fibers.
     release = guardWait((error) => fail(error, undefined, "the task that gathered it was cancelled"));
     if (release === null) return; // cancelled on entry: no task was started
-    tasks = fns.map((fn) => {
+    for (const [i, fn] of fns.entries()) {
       const task = new Task<unknown>(fn.name, undefined);
       // The caller gets the first error; the tasks report to their supervisor only once
       // the gather has failed (an error after that would otherwise be lost).
       task.reportsErrors = false;
-      return task;
-    });
-    tasks.forEach((task, i) => {
-      task.run(fns[i] as () => unknown, []);
+      tasks.push(task);
+      task.run(fn as () => unknown, []);
       task.done.then(
         (value) => {
           results[i] = value;
@@ -67,8 +66,12 @@ export function gather<const F extends readonly (() => unknown)[]>(...fns: F): P
             resolve(results as Gathered<F>);
           }
         },
-        (error) => fail(error, task, "another task of the gather failed"),
+        // A task that failed before the gather's failure reached it (in the same turn)
+        // held its error back: the caller has the first error, the supervisor this one.
+        (error) => failed ? task.reportError() : fail(error, task, "another task of the gather failed"),
       );
-    });
+      // A function that threw at once fails the gather before the rest are started.
+      if (task.threw) break;
+    }
   });
 }

@@ -15,6 +15,7 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Cancelled } from "./errors.ts";
+import { show } from "./validate.ts";
 
 /** Receives the errors of the tasks it supervises. */
 export type Supervisor = ((error: unknown, task: Task<unknown>) => void) | TaskEventSink;
@@ -64,11 +65,13 @@ export function report(task: Task<unknown>, event: TaskEvent): void {
         );
         return;
       }
+      // Outside every task: the give must not take the cancel of whichever task's
+      // context this runs in (the caller of `call`, say). A give that throws at once is
+      // reported below and counts for nothing.
+      const given = Promise.resolve(outsideTasks(() => supervisor.give(event)));
       pendingEvents.set(supervisor, waiting + 1);
       const settled = () => pendingEvents.set(supervisor, pendingEvents.get(supervisor)! - 1);
-      // Outside every task: the give must not take the cancel of whichever task's
-      // context this runs in (the caller of `call`, say).
-      outsideTasks(() => supervisor.give(event)).then(settled, (inner) => {
+      given.then(settled, (inner) => {
         settled();
         console.error(
           `zev: the supervisor channel of task ${task.name} refused its ${event.kind} event:`,
@@ -99,7 +102,7 @@ let defaultSupervisor: Supervisor = stderrSupervisor;
 
 /** Sets the supervisor of tasks that have no other (the default logs to stderr). */
 export function setDefaultSupervisor(supervisor: Supervisor): void {
-  defaultSupervisor = supervisor;
+  defaultSupervisor = checkSupervisor(supervisor, "setDefaultSupervisor");
 }
 
 /** The task whose code is running, across awaits. */
@@ -136,6 +139,8 @@ export class Task<T> {
   /** 0 running, 1 returned, 2 threw. */
   #state: 0 | 1 | 2 = 0;
   #outcome: unknown;
+  /** Whether its end went to the supervisor. */
+  #reported = false;
   // `done` is made on first use: a server's connection tasks are rarely awaited, and a
   // promise plus the handler that keeps it from counting as unhandled is two per task.
   #done: Promise<T> | undefined;
@@ -184,8 +189,8 @@ export class Task<T> {
    */
   cancel(reason?: unknown): void {
     if (this.#state !== 0 || this.#cancelled) return;
-    this.#cancelled = true;
     const error = new Cancelled(reason ?? `task ${this.name} was cancelled`);
+    this.#cancelled = true;
     const signal = this.signal;
     if (!signal.aborted) this.#controller!.abort(error);
     const waits = [...(this.#wait ? [this.#wait] : []), ...(this.#moreWaits ?? [])];
@@ -229,6 +234,22 @@ export class Task<T> {
     // A function supervisor is not told an error the caller of withDeadline or gather
     // gets; a channel supervisor is told every end, as it promises.
     if (!this.reportsErrors && typeof this.supervisor === "function") return;
+    this.reportError();
+  }
+
+  /** @internal Whether the function threw (known at once, before `done` settles). */
+  get threw(): boolean {
+    return this.#state === 2;
+  }
+
+  /**
+   * @internal Tells the supervisor the error this task threw, unless it was told: for
+   * an error held back (`reportsErrors` false) that nobody else received after all.
+   */
+  reportError(): void {
+    if (this.#state !== 2 || this.#reported) return;
+    this.#reported = true;
+    const error = this.#outcome;
     report(this as Task<unknown>, {
       kind: error instanceof Cancelled ? "cancelled" : "error",
       task: this as Task<unknown>,
@@ -339,8 +360,10 @@ export function tieWait(cancel: CancelWait, signal?: AbortSignal): Guard | null 
     return null;
   }
   const guard = new SignalGuard(task, signal, cancel);
-  if (task && !task.addWait(guard.onCancel)) return null;
+  // The listener first: a signal that is not an AbortSignal throws here, before the
+  // task holds a wait that nothing would ever untie.
   signal.addEventListener("abort", guard.onAbort, { once: true });
+  if (task && !task.addWait(guard.onCancel)) return null;
   return guard;
 }
 
@@ -359,6 +382,23 @@ export function untieWait(guard: Guard | null, cancel: CancelWait): void {
 export function guardWait(cancel: CancelWait, signal?: AbortSignal): (() => void) | null {
   const guard = tieWait(cancel, signal);
   return guard === null ? null : () => untieWait(guard, cancel);
+}
+
+/** A task's function: checked when the task is made, not when it would run. */
+function checkFn(fn: unknown, what: string): void {
+  if (typeof fn !== "function") throw new TypeError(`${what}: fn must be a function, not ${show(fn)}`);
+}
+
+/** A supervisor: a function, or a sink with `give` (a `Channel<TaskEvent>`). */
+function checkSupervisor(supervisor: unknown, what: string): Supervisor {
+  if (typeof supervisor === "function") return supervisor as Supervisor;
+  if (
+    typeof supervisor === "object" && supervisor !== null &&
+    typeof (supervisor as { give?: unknown }).give === "function"
+  ) return supervisor as Supervisor;
+  throw new TypeError(
+    `${what}: supervisor must be a function or a Channel (an object with give), not ${show(supervisor)}`,
+  );
 }
 
 // Tasks started by `go` wait for the loop's next turn, all in one macrotask.
@@ -380,6 +420,7 @@ function flushRunQueue(): void {
  * ```
  */
 export function go<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>, ...args: A): Task<T> {
+  checkFn(fn, "go");
   const task = new Task<T>(fn.name, undefined);
   runQueue.push({ task: task as Task<unknown>, fn: fn as (...args: never[]) => unknown, args });
   if (runQueue.length === 1) setImmediate(flushRunQueue);
@@ -397,6 +438,7 @@ export function go<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T
  * ```
  */
 export function call<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>, ...args: A): Task<T> {
+  checkFn(fn, "call");
   const task = new Task<T>(fn.name, undefined);
   task.run(fn, args);
   return task;
@@ -417,6 +459,8 @@ export function supervise<A extends unknown[], T>(
   fn: (...args: A) => T | PromiseLike<T>,
   ...args: A
 ): Task<T> {
+  checkSupervisor(supervisor, "supervise");
+  checkFn(fn, "supervise");
   const task = new Task<T>(fn.name, supervisor);
   task.run(fn, args);
   return task;

@@ -201,3 +201,56 @@ test("a supervisor channel nobody drains holds at most 1024 events; the rest go 
     console.error = error;
   }
 });
+
+test("gather: tasks that fail in the same turn as the first lose no error; a function that throws at once starts no other", async () => {
+  const reported: string[] = [];
+  let ranAfterThrow = false;
+  await supervise((e) => reported.push((e as Error).message), async () => {
+    await assert.rejects(
+      gather(async () => {
+        throw new Error("A");
+      }, async () => {
+        throw new Error("B");
+      }),
+      /^Error: A$/,
+    );
+    await assert.rejects(
+      gather(() => {
+        throw new Error("C");
+      }, () => {
+        ranAfterThrow = true;
+        throw new Error("D");
+      }),
+      /^Error: C$/,
+    );
+    await sleep(5);
+  }).done;
+  // The caller got A and C; B reached the supervisor; D's function never ran.
+  assert.deepEqual(reported, ["B"]);
+  assert.equal(ranAfterThrow, false);
+});
+
+test("a supervisor channel whose give throws at once is reported each time and never counted as full", async () => {
+  let calls = 0, delivered = 0;
+  const sink = {
+    give(_event: TaskEvent): Promise<void> {
+      if (++calls <= 1024) throw new Error("not yet");
+      delivered++;
+      return Promise.resolve();
+    },
+  };
+  const printed: string[] = [];
+  const error = console.error;
+  console.error = (...args: unknown[]) => void printed.push(args.map(String).join(" "));
+  try {
+    const tasks = Array.from({ length: 1030 }, (_, i) => supervise(sink, () => i));
+    await Promise.all(tasks.map((t) => t.done));
+    await sleep(10);
+  } finally {
+    console.error = error;
+  }
+  assert.equal(calls, 1030);
+  assert.equal(delivered, 6);
+  assert.equal(printed.length, 1024);
+  assert.match(printed[0], /^zev: the supervisor of task .* threw: Error: not yet/);
+});

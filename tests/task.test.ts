@@ -17,6 +17,7 @@ import {
   listen,
   select,
   serve,
+  setDefaultSupervisor,
   sleep,
   type Stream,
   supervise,
@@ -442,4 +443,53 @@ test("a cancel pending in one task is not taken by calls from outside tasks or f
   release();
   await within(2000, "the pending cancel lands", assert.rejects(cancelled.done, Cancelled));
   assert.equal(ch.size, 4, "the cancelled take took nothing");
+});
+
+test("go, call, supervise and setDefaultSupervisor check their arguments by name, before any task exists", () => {
+  assert.throws(() => go(undefined as never), /^TypeError: go: fn must be a function, not undefined$/);
+  assert.throws(() => call(123 as never), /^TypeError: call: fn must be a function, not 123$/);
+  assert.throws(
+    () => supervise("x" as never, () => 1),
+    /^TypeError: supervise: supervisor must be a function or a Channel \(an object with give\), not "x"$/,
+  );
+  assert.throws(() => supervise(null as never, () => 1), /supervise: supervisor must be .*, not null$/);
+  assert.throws(() => supervise(() => {}, {} as never), /^TypeError: supervise: fn must be a function, not an object$/);
+  assert.throws(() => setDefaultSupervisor(5 as never), /setDefaultSupervisor: supervisor must be .*, not 5$/);
+  assert.equal(pendingCancelCount(), 0);
+});
+
+test("sleep checks its options; a bad signal leaves no wait behind, so the task's cancel still lands", async () => {
+  await assert.rejects(sleep(10, "fast" as never), /^TypeError: sleep: options must be an object, not "fast"$/);
+  await assert.rejects(
+    sleep(10, { signal: { aborted: true } as never }),
+    /^TypeError: sleep: options.signal must be an AbortSignal$/,
+  );
+  const task = go(async () => {
+    await assert.rejects(sleep(10, { signal: {} as never }), TypeError);
+    await sleep(10_000); // the cancel below must reach this wait
+  });
+  await sleep(5);
+  task.cancel("stop");
+  await assert.rejects(
+    within(2000, "the cancelled sleep", task.done),
+    (e: unknown) => e instanceof Cancelled && e.reason === "stop",
+  );
+});
+
+test("a reason with no string form still cancels: the wait rejects, and the task's cancel is not lost", async () => {
+  const odd = Object.create(null);
+  const controller = new AbortController();
+  const sleeping = sleep(10_000, { signal: controller.signal });
+  controller.abort(odd);
+  await assert.rejects(
+    within(2000, "the aborted sleep", sleeping),
+    (e: unknown) => e instanceof Cancelled && e.reason === odd,
+  );
+  const task = go(() => sleep(10_000));
+  await sleep(5);
+  task.cancel(odd);
+  await assert.rejects(
+    within(2000, "the cancelled task", task.done),
+    (e: unknown) => e instanceof Cancelled && /^cancelled: \[object Object\]$/.test(e.message),
+  );
 });
