@@ -147,19 +147,28 @@ pub export fn zev_io_uring_unavailable() i32 {
 /// `InvalidArgument` while a handle is open. On failure the loop keeps its backend.
 pub export fn zev_loop_switch_backend(id: u32, backend: u32) i32 {
     const kind = std.meta.intToEnum(Backend, backend) catch return fail(error.InvalidArgument);
+    // Held so that no park starts on the old backend's descriptor while it closes.
+    registry_lock.lock();
+    defer registry_lock.unlock();
     const loop = lookup(id) orelse return fail(error.BadLoop);
     loop.switchBackend(kind) catch |err| return fail(err);
     return 0;
 }
 
-/// Closes every handle of the loop, then the loop. The id becomes stale.
+/// Closes every handle of the loop, then the loop. The id becomes stale. A `zev_park`
+/// under way on another thread is woken (it returns 1) before the loop's descriptors close.
 pub export fn zev_loop_close(id: u32) i32 {
-    registry_lock.lock();
-    defer registry_lock.unlock();
-    const loop = lookup(id) orelse return fail(error.BadLoop);
-    const i = id & (limits.max_loops - 1);
-    @atomicStore(?*Loop, &loops[i], null, .release);
-    loop_gens[i] = if (loop_gens[i] == std.math.maxInt(u16) >> loop_index_bits) 1 else loop_gens[i] + 1;
+    const loop = blk: {
+        registry_lock.lock();
+        defer registry_lock.unlock();
+        const loop = lookup(id) orelse return fail(error.BadLoop);
+        const i = id & (limits.max_loops - 1);
+        @atomicStore(?*Loop, &loops[i], null, .release);
+        loop_gens[i] = if (loop_gens[i] == std.math.maxInt(u16) >> loop_index_bits) 1 else loop_gens[i] + 1;
+        break :blk loop;
+    };
+    // Out of the registry, so no park or wake can reach it any more; destroying it waits
+    // for the parks under way, unlocked, as they leave without the lock.
     loop.destroy();
     return 0;
 }
@@ -186,7 +195,7 @@ pub export fn zev_poll_park(id: u32, out: ?[*]u32, cap: u32) i32 {
 pub export fn zev_park(id: u32, timeout_ms: i32) i32 {
     var fd: sys.fd_t = undefined;
     var timeout: i32 = undefined;
-    {
+    const parked = blk: {
         // Held only while reading the loop, so that a concurrent close cannot free it
         // under us; the wait itself runs unlocked on the descriptor.
         registry_lock.lock();
@@ -194,9 +203,15 @@ pub export fn zev_park(id: u32, timeout_ms: i32) i32 {
         const loop = lookup(id) orelse return fail(error.BadLoop);
         fd = loop.parkFd();
         timeout = loop.parkTimeout(timeout_ms);
-    }
-    const ready = sys.pollReadable(fd, timeout) catch |err| return fail(err);
-    return @intFromBool(ready);
+        // Counted while the lock is held: a close or a switch of backend sees this park,
+        // wakes it and waits for it before the descriptor goes.
+        _ = loop.parks.fetchAdd(1, .acq_rel);
+        break :blk loop;
+    };
+    const ready = sys.pollReadable(fd, timeout);
+    // The last touch of the loop: a close may free it from here on.
+    _ = parked.parks.fetchSub(1, .release);
+    return @intFromBool(ready catch |err| return fail(err));
 }
 
 /// The descriptor `zev_park` waits on (readable while the loop has events), for a

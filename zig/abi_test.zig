@@ -239,3 +239,47 @@ fn openFds() !usize {
     }
     return n;
 }
+
+const Parked = struct {
+    loop: u32,
+    result: std.atomic.Value(i32) = .init(-1000),
+
+    fn run(self: *Parked) void {
+        self.result.store(abi.zev_park(self.loop, -1), .release);
+    }
+
+    /// Whether the park returned within `ms`.
+    fn returnedWithin(self: *Parked, ms: u32) bool {
+        var waited: u32 = 0;
+        while (self.result.load(.acquire) == -1000) : (waited += 1) {
+            if (waited == ms) return false;
+            std.Thread.sleep(std.time.ns_per_ms);
+        }
+        return true;
+    }
+};
+
+test "abi: closing a loop, or changing its backend, wakes a thread parked on it with no timeout" {
+    for ([_]bool{ false, true }) |close| {
+        const loop = try openLoop();
+        var parked: Parked = .{ .loop = loop };
+        const thread = try std.Thread.spawn(.{}, Parked.run, .{&parked});
+        std.Thread.sleep(20 * std.time.ns_per_ms); // let it block in poll(2)
+        if (close) {
+            try testing.expectEqual(@as(i32, 0), abi.zev_loop_close(loop));
+        } else {
+            const other: u32 = if (abi.zev_backend(loop) == 0) 1 else 0;
+            // (Where io_uring is missing the switch fails, and the park is still woken.)
+            _ = abi.zev_loop_switch_backend(loop, other);
+        }
+        // A park that stays blocked fails here rather than hanging the test; its
+        // thread is then left behind, blocked.
+        if (!parked.returnedWithin(2000)) {
+            thread.detach();
+            return error.TestParkNotWoken;
+        }
+        thread.join();
+        try testing.expectEqual(@as(i32, 1), parked.result.load(.acquire));
+        if (!close) try testing.expectEqual(@as(i32, 0), abi.zev_loop_close(loop));
+    }
+}

@@ -187,6 +187,9 @@ pub const Loop = struct {
     notices_head: u32 = 0,
     /// Earliest resume time of a paused listener; read by `park` on another thread.
     resume_due_ns: std.atomic.Value(i64) = .init(no_deadline),
+    /// `zev_park` calls waiting on this loop's descriptor, on other threads: closing the
+    /// loop or changing its backend wakes them and waits for them to leave first.
+    parks: std.atomic.Value(u32) = .init(0),
     /// The kernel-delivered wake (Linux with io_uring), made when the loop opens, or the
     /// reason there is none.
     ring_wake: if (sys.is_linux) Error!RingWake else Error!void = error.Unsupported,
@@ -274,8 +277,11 @@ pub const Loop = struct {
             return;
         }
         // A park under way on the old descriptor (a thread's, or the kernel's wake armed
-        // on it) ends now: it fires, and the next park arms on the new one.
+        // on it) ends now: it fires, and the next park arms on the new one. A thread's
+        // park has left before its descriptor closes (new ones wait for the registry lock,
+        // which the caller holds).
         self.wake();
+        self.waitForParks();
         self.stopRing();
         // Only a move to io_uring can fail, and it starts from the poll backend (the
         // epoll set every loop keeps), which then stays.
@@ -289,6 +295,10 @@ pub const Loop = struct {
 
     /// Closes every handle still open, then the loop.
     pub fn destroy(self: *Loop) void {
+        // Nobody can start a park any more (the loop is out of the registry): wake those
+        // under way, so that none waits forever on a descriptor about to be closed.
+        self.wake();
+        self.waitForParks();
         var i: u32 = 0;
         while (i < self.sockets.capacity()) : (i += 1) {
             if (self.sockets.liveHandle(i)) |h| self.close(h, false) catch unreachable;
@@ -1220,6 +1230,11 @@ pub const Loop = struct {
             if (self.ring) |r| return r.efd;
         }
         return self.poller.parkFd();
+    }
+
+    /// Waits until no `zev_park` is under way; the caller has woken them.
+    fn waitForParks(self: *Loop) void {
+        while (self.parks.load(.acquire) != 0) std.Thread.sleep(50 * std.time.ns_per_us);
     }
 
     /// `timeout_ms`, shortened so that a park ends when a paused listener is due.
