@@ -73,7 +73,7 @@ export interface Stats {
   acceptSkipped: number;
   /** Times a listener was paused because the process ran out of descriptors (EMFILE). */
   acceptPaused: number;
-  /** Connections closed at once because the handle table was full. */
+  /** Connections closed at once because the handle table was full or the kernel would not watch them. */
   acceptRejected: number;
   /** Native polls. */
   polls: number;

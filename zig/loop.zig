@@ -12,6 +12,7 @@
 //! All functions but `park` and `wake` belong to the thread that owns the loop.
 
 const std = @import("std");
+const builtin = @import("builtin");
 const assert = std.debug.assert;
 const build_options = @import("build_options");
 const sys = @import("sys.zig");
@@ -166,7 +167,8 @@ pub const Stats = struct {
     accept_skipped: u64 = 0,
     /// Times a listener was paused because descriptors or memory ran out.
     accept_paused: u64 = 0,
-    /// Connections accepted and closed at once because the handle table was full.
+    /// Connections accepted and closed at once because the handle table was full or the
+    /// kernel would not watch them (each also pauses the listener).
     accept_rejected: u64 = 0,
     polls: u64 = 0,
     events: u64 = 0,
@@ -190,6 +192,8 @@ pub const Loop = struct {
     /// `zev_park` calls waiting on this loop's descriptor, on other threads: closing the
     /// loop or changing its backend wakes them and waits for them to leave first.
     parks: std.atomic.Value(u32) = .init(0),
+    /// Tests only: how many of the next `watchStream` calls fail (as epoll's watch limit).
+    test_fail_watch: if (builtin.is_test) u32 else void = if (builtin.is_test) 0 else {},
     /// The kernel-delivered wake (Linux with io_uring), made when the loop opens, or the
     /// reason there is none.
     ring_wake: if (sys.is_linux) Error!RingWake else Error!void = error.Unsupported,
@@ -417,11 +421,16 @@ pub const Loop = struct {
             };
             const s = self.sockets.get(h).?;
             address.write(&peer, &s.peer) catch {};
-            self.watchStream(s, h) catch {
+            self.watchStream(s, h) catch |err| {
+                // The kernel would not watch it (epoll's watch limit, no memory, no ring
+                // slot): this connection is lost, and the next would be too while that
+                // lasts, so count it and back off as for EMFILE: the rest wait in the
+                // backlog, and the pause notice tells the caller why.
                 self.sockets.remove(h);
                 sys.close(fd);
-                self.stats.accept_skipped += 1;
-                continue;
+                self.stats.accept_rejected += 1;
+                self.pause(lh, l, err);
+                break;
             };
             out[count] = h;
             count += 1;
@@ -816,6 +825,10 @@ pub const Loop = struct {
     /// Starts watching a new stream: in the epoll set, or with a receive in the ring (a
     /// one-shot poll for writability first, while it connects).
     fn watchStream(self: *Loop, s: *Socket, h: u32) Error!void {
+        if (builtin.is_test and self.test_fail_watch > 0) {
+            self.test_fail_watch -= 1;
+            return error.NoMemory;
+        }
         if (sys.is_linux) {
             if (self.ring) |r| {
                 s.handle = h;

@@ -687,3 +687,26 @@ test "udp: datagrams both ways with the sender's address; a long one is reported
     try testing.expectError(error.BadHandle, loop.recvFrom(a, &buf, &from));
     loop.checkInvariants();
 }
+
+test "loop: a connection the kernel will not watch is counted, and the listener backs off with the reason" {
+    const loop = try open(64);
+    defer loop.destroy();
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    const port = try portOf(loop, l);
+    _ = try connectNow(loop, port);
+    _ = try connectNow(loop, port);
+    loop.test_fail_watch = 1;
+    var out: [4]u32 = undefined;
+    // The first connection is lost (counted), and the second is not taken with it: the
+    // listener pauses, so it waits in the backlog.
+    try testing.expectError(error.WouldBlock, loop.accept(l, &out));
+    try testing.expectEqual(@as(u64, 1), loop.snapshot().accept_rejected);
+    try testing.expectEqual(@as(u64, 1), loop.snapshot().accept_paused);
+    var e: Events = .{};
+    try e.poll(loop, 0);
+    try testing.expect(e.has(l, Flag.paused));
+    try testing.expectError(error.NoMemory, loop.status(l));
+    // The backoff ends and the second connection comes in.
+    try testing.expect(try acceptOne(loop, l) > 0);
+    try testing.expectEqual(@as(u64, 1), loop.snapshot().accepted);
+}
