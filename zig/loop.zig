@@ -709,7 +709,7 @@ pub const Loop = struct {
             done += took;
         }
         if (done < data.len) s.want_write = true;
-        if (!s.writable) try self.watchWritable(s);
+        if (!s.writable) self.watchWritableOrFail(s);
         return done;
     }
 
@@ -794,7 +794,7 @@ pub const Loop = struct {
             const n = sys.send(s.fd, pending) catch |err| {
                 if (err == error.WouldBlock) {
                     s.writable = false;
-                    self.watchWritable(s) catch {};
+                    self.watchWritableOrFail(s);
                 } else {
                     // Undeliverable: drop the queue, remember why for the writer.
                     s.failed = err;
@@ -807,7 +807,7 @@ pub const Loop = struct {
             self.stats.queued_bytes -= n;
             if (n < pending.len) {
                 s.writable = false;
-                self.watchWritable(s) catch {};
+                self.watchWritableOrFail(s);
                 return;
             }
         }
@@ -851,8 +851,26 @@ pub const Loop = struct {
         if (!sys.is_linux) return;
         const r = self.ring orelse return;
         if (s.pollout_armed or s.kind != .stream) return;
+        if (builtin.is_test and self.test_fail_watch > 0) {
+            self.test_fail_watch -= 1;
+            return error.Limit;
+        }
         try r.pollOut(s.fd, s.handle);
         s.pollout_armed = true;
+    }
+
+    /// `watchWritable` where bytes are already taken: if the ring takes no more requests,
+    /// nothing would ever tell when the queue can move, so the stream fails with the
+    /// error (its queue dropped, as for a send that fails) and the next poll tells its
+    /// writer with a WRITE event.
+    fn watchWritableOrFail(self: *Loop, s: *Socket) void {
+        self.watchWritable(s) catch |err| {
+            s.failed = err;
+            self.stats.queued_bytes -= s.queue.len();
+            s.queue.consume(s.queue.len());
+            s.want_write = true;
+            self.markDirty(s);
+        };
     }
 
     fn ringRead(self: *Loop, r: *uring.Ring, s: *Socket, buf: []u8) Error!usize {

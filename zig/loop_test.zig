@@ -710,3 +710,31 @@ test "loop: a connection the kernel will not watch is counted, and the listener 
     try testing.expect(try acceptOne(loop, l) > 0);
     try testing.expectEqual(@as(u64, 1), loop.snapshot().accepted);
 }
+
+test "loop: io_uring: a write whose bytes were taken but whose writability cannot be watched fails the stream on the next poll, not the write" {
+    const loop = try open(64);
+    defer loop.destroy();
+    if (loop.ring == null) return error.SkipZigTest;
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    const c = try connectNow(loop, try portOf(loop, l));
+    _ = try acceptOne(loop, l); // never reads: the client's send buffer fills
+    const chunk = try testing.allocator.alloc(u8, 64 * 1024);
+    defer testing.allocator.free(chunk);
+    @memset(chunk, 'x');
+    // Fill the send buffer until a write is short (the rest queued) with the arm failing.
+    loop.test_fail_watch = 1;
+    var took: usize = 0;
+    for (0..1000) |_| {
+        const n = try loop.write(c, chunk); // bytes taken are never an error
+        took += n;
+        if (loop.test_fail_watch == 0) break;
+    }
+    try testing.expectEqual(@as(u32, 0), loop.test_fail_watch);
+    try testing.expect(took > 0);
+    // The writer is told at the next poll, and the queue is gone with the error.
+    var e: Events = .{};
+    try e.poll(loop, 0);
+    try testing.expect(e.has(c, Flag.write));
+    try testing.expectError(error.Limit, loop.flush(c));
+    try testing.expectEqual(@as(u64, 0), loop.snapshot().queued_bytes);
+}
