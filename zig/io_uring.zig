@@ -273,6 +273,11 @@ pub const Ring = struct {
     /// completions are waiting (then the loop should not park); work that arrives after
     /// this signals the eventfd, so no wake is lost.
     pub fn preparePark(r: *Ring, drain: bool) Error!bool {
+        // The multishot poll on the epoll set ends when the kernel cannot post its
+        // completion (a full completion queue): a park needs it armed again, or a
+        // listener's connection would wake nothing. (Queued here, it goes in with the
+        // `enter` below.)
+        try r.armEpoll();
         @atomicStore(u32, r.cq_flags, r.cq_flags.* & ~@as(u32, linux.IORING_CQ_EVENTFD_DISABLED), .seq_cst);
         if (drain) {
             var sink: u64 = 0;

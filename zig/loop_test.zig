@@ -738,3 +738,25 @@ test "loop: io_uring: a write whose bytes were taken but whose writability canno
     try testing.expectError(error.Limit, loop.flush(c));
     try testing.expectEqual(@as(u64, 0), loop.snapshot().queued_bytes);
 }
+
+test "loop: io_uring: a park after the epoll set's multishot poll ended arms it again, so a connection still wakes it" {
+    const loop = try open(16);
+    defer loop.destroy();
+    const r = loop.ring orelse return error.SkipZigTest;
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    var out: [1]u32 = undefined;
+    try testing.expectError(error.WouldBlock, loop.accept(l, &out)); // wants an ACCEPT
+    var e: Events = .{};
+    try e.poll(loop, 0); // arms the multishot poll on the epoll set
+    // End it, as a full completion queue would, and let a poll take its last completion.
+    try r.cancelOp(@import("io_uring.zig").userData(.epoll, 0));
+    try e.poll(loop, 0);
+    try testing.expectEqual(@as(usize, 0), e.n);
+    // Parked (the poll above found nothing), a connection from outside the loop, so
+    // that only the listener can wake it, must wake it.
+    const peer = try std.net.tcpConnectToAddress(try std.net.Address.parseIp4("127.0.0.1", @intCast(try portOf(loop, l))));
+    defer peer.close();
+    try testing.expect(try loop.park(2000));
+    try e.poll(loop, 0);
+    try testing.expect(e.has(l, Flag.accept));
+}
