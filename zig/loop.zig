@@ -530,7 +530,8 @@ pub const Loop = struct {
     pub fn pausesUntold(self: *Loop, lh: u32) Error!u32 {
         const l = try self.get(lh, .listener);
         defer l.pauses_untold = 0;
-        return l.pauses_untold;
+        // (Told as an i32 through the C ABI: a count past it is told as the largest.)
+        return @min(l.pauses_untold, std.math.maxInt(i32));
     }
 
     // ---- streams -----------------------------------------------------------------
