@@ -203,6 +203,9 @@ pub const Loop = struct {
     /// buffers (handles; stale ones are skipped). Each stream is on each list at most once.
     dirty: []u32 = &.{},
     dirty_len: usize = 0,
+    /// Where the next poll resumes in `dirty` when the last one left streams over (so
+    /// that a poll costs what it takes, not what is left).
+    dirty_head: usize = 0,
     starving: []u32 = &.{},
     starving_len: usize = 0,
     /// Buffers went back to the kernel since starving streams last asked for more.
@@ -255,6 +258,7 @@ pub const Loop = struct {
         errdefer self.allocator.free(self.dirty);
         self.starving = self.allocator.alloc(u32, cap) catch return error.NoMemory;
         self.dirty_len = 0;
+        self.dirty_head = 0;
         self.starving_len = 0;
         self.buffers_returned = false;
         self.ring = ring;
@@ -937,6 +941,14 @@ pub const Loop = struct {
     fn markDirty(self: *Loop, s: *Socket) void {
         if (s.dirty) return;
         s.dirty = true;
+        if (self.dirty_len == self.dirty.len and self.dirty_head > 0) {
+            // Full: the entries before the head are done; move the rest down (at most
+            // once per `dirty.len` appends).
+            const left = self.dirty_len - self.dirty_head;
+            std.mem.copyForwards(u32, self.dirty[0..left], self.dirty[self.dirty_head..self.dirty_len]);
+            self.dirty_len = left;
+            self.dirty_head = 0;
+        }
         self.listAppend(self.dirty, &self.dirty_len, s.handle, "dirty");
     }
 
@@ -1078,7 +1090,7 @@ pub const Loop = struct {
             var count: usize = 0;
             const cap = out.len / 2;
             // Streams whose state changed; those left over stay on the list.
-            var i: usize = 0;
+            var i: usize = self.dirty_head;
             while (i < self.dirty_len and count < cap) : (i += 1) {
                 const h = self.dirty[i];
                 const s = self.sockets.get(h) orelse continue;
@@ -1090,9 +1102,12 @@ pub const Loop = struct {
                 out[2 * count + 1] = flags;
                 count += 1;
             }
-            const left = self.dirty_len - i;
-            std.mem.copyForwards(u32, self.dirty[0..left], self.dirty[i..self.dirty_len]);
-            self.dirty_len = left;
+            if (i == self.dirty_len) {
+                self.dirty_len = 0;
+                self.dirty_head = 0;
+            } else {
+                self.dirty_head = i;
+            }
             // Listeners and datagram sockets, from the epoll set when its poll fired.
             if (r.epoll_ready and count < cap) {
                 const n = try self.poller.wait(self.events[0..@min(cap - count, self.events.len)], 0);
