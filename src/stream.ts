@@ -13,10 +13,10 @@
  */
 
 import { LIMIT, READ, WRITE } from "../ffi/mod.ts";
-import { abiError, Closed, TimedOut, WOULD_BLOCK, ZevError } from "./errors.ts";
+import { abiError, Cancelled, Closed, TimedOut, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { Handle } from "./handle.ts";
 import { reactor } from "./reactor.ts";
-import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
+import { cancelledOnEntry, type Guard, guardWait, tieWait, untieWait } from "./task.ts";
 import { type Addr, type AnyAddr, formatAddr, readAddr, type UnixAddr } from "./addr.ts";
 import { checkBytes, checkMs, checkOptions } from "./validate.ts";
 import { Waiter, WaitQueue } from "./wait_queue.ts";
@@ -47,9 +47,14 @@ export interface WriteOptions {
 export interface CloseOptions {
   /**
    * How long to wait for queued bytes to reach the kernel before closing anyway with
-   * a reset. Default 10 000 ms.
+   * a reset (and rejecting with `TimedOut`). Default 10 000 ms.
    */
   timeout?: number;
+  /**
+   * When this signal aborts while close waits for queued bytes, reset the stream at once
+   * and reject with `Cancelled` (as a cancel of the calling task does).
+   */
+  signal?: AbortSignal;
 }
 
 /** A write waiting for room in the stream's queue. */
@@ -74,6 +79,17 @@ interface PendingConnect {
   guard: Guard | null;
   cancel: (error: unknown) => void;
 }
+
+/** A `close` waiting for the write queue to drain, and the calls tied to it. */
+interface CloseWait {
+  /** Ends the close: released gracefully without an error, reset with one. */
+  finish: (error?: unknown) => void;
+  /** Unties each caller's task and signal from the wait. */
+  unties: (() => void)[];
+}
+
+/** What a drain (close, closeWrite) ended with: drained, or the stream was released. */
+const DRAINED = 0, RELEASED = 1;
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 const EMPTY = new Uint8Array(0);
@@ -111,11 +127,20 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   #retryWrite = (): void => {
     if (this.#writers.length > 0) this.#onWritable();
   };
-  /** Waiting for the write queue to drain (close, closeWrite): at most two. */
-  #drainers: (() => void)[] = [];
+  /**
+   * Waiting for the write queue to drain (close, closeWrite): called with `DRAINED`, the
+   * negative code of the stream's failure, or `RELEASED`.
+   */
+  #drainers: ((status: number) => void)[] = [];
+  /** closeWrite was called: writes are refused. */
   #writeClosed = false;
+  /** closeWrite shut the write side down (the loop sends the FIN after the queue). */
+  #shutDown = false;
   #closed = false;
+  /** The handle was released: 1 gracefully, 2 with a reset. */
+  #released: 0 | 1 | 2 = 0;
   #closing: Promise<void> | undefined;
+  #closeWait: CloseWait | undefined;
   #peer: string | undefined;
   /** A Unix stream's local and remote addresses (the kernel keeps no path for us). */
   #unix: readonly [UnixAddr, UnixAddr] | undefined;
@@ -223,18 +248,59 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     });
   }
 
-  /** Reads until `buf` is full. Rejects if the stream ends first. */
+  /**
+   * Reads until `buf` is full; `options` apply to each read. Rejects with `Closed` if the
+   * stream ends first. If a read fails (its timeout, a cancel, a reset), readFull rejects
+   * with an error of the same class and `code` (and `reason`, for `Cancelled`), whose
+   * message names readFull and says how many bytes it had read, the original error as its
+   * `cause`. Either error has a `bytesRead` property: that many bytes were taken from the
+   * stream and are in `buf.subarray(0, bytesRead)`; the stream stays usable after a
+   * timeout or a cancel, at the byte after them.
+   */
   async readFull(buf: Uint8Array, options?: ReadOptions): Promise<Uint8Array> {
     checkBytes(buf, "readFull", "buf", true);
+    // Checked here so that a bad option is readFull's error, not one of its reads'.
+    const timeout = checkOptions(options, "readFull")?.timeout;
+    if (timeout !== undefined) checkMs(timeout, "readFull", "timeout");
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError("readFull: options.signal must be an AbortSignal");
+    }
     let got = 0;
     while (got < buf.length) {
-      const n = await this.read(buf.subarray(got), options);
+      let n: number | null;
+      try {
+        n = await this.read(buf.subarray(got), options);
+      } catch (error) {
+        throw this.#readFullError(error, got, buf.length);
+      }
       if (n === null) {
-        throw new Closed(`${this.#what("readFull")}: the stream ended after ${got} of ${buf.length} bytes`);
+        const error = new Closed(`${this.#what("readFull")}: the stream ended after ${got} of ${buf.length} bytes`);
+        throw Object.assign(error, { bytesRead: got });
       }
       got += n;
     }
     return buf;
+  }
+
+  /** A read's `error` as readFull's, after `got` of `total` bytes (see `readFull`). */
+  #readFullError(error: unknown, got: number, total: number): unknown {
+    if (!(error instanceof Error)) return error;
+    const prefix = `${this.#what("read")}: `;
+    const why = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+    const message = `${this.#what("readFull")}: ${got} of ${total} bytes read, then ${why}`;
+    let again: Error;
+    if (error instanceof Cancelled) {
+      again = new Cancelled(error.reason);
+      again.message = message;
+    } else if (error instanceof Closed) again = new Closed(message);
+    else if (error instanceof TimedOut) again = new TimedOut(message);
+    else if (error instanceof ZevError) again = new ZevError(error.code, message);
+    else if (error instanceof TypeError) again = new TypeError(message);
+    else if (error instanceof RangeError) again = new RangeError(message);
+    else again = new Error(message);
+    again.cause = error;
+    return Object.assign(again, { bytesRead: got });
   }
 
   /** Ends the pending read with an error (cancelled, timed out, closed). */
@@ -377,10 +443,27 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     this.#checkDrained();
   }
 
-  /** Resolves when every write has been handed over and the queue is empty. */
-  #drained(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#drainers.push(resolve);
+  /**
+   * Resolves when every write has been handed over and the queue is empty (`DRAINED`),
+   * the stream failed (its negative code) or was released (`RELEASED`). The wait is tied
+   * to the calling task and `signal`: a cancel rejects with `Cancelled`.
+   */
+  #drained(signal: AbortSignal | undefined): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const done = (status: number) => {
+        untieWait(guard, cancel);
+        resolve(status);
+      };
+      const cancel = (error: Cancelled) => {
+        const i = this.#drainers.indexOf(done);
+        if (i < 0) return;
+        this.#drainers.splice(i, 1);
+        this.updateHold();
+        reject(error);
+      };
+      this.#drainers.push(done);
+      const guard = tieWait(cancel, signal);
+      if (guard === null) return; // cancelled at once
       this.updateHold();
       this.#checkDrained();
     });
@@ -395,7 +478,14 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     }
     const drainers = this.#drainers.splice(0);
     this.updateHold();
-    for (const resolve of drainers) resolve();
+    for (const done of drainers) done(left < 0 ? left : DRAINED);
+  }
+
+  /** Bytes not yet handed to the kernel: the stream's queue and the writes waiting. */
+  #unsent(): number {
+    let n = Math.max(0, sym.zev_flush(loop, this.handle));
+    for (let w = this.#writers.peek(); w !== null; w = w.next as WriteWait | null) n += w.data.length - w.offset;
+    return n;
   }
 
   /** A read, a write, a drain (close, closeWrite) or a connect is pending. */
@@ -406,46 +496,117 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   /**
    * Shuts down the write side once everything written so far is sent: the peer reads
    * the end of stream, and this side can still read. Later writes reject with `Closed`.
+   * While writes are still pending it waits for them, and a cancel of the calling task
+   * or `signal` rejects it with `Cancelled`: the end of stream is not sent then (the
+   * pending writes go on, later writes are still refused; call closeWrite again, or
+   * close). Rejects with `Closed` if the stream is reset (`abort`, or `close`'s timeout)
+   * before the end of stream could be sent.
    */
-  async closeWrite(): Promise<void> {
-    if (this.#closed) throw new Closed(`${this.#what("closeWrite")}: the stream is closed`);
-    if (this.#writeClosed) return;
+  async closeWrite(options?: { signal?: AbortSignal }): Promise<void> {
+    // (`options` is spelled out: a named type would have to be exported by mod.ts.)
+    const signal = checkOptions(options, "closeWrite")?.signal;
+    const cancelled = cancelledOnEntry(signal, "closeWrite");
+    if (cancelled) throw cancelled;
+    const what = this.#what("closeWrite"); // now: the peer's address is gone once released
+    if (this.#closed) throw new Closed(`${what}: the stream is closed`);
+    if (this.#shutDown) return;
     this.#writeClosed = true;
     // Pending writes finish first; the loop sends the FIN after the queued bytes.
-    if (this.#writers.length > 0) await this.#drained();
+    if (this.#writers.length > 0) {
+      const status = await this.#drained(signal);
+      // A reset dropped the queue, and the end of stream behind it.
+      if (this.#released === 2) {
+        throw new Closed(`${what}: the stream was closed before its write side was shut down`);
+      }
+      // A close that sent every byte closed the write side after them; or another
+      // closeWrite shut it down meanwhile.
+      if (this.#released === 1 || this.#shutDown) return;
+      if (status < 0) throw abiError(status, what);
+    }
     const r = sym.zev_shutdown(loop, this.handle);
-    if (r < 0 && !this.#closed) throw abiError(r, this.#what("closeWrite"));
+    if (r < 0) throw abiError(r, what);
+    this.#shutDown = true;
     reactor.queued(); // the FIN waits behind the queued bytes: keep the process alive for them
   }
 
   /**
    * Sends what is queued (waiting at most `timeout`), then closes the stream. A pending
-   * read rejects with `Closed`. Calling it again returns the same promise.
+   * read rejects with `Closed`. If the queue has not drained within `timeout`, the stream
+   * is reset (its handle released all the same) and close rejects with `TimedOut`, saying
+   * how many bytes were not sent. A cancel of the calling task, or `signal`, while close
+   * waits resets the stream at once and rejects with `Cancelled`. Calling it again
+   * returns the same promise (and ties that caller's task and signal to it too).
    */
   close(options?: CloseOptions): Promise<void> {
-    if (this.#closing) return this.#closing;
-    let timeout = DEFAULT_CLOSE_TIMEOUT_MS;
+    let timeout = DEFAULT_CLOSE_TIMEOUT_MS, signal: AbortSignal | undefined;
     try {
       const t = checkOptions(options, "close")?.timeout;
       if (t !== undefined) timeout = checkMs(t, "close", "timeout");
+      signal = options?.signal;
+      if (signal !== undefined && !(signal instanceof AbortSignal)) {
+        throw new TypeError("close: options.signal must be an AbortSignal");
+      }
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this.#closing) {
+      this.#tieClose(signal);
+      return this.#closing;
+    }
     this.#closed = true;
-    this.#closing = this.#close(timeout);
+    this.#closing = this.#close(timeout, signal);
     return this.#closing;
   }
 
-  async #close(timeoutMs: number): Promise<void> {
+  #close(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     if (this.#reading) this.#endRead(new Closed(`${this.#what("read")}: the stream was closed while reading`));
-    let reset = false;
-    if (this.#writers.length > 0 || sym.zev_flush(loop, this.handle) > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const expired = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)));
-      reset = await Promise.race([this.#drained().then(() => false), expired]);
-      clearTimeout(timer);
+    if (this.#writers.length === 0 && !(sym.zev_flush(loop, this.handle) > 0)) {
+      this.#release(false);
+      return Promise.resolve();
     }
-    this.#release(reset);
+    const what = this.#what("close"); // now: the peer's address is gone once released
+    return new Promise((resolve, reject) => {
+      // Assigned once the wait is tied (a cancel may come first and find none).
+      // deno-lint-ignore prefer-const
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const wait: CloseWait = {
+        finish: (error?: unknown) => {
+          if (this.#closeWait !== wait) return; // ended already
+          this.#closeWait = undefined;
+          clearTimeout(timer);
+          const i = this.#drainers.indexOf(drained);
+          if (i >= 0) this.#drainers.splice(i, 1);
+          for (const untie of wait.unties.splice(0)) untie();
+          this.#release(error !== undefined);
+          if (error === undefined) resolve();
+          else reject(error);
+        },
+        unties: [],
+      };
+      // Drained, or `abort` released it meanwhile: closed. The stream failed (a peer that
+      // reset): its queue is lost, and close says so with the failure.
+      const drained = (status: number) => wait.finish(status < 0 ? abiError(status, what) : undefined);
+      this.#closeWait = wait;
+      this.#drainers.push(drained);
+      this.updateHold();
+      this.#tieClose(signal);
+      if (this.#closeWait !== wait) return; // cancelled at once
+      timer = setTimeout(() => {
+        const unsent = this.#unsent();
+        wait.finish(
+          new TimedOut(`${what}: ${unsent} bytes were still unsent after ${timeoutMs} ms: the stream was reset`),
+        );
+      }, timeoutMs);
+      this.#checkDrained();
+    });
+  }
+
+  /** Ties the calling task and `signal` to the close under way: a cancel resets the stream. */
+  #tieClose(signal: AbortSignal | undefined): void {
+    const wait = this.#closeWait;
+    if (wait === undefined) return;
+    const untie = guardWait((error) => wait.finish(error), signal);
+    if (untie !== null) wait.unties.push(untie);
   }
 
   /** Closes at once with a reset (RST), dropping whatever is queued. */
@@ -458,6 +619,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
 
   #release(reset: boolean): void {
     if (!reactor.unregister(this)) return;
+    this.#released = reset ? 2 : 1;
     for (const pending of this.#writers.drain()) {
       untieWait(pending.guard, pending.cancel);
       pending.reject(new Closed(`${this.#what("write")}: the stream was closed before the data was sent`));
@@ -465,7 +627,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     const drainers = this.#drainers.splice(0);
     if (this.#connecting) this.#endConnect(new Closed(`${this.#connecting.what}: the stream was closed`));
     this.updateHold();
-    for (const resolve of drainers) resolve();
+    for (const done of drainers) done(RELEASED);
     sym.zev_close(loop, this.handle, reset ? 1 : 0);
   }
 

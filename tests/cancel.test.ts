@@ -498,3 +498,77 @@ test("withDeadline: the caller gets its task's error and the supervisor does not
   });
   assert.equal(await withDeadline(1000, (a: number, b: number) => a + b, 2, 3), 5, "arguments are passed on");
 });
+
+test("closeWrite waiting behind writes the peer holds back is cancelled by its task and by its signal", async () => {
+  const { listener, client, server } = await tcpPair();
+  client.setWriteQueueLimit(1);
+  // The peer reads nothing: the write waits, and closeWrite behind it.
+  const writing = client.write(new Uint8Array(32 << 20)).catch((e) => e);
+  await sleep(20);
+  const task = call(() => client.closeWrite());
+  await sleep(20);
+  task.cancel("stop");
+  await assert.rejects(within(1000, "closeWrite after its task's cancel", task.done), isCancelled("stop"));
+  const controller = new AbortController();
+  const closing = client.closeWrite({ signal: controller.signal });
+  await sleep(20);
+  controller.abort("enough");
+  await assert.rejects(within(1000, "closeWrite after its signal aborted", closing), isCancelled("enough"));
+  await assert.rejects(client.closeWrite({ signal: aborted() }), isCancelled("stop"));
+  await assert.rejects(client.closeWrite(7 as never), /closeWrite: options must be an object, not 7/);
+  // The write it waited behind goes on, and later writes are still refused.
+  assert.equal(client.closed, false);
+  await assert.rejects(client.write(text("x")), /write side is closed/);
+  client.abort();
+  assert.ok((await writing) instanceof ZevError);
+  await server.close();
+  listener.close();
+});
+
+test("close waiting for queued bytes is cancelled by its task and by its signal: the stream is reset and released at once", async () => {
+  const sink = new Uint8Array(1 << 16);
+  for (const how of ["task", "signal"] as const) {
+    const { listener, client, server } = await tcpPair();
+    client.setWriteQueueLimit(64 << 20);
+    await client.write(new Uint8Array(32 << 20)); // resolves with most of it queued: the peer reads nothing
+    const live = stats().liveHandles;
+    const controller = new AbortController();
+    const task = call(() => client.close({ timeout: 10_000, signal: controller.signal }));
+    await sleep(20);
+    if (how === "task") task.cancel("shutdown now");
+    else controller.abort("shutdown now");
+    await assert.rejects(within(1000, `close after its ${how}'s cancel`, task.done), isCancelled("shutdown now"));
+    assert.equal(client.closed, true);
+    assert.equal(stats().liveHandles, live - 1, "the handle was released");
+    await assert.rejects(
+      within(
+        5000,
+        "the peer reads to the reset",
+        (async () => {
+          while ((await server.read(sink)) !== null);
+        })(),
+      ),
+      (e: unknown) => e instanceof ZevError && e.code === "ConnectionReset",
+    );
+    await server.close();
+    listener.close();
+  }
+});
+
+test("readFull cancelled by its task rejects with that Cancelled, saying how many bytes it had read", async () => {
+  const { listener, client, server } = await tcpPair();
+  const buf = new Uint8Array(8);
+  const task = call(() => server.readFull(buf));
+  await client.write(text("abc"));
+  await sleep(20);
+  task.cancel("stop");
+  await assert.rejects(task.done, (e: unknown) => {
+    assert.ok(isCancelled("stop")(e), String(e));
+    assert.match((e as Error).message, /^readFull from 127\.0\.0\.1:\d+: 3 of 8 bytes read, then cancelled: stop$/);
+    assert.equal((e as Cancelled & { bytesRead: number }).bytesRead, 3);
+    return true;
+  });
+  assert.equal(new TextDecoder().decode(buf.subarray(0, 3)), "abc");
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});

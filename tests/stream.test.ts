@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { Closed, connect, limits, listen, stats, type Stream, ZevError } from "../mod.ts";
+import { Cancelled, Closed, connect, limits, listen, stats, type Stream, TimedOut, ZevError } from "../mod.ts";
 import { openClient, spendTurn, tcpPair, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -435,4 +435,146 @@ test("an accept past the turn's budget takes a connection already here on the ne
   );
   await Promise.all([client.close(), server.close()]);
   listener.close();
+});
+
+test("readFull cut short by its timeout, its signal or the end of stream says how many bytes it had read, keeping the error's class and code", async () => {
+  const { listener, client, server } = await tcpPair();
+  const peer = `127\\.0\\.0\\.1:${client.localAddr.port}`;
+  // The timeout: 5 of 10 bytes came, and they are taken from the stream.
+  await client.write(text("HELLO"));
+  const buf = new Uint8Array(10);
+  await assert.rejects(server.readFull(buf, { timeout: 50 }), (e: unknown) => {
+    assert.ok(e instanceof TimedOut && e instanceof ZevError, String(e));
+    assert.equal(e.code, "TimedOut");
+    assert.match(e.message, new RegExp(`^readFull from ${peer}: 5 of 10 bytes read, then no data within 50 ms$`));
+    assert.equal((e as TimedOut & { bytesRead: number }).bytesRead, 5);
+    assert.ok(e.cause instanceof TimedOut, "the read's own error is the cause");
+    return true;
+  });
+  assert.equal(decode(buf.subarray(0, 5)), "HELLO", "the bytes read are in the buffer");
+  // The signal: the stream reads on at the byte after them.
+  await client.write(text("WOR"));
+  const controller = new AbortController();
+  const reading = server.readFull(buf, { signal: controller.signal });
+  await pause(20);
+  controller.abort("enough");
+  await assert.rejects(reading, (e: unknown) => {
+    assert.ok(e instanceof Cancelled, String(e));
+    assert.equal(e.code, "Cancelled");
+    assert.equal(e.reason, "enough");
+    assert.match(e.message, new RegExp(`^readFull from ${peer}: 3 of 10 bytes read, then cancelled: enough$`));
+    assert.equal((e as Cancelled & { bytesRead: number }).bytesRead, 3);
+    return true;
+  });
+  assert.equal(decode(buf.subarray(0, 3)), "WOR");
+  // The end of the stream.
+  await client.write(text("LD"));
+  await client.close();
+  await assert.rejects(server.readFull(buf), (e: unknown) => {
+    assert.ok(e instanceof Closed, String(e));
+    assert.match(e.message, new RegExp(`^readFull from ${peer}: the stream ended after 2 of 10 bytes$`));
+    assert.equal((e as Closed & { bytesRead: number }).bytesRead, 2);
+    return true;
+  });
+  // A bad option is readFull's error, not its reads'.
+  await assert.rejects(server.readFull(new Uint8Array(4), { timeout: -1 }), {
+    name: "RangeError",
+    message: "readFull: invalid timeout -1: expected milliseconds from 0 to 2147483647",
+  });
+  await assert.rejects(server.readFull(new Uint8Array(4), { signal: "no" as never }), {
+    name: "TypeError",
+    message: "readFull: options.signal must be an AbortSignal",
+  });
+  await server.close();
+  listener.close();
+});
+
+test("close whose timeout passes resets the stream, releases it and rejects with TimedOut saying how many bytes were not sent", async () => {
+  const { listener, client, server } = await tcpPair();
+  client.setWriteQueueLimit(64 << 20);
+  // The peer reads nothing: the write resolves with most of its bytes in the queue.
+  assert.equal(await client.write(new Uint8Array(32 << 20)), 32 << 20);
+  const queued = stats().queuedBytes;
+  assert.ok(queued > 0, "bytes of the resolved write are queued");
+  const live = stats().liveHandles;
+  const started = Date.now();
+  await assert.rejects(within(2000, "close with a timeout", client.close({ timeout: 50 })), (e: unknown) => {
+    assert.ok(e instanceof TimedOut, String(e));
+    const m = /^close to 127\.0\.0\.1:\d+: (\d+) bytes were still unsent after 50 ms: the stream was reset$/.exec(
+      e.message,
+    );
+    assert.ok(m, e.message);
+    assert.ok(Number(m[1]) > 0 && Number(m[1]) <= queued, `${m[1]} unsent, ${queued} queued`);
+    return true;
+  });
+  assert.ok(Date.now() - started < 1000, "close waited its timeout, not more");
+  assert.equal(client.closed, true);
+  assert.equal(stats().liveHandles, live - 1, "the handle was released");
+  // Same promise afterwards: still the rejection, and the peer sees the reset.
+  await assert.rejects(client.close(), TimedOut);
+  const sink = new Uint8Array(1 << 16);
+  await assert.rejects(
+    within(
+      5000,
+      "the peer reads to the reset",
+      (async () => {
+        while ((await server.read(sink)) !== null);
+      })(),
+    ),
+    (e: unknown) => e instanceof ZevError && e.code === "ConnectionReset",
+  );
+  await server.close();
+  listener.close();
+});
+
+test("close waiting for queued bytes rejects with the peer's reset: the bytes it held are lost, and it says so", async () => {
+  const { listener, client, server } = await tcpPair();
+  client.setWriteQueueLimit(64 << 20);
+  assert.equal(await client.write(new Uint8Array(32 << 20)), 32 << 20);
+  const closing = client.close({ timeout: 5000 });
+  server.abort(); // the peer resets: nothing queued can be sent any more
+  await assert.rejects(
+    within(3000, "close after the peer's reset", closing),
+    (e: unknown) =>
+      e instanceof ZevError && /^(ConnectionReset|BrokenPipe)$/.test(e.code) && /^close to /.test(e.message),
+  );
+  assert.equal(client.closed, true);
+  listener.close();
+});
+
+test("closeWrite waiting behind writes rejects with Closed when the stream is reset before the end of stream is sent", async () => {
+  const { listener, client, server } = await tcpPair();
+  client.setWriteQueueLimit(1);
+  const peer = `127\\.0\\.0\\.1:${client.remoteAddr.port}`;
+  // The peer reads nothing: the write waits, and closeWrite behind it.
+  const writing = client.write(new Uint8Array(32 << 20)).catch((e) => e);
+  await pause(20);
+  const closing = client.closeWrite();
+  await pause(20);
+  client.abort();
+  await assert.rejects(within(2000, "closeWrite after the reset", closing), (e: unknown) => {
+    assert.ok(e instanceof Closed, String(e));
+    assert.match(
+      e.message,
+      new RegExp(`^closeWrite to ${peer}: the stream was closed before its write side was shut down$`),
+    );
+    return true;
+  });
+  assert.ok((await writing) instanceof Closed, "the pending write was refused too");
+  // A closeWrite that a graceful close overtakes resolves: the close sent every byte, then the end.
+  const other = await tcpPair();
+  other.client.setWriteQueueLimit(1);
+  const big = new Uint8Array(4 << 20);
+  const wrote = other.client.write(big);
+  await pause(20);
+  const ending = other.client.closeWrite();
+  const closed = other.client.close();
+  let got = 0;
+  const sink = new Uint8Array(1 << 16);
+  for (let n; (n = await within(5000, "the peer reads to the end", other.server.read(sink))) !== null;) got += n;
+  assert.equal(got, big.length);
+  await within(2000, "the write, closeWrite and close", Promise.all([wrote, ending, closed]));
+  await Promise.all([server.close(), other.server.close()]);
+  listener.close();
+  other.listener.close();
 });
