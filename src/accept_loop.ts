@@ -6,12 +6,12 @@
  * @module
  */
 
-import type { Listener } from "./listener.ts";
+import { Listener } from "./listener.ts";
 import type { Addr, AnyAddr } from "./addr.ts";
 import type { Stream } from "./stream.ts";
-import { call, currentTask, go, report, supervise, type Supervisor, type Task } from "./task.ts";
+import { call, currentTask, go, guardWait, report, supervise, type Supervisor, type Task } from "./task.ts";
 import { sleep } from "./deadline.ts";
-import { checkMs, checkOptions, show } from "./validate.ts";
+import { checkMs, checkOptions, checkSupervisor, show } from "./validate.ts";
 
 /** Options of `acceptLoop`. */
 export interface AcceptLoopOptions {
@@ -33,6 +33,17 @@ export interface ShutdownOptions {
 
 const DEFAULT_GRACE_MS = 10_000;
 
+/**
+ * Accepts that fail in a row before the loop gives up. Errors a connection or a lack of
+ * descriptors cause never get here (the native layer skips or retries them), so an
+ * error that keeps coming back is the listener's own: the loop retries after 10, 20, 40
+ * and 80 ms, reporting each failure, then ends with the fifth.
+ */
+const MAX_ACCEPT_FAILURES = 5;
+const ACCEPT_RETRY_MS = 10;
+/** How long cancelled handlers get for their cleanup before a server stops without them. */
+const CLEANUP_MS = 2_000;
+
 /** @internal The grace period `close` asks for, checked (a bad one throws, closing nothing). */
 export function graceMs(options: ShutdownOptions | undefined): number {
   const grace = checkOptions(options, "close")?.gracePeriod;
@@ -45,32 +56,54 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
   /** Connection tasks still running, with their streams. */
   readonly #live = new Map<Task<void>, Stream<A>>();
   #idle: (() => void)[] = [];
+  /** Ends a retry pause early once the loop is told to stop. */
+  readonly #stop = new AbortController();
+  #stopping: Promise<void> | undefined;
 
   constructor(readonly listener: Listener<A>, handler: (stream: Stream<A>) => unknown, options: AcceptLoopOptions) {
+    if (!(listener instanceof Listener)) {
+      throw new TypeError(`acceptLoop: listener must be a Listener (from listen), not ${show(listener)}`);
+    }
     if (typeof handler !== "function") {
       throw new TypeError(`acceptLoop: handler must be a function, not ${show(handler)}`);
     }
+    if (options.supervisor !== undefined) checkSupervisor(options.supervisor, "acceptLoop");
     const serve = async (stream: Stream<A>): Promise<void> => {
       try {
         await handler(stream);
-      } finally {
-        await stream.close(); // (a stream closed or aborted already returns its first close)
+      } catch (error) {
+        // The handler's error is the task's: a close that then fails too (its queue
+        // could not be sent within the timeout) must not take its place.
+        await stream.close().catch(() => {});
+        throw error;
       }
+      // (A stream closed or aborted already returns its first close.) A close that
+      // fails, its queue unsent, is the task's error.
+      await stream.close();
     };
     Object.defineProperty(serve, "name", { value: handler.name || "connection handler" });
     const run = async (): Promise<void> => {
+      let failures = 0;
       while (!listener.closed) {
         let stream: Stream<A>;
         try {
           stream = await listener.accept();
         } catch (error) {
           if (listener.closed) return;
-          // Not a closed listener: report it, and do not spin on a persistent failure.
+          // Not a closed listener: the listener's own failure. Report it and retry after
+          // a pause that doubles; one that keeps coming back ends the loop (thrown, it is
+          // reported and rejects the loop), closing the listener so that nobody connects
+          // to a port no one serves.
+          if (++failures >= MAX_ACCEPT_FAILURES) {
+            listener.close();
+            throw error;
+          }
           const task = currentTask()!;
           report(task, { kind: "error", task, error });
-          await sleep(10);
+          await sleep(ACCEPT_RETRY_MS * 2 ** (failures - 1), { signal: this.#stop.signal }).catch(() => {});
           continue;
         }
+        failures = 0;
         const task = go(serve, stream);
         this.#live.set(task, stream);
         task.done.then(this.#forget(task), this.#forget(task));
@@ -99,21 +132,53 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
   /**
    * Stops accepting (closes the listener), lets the running handlers finish within
    * `gracePeriod`, then cancels those still running and resets their streams. Resolves
-   * once the accept loop has ended and every handler has settled or been cut off.
+   * once the accept loop has ended and every handler has settled, those cut off too.
    */
-  async shutdown(options?: ShutdownOptions): Promise<void> {
-    const ms = graceMs(options);
-    this.listener.close();
-    await this.done.catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.whenIdle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-    clearTimeout(timer);
-    for (const [task, stream] of this.#live) {
-      task.cancel("the server is shutting down");
-      stream.abort();
+  shutdown(options?: ShutdownOptions): Promise<void> {
+    let ms: number;
+    try {
+      ms = graceMs(options);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    // Cancelled handlers finish at their next zev call; one turn lets them run.
-    await new Promise((resolve) => setImmediate(resolve));
+    return this.stop(ms, "the server is shutting down");
+  }
+
+  /**
+   * `shutdown` with the grace period in milliseconds, cancelling the handlers still
+   * running after it with `reason`. Once only: a second call returns the first's promise.
+   * Resolves once every handler has settled, so that nothing of the loop runs after it.
+   */
+  stop(ms: number, reason: unknown): Promise<void> {
+    return this.#stopping ??= (async () => {
+      this.listener.close();
+      this.#stop.abort();
+      await this.done.catch(() => {});
+      if (ms > 0) await this.#idleWithin(ms);
+      for (const [task, stream] of this.#live) {
+        task.cancel(reason);
+        stream.abort();
+      }
+      // Cancelled handlers end at their next zev call (their streams are reset), then run
+      // their cleanup: done means done. A handler that ignores its cancel (awaiting
+      // something outside zev without `task.signal`) would hold the server forever: past
+      // a bound it is left running, and said so.
+      if (!await this.#idleWithin(CLEANUP_MS)) {
+        console.error(
+          `zev: ${this.#live.size} connection handler(s) still running ${CLEANUP_MS} ms after their cancel; the server stopped without them`,
+        );
+      }
+    })();
+  }
+
+  /** Whether every handler settles within `ms`. */
+  async #idleWithin(ms: number): Promise<boolean> {
+    if (this.#live.size === 0) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+    const idle = await Promise.race([this.whenIdle().then(() => true), late]);
+    clearTimeout(timer);
+    return idle;
   }
 }
 
@@ -123,6 +188,18 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
  * the loop; the stream is closed when its handler returns or throws. The returned
  * promise resolves when the listener closes; handlers still running go on (use `serve`
  * for a server that shuts its handlers down too).
+ *
+ * Cancelling the task that called it (`task.cancel`, a `withDeadline` that expires) ends
+ * it as Janet's accept loop ends: the listener is closed, the running handlers are
+ * cancelled and their streams reset, and once they have all settled the promise rejects
+ * with that `Cancelled`.
+ *
+ * An accept that fails other than by the listener closing (the native layer already
+ * skips connections that failed and retries when descriptors run out, so this is the
+ * listener's own fault) is reported to the supervisor and retried after 10 ms, then 20,
+ * 40 and 80 ms; the fifth failure in a row ends the loop: the listener is closed and
+ * the promise rejects with that error (handlers still running go on). A bad `listener`,
+ * `handler` or `supervisor` rejects at once, with a TypeError naming it.
  *
  * @example
  * ```ts
@@ -138,9 +215,31 @@ export function acceptLoop<A extends AnyAddr>(
   handler: (stream: Stream<A>) => unknown,
   options: AcceptLoopOptions = {},
 ): Promise<void> {
+  let loop: AcceptLoop<A>;
   try {
-    return new AcceptLoop(listener, handler, checkOptions(options, "acceptLoop") ?? {}).done;
+    loop = new AcceptLoop(listener, handler, checkOptions(options, "acceptLoop") ?? {});
   } catch (error) {
     return Promise.reject(error);
   }
+  return new Promise<void>((resolve, reject) => {
+    let cancelled = false;
+    // The caller's cancel ends the loop and its handlers; then the loop rejects with it
+    // (not with the end of the loop that the cancel itself brings about).
+    const release = guardWait((error) => {
+      cancelled = true;
+      const end = () => reject(error);
+      loop.stop(0, error.reason).then(end, end);
+    });
+    if (release === null) return;
+    loop.done.then(
+      () => {
+        release();
+        if (!cancelled) resolve();
+      },
+      (error) => {
+        release();
+        if (!cancelled) reject(error);
+      },
+    );
+  });
 }

@@ -10,7 +10,7 @@ import { AcceptLoop, type AcceptLoopOptions, graceMs, type ShutdownOptions } fro
 import { listen, type ListenOptions, type UnixListenOptions } from "./net.ts";
 import type { Stream } from "./stream.ts";
 import type { Listener } from "./listener.ts";
-import { show } from "./validate.ts";
+import { checkSupervisor, show } from "./validate.ts";
 import { serveWorkers } from "./workers.ts";
 
 /** Options of `serve`: those of `listen` and of `acceptLoop`. */
@@ -44,13 +44,16 @@ export interface Server<A extends AnyAddr = Addr> {
   readonly connections: number;
   /**
    * Resolves when the server has stopped: once `close` (or `await using`) has closed its
-   * listener and its last handler has finished or been cut off. (Its listener is its own:
-   * nothing else closes it.)
+   * listener and its last handler has settled, one cut off by the grace period too. (Its
+   * listener is its own: nothing else closes it; an accept error that keeps coming back
+   * ends it as `close` does, see `acceptLoop`.)
    */
   readonly finished: Promise<void>;
   /**
    * Stops accepting, lets running handlers finish within `gracePeriod` (default 10 s),
-   * then cancels the rest and resets their streams. Calling it again returns the same
+   * then cancels the rest and resets their streams. Resolves once every handler has
+   * settled, a cancelled one after its cleanup (given 2 s after its cancel: a handler that
+   * ignores its cancel is then left running, and said so on stderr). Calling it again returns the same
    * promise.
    */
   close(options?: ShutdownOptions): Promise<void>;
@@ -121,6 +124,8 @@ export function startServer<A extends AnyAddr>(
   handler: (stream: Stream<A>) => unknown,
   beforeFinish: () => void = () => {},
 ): Server<A> {
+  // Checked before the listener opens: a bad supervisor must not leave it open.
+  if (options?.supervisor !== undefined) checkSupervisor(options.supervisor, "serve");
   const listener = listen(options as ServeOptions) as unknown as Listener<A>;
   const loop = new AcceptLoop<A>(listener, handler, { supervisor: options?.supervisor });
   let closing: Promise<void> | undefined;
@@ -143,6 +148,9 @@ export function startServer<A extends AnyAddr>(
     }
     return closing;
   };
+  // An accept loop that ended on an error (reported to the supervisor, the listener
+  // closed) stops the server as `close` would, so that `finished` still comes.
+  loop.done.catch(() => close());
   return {
     addr: listener.addr,
     get connections() {

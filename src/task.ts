@@ -15,7 +15,7 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Cancelled } from "./errors.ts";
-import { show } from "./validate.ts";
+import { checkSupervisor, show } from "./validate.ts";
 
 /** Receives the errors of the tasks it supervises. */
 export type Supervisor = ((error: unknown, task: Task<unknown>) => void) | TaskEventSink;
@@ -102,7 +102,8 @@ let defaultSupervisor: Supervisor = stderrSupervisor;
 
 /** Sets the supervisor of tasks that have no other (the default logs to stderr). */
 export function setDefaultSupervisor(supervisor: Supervisor): void {
-  defaultSupervisor = checkSupervisor(supervisor, "setDefaultSupervisor");
+  checkSupervisor(supervisor, "setDefaultSupervisor");
+  defaultSupervisor = supervisor;
 }
 
 /** The task whose code is running, across awaits. */
@@ -387,18 +388,6 @@ export function guardWait(cancel: CancelWait, signal?: AbortSignal): (() => void
 /** A task's function: checked when the task is made, not when it would run. */
 function checkFn(fn: unknown, what: string): void {
   if (typeof fn !== "function") throw new TypeError(`${what}: fn must be a function, not ${show(fn)}`);
-}
-
-/** A supervisor: a function, or a sink with `give` (a `Channel<TaskEvent>`). */
-function checkSupervisor(supervisor: unknown, what: string): Supervisor {
-  if (typeof supervisor === "function") return supervisor as Supervisor;
-  if (
-    typeof supervisor === "object" && supervisor !== null &&
-    typeof (supervisor as { give?: unknown }).give === "function"
-  ) return supervisor as Supervisor;
-  throw new TypeError(
-    `${what}: supervisor must be a function or a Channel (an object with give), not ${show(supervisor)}`,
-  );
 }
 
 // Tasks started by `go` wait for the loop's next turn, all in one macrotask.

@@ -63,3 +63,14 @@ export function checkOptions<T extends object>(options: T | undefined, what: str
   }
   return options;
 }
+
+/** A supervisor option: a function, or an object with a `give` function (a `Channel`). */
+export function checkSupervisor(supervisor: unknown, what: string): void {
+  if (typeof supervisor === "function") return;
+  if (typeof supervisor === "object" && supervisor !== null) {
+    if (typeof (supervisor as { give?: unknown }).give === "function") return;
+  }
+  throw new TypeError(
+    `${what}: supervisor must be a function or a Channel (an object with give), not ${show(supervisor)}`,
+  );
+}

@@ -9,12 +9,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  acceptLoop,
   Cancelled,
   Channel,
   gather,
   go,
+  listen,
+  serve,
   setDefaultSupervisor,
   sleep,
+  stats,
   supervise,
   type Supervisor,
   type TaskEvent,
@@ -24,7 +28,7 @@ import {
 } from "../mod.ts";
 import { reportInternal, stderrSupervisor } from "../src/task.ts";
 import { checkLeaks } from "./leaks.ts";
-import { within } from "./helpers.ts";
+import { eventually, openClient, within } from "./helpers.ts";
 
 checkLeaks("supervisor");
 
@@ -215,4 +219,151 @@ test("a task's name, state and default cancel reason", async () => {
   assert.equal(await named.done, "done", "done is the same settled promise");
   const lines = await stderrOf(() => Promise.resolve(reportInternal(new Error("x"))));
   assert.deepEqual(lines.map((l) => l[0]), ["zev: internal error (please report it):"]);
+});
+
+test("cancelling the task that awaits acceptLoop closes the listener, cancels its handlers, then rejects; so does a deadline", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const l2 = listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await openClient(listener.addr.port);
+  try {
+    const log: string[] = [];
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    const task = go(async () => {
+      await acceptLoop(listener, async (stream) => {
+        entered();
+        try {
+          await stream.read(new Uint8Array(8));
+        } catch (error) {
+          log.push(`handler: ${(error as Error).name}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 30)); // its cleanup
+        log.push("handler cleanup finished");
+      });
+    });
+    await within(2000, "the handler runs", inHandler);
+    task.cancel("stop serving");
+    assert.equal(listener.closed, true, "the listener is closed at once");
+    await assert.rejects(
+      within(2000, "the cancelled acceptLoop", task.done),
+      (e: unknown) => e instanceof Cancelled && e.reason === "stop serving",
+    );
+    assert.deepEqual(log, ["handler: Cancelled", "handler cleanup finished"], "it ended after its handler");
+
+    await assert.rejects(withDeadline(50, () => acceptLoop(l2, () => {})), TimedOut);
+    assert.equal(l2.closed, true, "the deadline closed the listener");
+  } finally {
+    client.destroy();
+    listener.close();
+    l2.close();
+  }
+});
+
+test("acceptLoop and serve refuse a non-listener and a bad supervisor at once, by name, opening nothing", async () => {
+  let reports = 0;
+  const noListener = acceptLoop({} as never, () => {}, { supervisor: () => reports++ });
+  await assert.rejects(within(1000, "acceptLoop({})", noListener), {
+    name: "TypeError",
+    message: "acceptLoop: listener must be a Listener (from listen), not an object",
+  });
+  assert.equal(reports, 0);
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    for (const [bad, shown] of [["oops", '"oops"'], [5, "5"], [{ give: 1 }, "an object"], [null, "null"]]) {
+      await assert.rejects(acceptLoop(listener, () => {}, { supervisor: bad as never }), {
+        name: "TypeError",
+        message: `acceptLoop: supervisor must be a function or a Channel (an object with give), not ${shown}`,
+      });
+    }
+    assert.equal(listener.closed, false, "a refused call leaves the listener alone");
+  } finally {
+    listener.close();
+  }
+  const handles = stats().liveHandles;
+  assert.throws(() => serve({ hostname: "127.0.0.1", port: 0, supervisor: "x" as never }, () => {}), {
+    name: "TypeError",
+    message: 'serve: supervisor must be a function or a Channel (an object with give), not "x"',
+  });
+  assert.equal(stats().liveHandles, handles, "no listener was left open");
+});
+
+test("an accept error that keeps coming back is reported, retried after longer pauses, then ends the loop with it", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const broken = new ZevError("InvalidArgument", "accept: broken on purpose");
+  let calls = 0;
+  listener.accept = () => (calls++, Promise.reject(broken));
+  const reported: unknown[] = [];
+  const start = Date.now();
+  try {
+    const loop = acceptLoop(listener, () => {}, { supervisor: (error) => void reported.push(error) });
+    await assert.rejects(within(3000, "the accept loop with a broken listener", loop), (e: unknown) => e === broken);
+    // Retried after 10, 20, 40 and 80 ms; the fifth failure ends it.
+    assert.equal(calls, 5);
+    assert.ok(Date.now() - start >= 140, `pauses between retries: ${Date.now() - start} ms`);
+    await eventually(1000, "the last failure is reported too", () => reported.length === 5);
+    assert.ok(reported.every((e) => e === broken));
+    assert.equal(listener.closed, true, "nobody is left connecting to a port that nobody serves");
+  } finally {
+    listener.close();
+  }
+});
+
+test("a handler that ignores its cancel holds close for 2 s at most, and is named on stderr", async () => {
+  let release!: () => void;
+  const stuck = new Promise<void>((resolve) => (release = resolve));
+  const server = serve({ hostname: "127.0.0.1", port: 0 }, async () => {
+    try {
+      await sleep(60_000);
+    } catch {
+      await stuck; // ignores its cancel: awaits something outside zev
+    }
+  });
+  const client = await openClient(server.addr.port);
+  const printed: string[] = [];
+  const error = console.error;
+  console.error = (...args: unknown[]) => void printed.push(args.map(String).join(" "));
+  try {
+    await eventually(2000, "the handler runs", () => server.connections === 1);
+    const started = Date.now();
+    await within(4000, "close", server.close({ gracePeriod: 0 }));
+    await server.finished;
+    assert.ok(Date.now() - started >= 1900, "close waited for the handler's cleanup");
+    assert.equal(server.connections, 1);
+    assert.equal(printed.length, 1);
+    assert.match(printed[0], /^zev: 1 connection handler\(s\) still running 2000 ms after their cancel/);
+  } finally {
+    console.error = error;
+    release();
+    client.destroy();
+  }
+  await eventually(2000, "the handler ends once released", () => server.connections === 0);
+});
+
+test("server.close and server.finished wait for cancelled handlers to finish their cleanup", async () => {
+  const log: string[] = [];
+  const server = serve({ hostname: "127.0.0.1", port: 0 }, async () => {
+    try {
+      await sleep(60_000);
+    } catch (error) {
+      log.push(`handler: ${(error as Error).name}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100)); // its cleanup
+    log.push("handler cleanup finished");
+  });
+  const client = await openClient(server.addr.port);
+  try {
+    await eventually(2000, "the handler runs", () => server.connections === 1);
+    await within(3000, "close", server.close({ gracePeriod: 20 }));
+    log.push("close resolved");
+    await server.finished;
+    log.push(`finished; connections=${server.connections}`);
+    assert.deepEqual(log, [
+      "handler: Cancelled",
+      "handler cleanup finished",
+      "close resolved",
+      "finished; connections=0",
+    ]);
+  } finally {
+    client.destroy();
+  }
 });
