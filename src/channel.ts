@@ -23,6 +23,10 @@ export interface ChannelWaitOptions {
 
 /** A pending take: a plain `take`, or one arm of a `select`. */
 abstract class Taker<T> extends Waiter {
+  /** The `select` this is an arm of, if any: never paired with a giver of the same. */
+  get selection(): object | undefined {
+    return undefined;
+  }
   /** Hands the taker a value (it has been taken out of its queue). */
   abstract deliver(value: T): void;
   /** The channel closed while the taker waited (it has been taken out of its queue). */
@@ -31,6 +35,10 @@ abstract class Taker<T> extends Waiter {
 
 /** A pending give: a plain `give`, or one arm of a `select`. */
 abstract class Giver<T> extends Waiter {
+  /** The `select` this is an arm of, if any: never paired with a taker of the same. */
+  get selection(): object | undefined {
+    return undefined;
+  }
   abstract readonly value: T;
   /** The value was taken (the giver has been taken out of its queue). */
   abstract delivered(): void;
@@ -255,9 +263,53 @@ export class Channel<T> {
   /** `#service`, next turn. */
   #serviceSoon = onNextTurn(() => this.#service());
 
-  /** Matches waiting takers with values and waiting givers with room. */
+  /**
+   * Matches waiting takers with values and waiting givers with room. A taker and a giver
+   * that are arms of one `select` are never matched: that select would give to itself.
+   */
   #service(): void {
-    while (this.#takers.length > 0 && this.#hasValue()) this.#takers.shift()!.deliver(this.#takeNow());
+    for (;;) {
+      if (this.#takers.length === 0) break;
+      if (this.#items.length > 0) {
+        // The oldest item first; a waiting giver's value then takes its place below. (The
+        // taker's select, if it is one, withdraws its other arms, gives included, here.)
+        this.#takers.shift()!.deliver(this.#items.shift()!);
+        this.#refill();
+        continue;
+      }
+      const pair = this.#pair();
+      if (pair === undefined) break;
+      const [taker, giver] = pair;
+      this.#takers.remove(taker);
+      this.#givers.remove(giver);
+      giver.delivered();
+      taker.deliver(giver.value);
+    }
+    this.#refill();
+  }
+
+  /**
+   * With no item buffered: the oldest taker and the oldest giver that are not arms of
+   * one select, or undefined when every waiting taker and giver belong to one select.
+   */
+  #pair(): [Taker<T>, Giver<T>] | undefined {
+    const taker = this.#takers.peek(), giver = this.#givers.peek();
+    if (taker === null || giver === null) return undefined;
+    const own = taker.selection;
+    if (own === undefined || giver.selection !== own) return [taker, giver];
+    // The oldest taker's own select holds the oldest giver: the oldest giver of another,
+    // else the oldest giver goes to the oldest taker of another select.
+    for (let g = giver.next as Giver<T> | null; g !== null; g = g.next as Giver<T> | null) {
+      if (g.selection !== own) return [taker, g];
+    }
+    for (let t = taker.next as Taker<T> | null; t !== null; t = t.next as Taker<T> | null) {
+      if (t.selection !== own) return [t, giver];
+    }
+    return undefined;
+  }
+
+  /** Moves waiting givers' values into the buffer while it has room. */
+  #refill(): void {
     while (this.#givers.length > 0 && this.#items.length < this.capacity) {
       const giver = this.#givers.shift()!;
       this.#items.push(giver.value);
@@ -350,26 +402,32 @@ class Selection<C extends SelectClause> {
 }
 
 class SelectTaker<T> extends Taker<T> {
-  constructor(readonly selection: Selection<any>, readonly index: number) {
+  constructor(readonly owner: Selection<any>, readonly index: number) {
     super();
   }
+  override get selection(): Selection<any> {
+    return this.owner;
+  }
   deliver(value: T): void {
-    this.selection.win(this.index, "take", value);
+    this.owner.win(this.index, "take", value);
   }
   closed(): void {
-    this.selection.lose();
+    this.owner.lose();
   }
 }
 
 class SelectGiver<T> extends Giver<T> {
-  constructor(readonly selection: Selection<any>, readonly index: number, readonly value: T) {
+  constructor(readonly owner: Selection<any>, readonly index: number, readonly value: T) {
     super();
   }
+  override get selection(): Selection<any> {
+    return this.owner;
+  }
   delivered(): void {
-    this.selection.win(this.index, "give", undefined);
+    this.owner.win(this.index, "give", undefined);
   }
   closed(): void {
-    this.selection.lose();
+    this.owner.lose();
   }
 }
 

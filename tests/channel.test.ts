@@ -296,3 +296,41 @@ test("every refusal says what was refused and why, to the letter", async () => {
   const r = await select(open);
   assert.deepEqual([r.index, r.op, r.value], [0, "take", 9]);
 });
+
+test("a select never gives to its own take: another task's take or give completes it, and nothing is lost", async () => {
+  // Rendezvous: its take arm and its give arm wait, unmatched, until someone else comes.
+  const ch = new Channel<number>(0);
+  let settled = false;
+  const own = select(ch, [ch, 42]);
+  own.then(() => (settled = true), () => (settled = true));
+  await sleep(20);
+  assert.equal(settled, false, "the select did not complete with itself");
+  assert.deepEqual([ch.takers, ch.givers], [1, 1]);
+  assert.equal(await within(2000, "a take from another task", ch.take()), 42);
+  const gave = await own;
+  assert.deepEqual([gave.op, gave.index, gave.value], ["give", 1, undefined]);
+  assert.deepEqual([ch.takers, ch.givers, ch.size], [0, 0, 0], "its take arm was withdrawn");
+  const again = select(ch, [ch, 7]);
+  await sleep(5);
+  await within(2000, "a give from another task", ch.give(5));
+  const took = await again;
+  assert.deepEqual([took.op, took.index, took.value], ["take", 0, 5]);
+  assert.deepEqual([ch.takers, ch.givers], [0, 0]);
+  // A plain take behind the select's own take arm gets the select's value.
+  const first = select(ch, [ch, 9]);
+  await sleep(5);
+  const plain = ch.take();
+  assert.equal(await within(2000, "the plain take", plain), 9);
+  assert.equal((await first).op, "give");
+
+  // Buffered, both arms queued past the turn's budget: the give fills the buffer; its
+  // own take arm does not also take that value (which would report a give nobody got).
+  const buffered = new Channel<number>(1);
+  spendTurn();
+  const queued = select(buffered, [buffered, 2]);
+  const result = await within(2000, "the buffered select", queued);
+  assert.deepEqual([result.op, result.index], ["give", 1]);
+  assert.equal(buffered.size, 1, "the value given is in the buffer");
+  assert.equal(await buffered.take(), 2);
+  assert.deepEqual([buffered.takers, buffered.givers], [0, 0]);
+});
