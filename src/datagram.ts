@@ -176,7 +176,8 @@ export class DatagramSocket extends Handle {
       throw new RangeError(`send: data is ${data.length} bytes: a UDP datagram carries at most ${MAX_DATAGRAM}`);
     }
     const port = checkPort(options.port, "send", false);
-    const name = options.hostname ?? "127.0.0.1";
+    // Only a missing hostname means the default: null is a mistake, named as one.
+    const name = options.hostname === undefined ? "127.0.0.1" : options.hostname;
     const signal = options.signal;
     const cancelled = cancelledOnEntry(signal, "send");
     if (cancelled) throw cancelled;
@@ -274,7 +275,15 @@ export class DatagramSocket extends Handle {
 
   #serveReceivers(): void {
     for (let w = this.#receivers.peek(); w !== null; w = this.#receivers.peek()) {
-      const got = this.#receive(w.buf);
+      let got: Datagram | Error | undefined;
+      try {
+        // The caller's buffer may have been detached (transferred) while it waited: that
+        // receive fails, naming it, and the datagram stays for the next.
+        checkBytes(w.buf, "receive", "buf", false);
+        got = this.#receive(w.buf);
+      } catch (error) {
+        got = error as Error;
+      }
       if (got === undefined) break;
       this.#receivers.shift();
       untieWait(w.guard, w.cancel);
@@ -286,6 +295,15 @@ export class DatagramSocket extends Handle {
 
   #serveSenders(): void {
     for (let w = this.#senders.peek(); w !== null; w = this.#senders.peek()) {
+      try {
+        // Detached while it waited: sent, it would be an empty datagram. It fails instead.
+        checkBytes(w.data, "send", "data", true);
+      } catch (error) {
+        this.#senders.shift();
+        untieWait(w.guard, w.cancel);
+        w.reject(error);
+        continue;
+      }
       const r = sym.zev_send_to(loop, this.handle, w.data, w.data.length, w.host, w.host.length, w.port);
       if (r === WOULD_BLOCK) break;
       this.#senders.shift();
@@ -340,7 +358,8 @@ export function listenDatagram(options: ListenDatagramOptions): DatagramSocket {
     throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
   }
   const port = checkPort(options.port, what, true);
-  const host = literalHost(options.hostname ?? "0.0.0.0", what);
+  // Only a missing hostname means the default: null is a mistake, named as one.
+  const host = literalHost(options.hostname === undefined ? "0.0.0.0" : options.hostname, what);
   if (host === undefined) {
     throw new TypeError(`${what}: hostname must be an IP address or "localhost", not ${show(options.hostname)}`);
   }

@@ -157,19 +157,32 @@ export function listen(options: ListenOptions | UnixListenOptions): Listener<Uni
     throw new TypeError(`${what}: options must be an object, not ${show(options)}`);
   }
   if (isUnix(options)) return listenUnix(options as UnixListenOptions, what);
-  options = options as ListenOptions;
+  const { host, port, backlog, opts } = checkListen(options as ListenOptions, what);
+  const bytes = encoder.encode(host);
+  const h = sym.zev_listen(loop, bytes, bytes.length, port, backlog, opts);
+  if (h < 0) throw abiError(h, `${what} on ${hostPort(host, port)}`);
+  return new Listener<Addr>(h, (options as ListenOptions).onAcceptError);
+}
+
+/**
+ * @internal Every check `listen` makes of TCP options before it opens anything (the
+ * port, the hostname, the backlog, the socket options, the runtime's permission); `serve`
+ * with `workers` makes them on the main thread before any Worker starts.
+ */
+export function checkListen(
+  options: ListenOptions,
+  what: string,
+): { host: string; port: number; backlog: number; opts: number } {
   const port = checkPort(options.port, what, true);
-  const host = literalHost(options.hostname ?? "0.0.0.0", what);
+  // Only a missing hostname means the default: null is a mistake, named as one.
+  const host = literalHost(options.hostname === undefined ? "0.0.0.0" : options.hostname, what);
   if (host === undefined) {
     throw new TypeError(`${what}: hostname must be an IP address or "localhost", not ${show(options.hostname)}`);
   }
   const backlog = checkListenOptions(options, what);
-  const where = hostPort(host, port);
-  checkPermission(host, port, `${what} on ${where}`);
-  const bytes = encoder.encode(host);
-  const h = sym.zev_listen(loop, bytes, bytes.length, port, backlog, socketOptions(options, what, true));
-  if (h < 0) throw abiError(h, `${what} on ${where}`);
-  return new Listener<Addr>(h, options.onAcceptError);
+  const opts = socketOptions(options, what, true);
+  checkPermission(host, port, `${what} on ${hostPort(host, port)}`);
+  return { host, port, backlog, opts };
 }
 
 /** The backlog (0: the default) and `onAcceptError`, checked; returns the backlog. */
@@ -254,7 +267,8 @@ export async function connect(options: ConnectOptions | UnixConnectOptions): Pro
   options = options as ConnectOptions;
   const port = checkPort(options.port, what, false);
   const opts = socketOptions(options, what, false);
-  const name = options.hostname ?? "127.0.0.1";
+  // Only a missing hostname means the default: null is a mistake, named as one.
+  const name = options.hostname === undefined ? "127.0.0.1" : options.hostname;
   const signal = options.signal;
   const cancelled = cancelledOnEntry(signal, what);
   if (cancelled) throw cancelled;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { LIMIT, parseBackend } from "../ffi/mod.ts";
+import { type BackendChoice, LIMIT, parseBackend } from "../ffi/mod.ts";
 import { abiError } from "./errors.ts";
 import { type BackendLabel, reactor, type Stats } from "./reactor.ts";
 import { show } from "./validate.ts";
@@ -86,7 +86,8 @@ export interface Settings {
    * lacks or forbids it), or "auto" (io_uring where the kernel allows it, else epoll,
    * with the reason in `backendReason`). Default: `ZEV_BACKEND`, else "epoll"
    * (bench/IO_URING.md says why). It can change only before the first listener or
-   * stream opens.
+   * stream opens; asking for the one in effect is allowed at any time, and does nothing.
+   * Not a string is a TypeError; another name, a RangeError.
    */
   backend?: "epoll" | "kqueue" | "io_uring" | "auto";
 }
@@ -131,8 +132,9 @@ export function configure(settings: Settings = {}): Configuration {
   if (us !== undefined && (typeof us !== "number" || !(us >= 0 && us <= 1_000_000))) {
     throw new RangeError(`configure: invalid spinMicros ${show(us)}: expected 0 to 1000000`);
   }
-  const backend = settings.backend === undefined ? undefined : parseBackend(settings.backend, "configure: backend");
-  if (backend !== undefined) reactor.switchBackend(backend);
+  const backend = settings.backend === undefined ? undefined : checkBackend(settings.backend);
+  // Asking for the backend in effect is no change, allowed with a listener or stream open.
+  if (backend !== undefined && (reactor.open === 0 || !isCurrentBackend(backend))) reactor.switchBackend(backend);
   if (us !== undefined) reactor.spinMicros = us;
   const parker = reactor.parker;
   const backendReason = reactor.backendReason;
@@ -146,6 +148,29 @@ export function configure(settings: Settings = {}): Configuration {
     backend: reactor.backendLabel,
     ...(backendReason === undefined ? {} : { backendReason }),
   };
+}
+
+/** `configure`'s backend, checked: a TypeError if not a string, a RangeError if unknown. */
+function checkBackend(name: unknown): BackendChoice {
+  if (typeof name !== "string") {
+    throw new TypeError(
+      `configure: backend must be a string ("epoll", "kqueue", "io_uring" or "auto"), not ${show(name)}`,
+    );
+  }
+  try {
+    return parseBackend(name, "configure: backend");
+  } catch {
+    throw new RangeError(`configure: invalid backend ${show(name)}: expected "epoll", "kqueue", "io_uring" or "auto"`);
+  }
+}
+
+/**
+ * Whether the loop runs on `choice` already: the same kernel interface, or "auto" after
+ * the loop settled on io_uring or, having asked for "auto", fell back to epoll.
+ */
+function isCurrentBackend(choice: BackendChoice): boolean {
+  if (choice === "auto") return reactor.backend === "io_uring" || reactor.backendReason !== undefined;
+  return reactor.backend === choice;
 }
 
 /**

@@ -17,7 +17,8 @@ import { ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { type Server, startServer, type WorkersServeOptions } from "./serve.ts";
 import type { Stream } from "./stream.ts";
-import { checkMs, show } from "./validate.ts";
+import { checkListen } from "./net.ts";
+import { checkMs, checkSupervisor, show } from "./validate.ts";
 
 const native = reactor.native;
 /** One loop stays for the main thread (`limits().maxLoops` is 64). */
@@ -60,6 +61,9 @@ function checkWorkers(options: WorkersServeOptions): number {
     throw new TypeError("serve: workers is for TCP (SO_REUSEPORT), not for a Unix socket (path)");
   }
   if (options.startTimeout !== undefined) checkMs(options.startTimeout, "serve", "startTimeout");
+  // What each Worker's `listen` would refuse is refused here, before any Worker starts.
+  checkListen(options, "serve");
+  if (options.supervisor !== undefined) checkSupervisor(options.supervisor, "serve");
   return n;
 }
 
@@ -135,6 +139,8 @@ function supervise(options: WorkersServeOptions, n: number): Promise<Server> {
   const slots: Slot[] = [];
   let addr: Addr | undefined;
   let closing: Promise<void> | undefined;
+  /** Replacements waiting out their pause: `close` clears them, so none keeps the process alive. */
+  const restarts = new Set<ReturnType<typeof setTimeout>>();
   let finish: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
 
@@ -160,11 +166,14 @@ function supervise(options: WorkersServeOptions, n: number): Promise<Server> {
         console.error(`zev: serve worker ${i} failed, replacing it: ${message}`);
         const quick = !listening || Date.now() - slot.startedAt < RESTART_PAUSE_MS ? slot.quickFailures + 1 : 0;
         const pause = quick <= 1 ? 0 : RESTART_PAUSE_MS * 2 ** Math.min(quick - 2, 5);
-        setTimeout(() => {
+        if (closing) return; // (closed by whatever the report above ran)
+        const restart = setTimeout(() => {
+          restarts.delete(restart);
           if (closing) return;
           // The port the first Worker picked, when 0 was asked.
           void start(i, addr?.port ?? port, quick, false);
         }, pause);
+        restarts.add(restart);
       };
       worker.addEventListener("message", (e) => {
         const m = (e as MessageEvent).data as ToMain;
@@ -191,6 +200,8 @@ function supervise(options: WorkersServeOptions, n: number): Promise<Server> {
     } catch (error) {
       return Promise.reject(error);
     }
+    for (const restart of restarts) clearTimeout(restart);
+    restarts.clear();
     closing = (async () => {
       // A Worker that failed is gone already (its replacement, if started, is asked).
       await Promise.all(

@@ -345,3 +345,25 @@ test("UDP refusals to the letter: a broadcast without permission, a bad host, a 
   a.close();
   b.close();
 });
+
+test("a receive whose buffer is transferred while it waits fails naming it; the datagram stays for the next", async () => {
+  const a = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const b = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const buf = new Uint8Array(64);
+    const pending = b.receive(buf);
+    await sleep(10); // it waits
+    (buf.buffer as ArrayBuffer).transfer();
+    await a.send(text("hello"), { hostname: "127.0.0.1", port: b.addr.port });
+    await assert.rejects(within(2000, "the receive with a transferred buffer", pending), {
+      name: "TypeError",
+      message: "receive: buf's ArrayBuffer is detached (transferred): its bytes are gone",
+    });
+    const next = new Uint8Array(64);
+    const got = await within(2000, "the next receive", b.receive(next));
+    assert.equal(new TextDecoder().decode(next.subarray(0, got.bytes)), "hello");
+  } finally {
+    a.close();
+    b.close();
+  }
+});

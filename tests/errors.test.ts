@@ -590,3 +590,49 @@ test("the error classes: names, codes, and a cancel's message from its reason", 
     assert.equal(`${error.name} ${(error as ZevError).code}: ${error.message}`, expected);
   }
 });
+
+test("a null hostname is refused by name: only a missing one means the default", async () => {
+  const shown = "invalid hostname null: expected a host name or an IP address";
+  assert.throws(() => listen({ hostname: null as never, port: 0 }), { name: "TypeError", message: `listen: ${shown}` });
+  assert.throws(() => listenDatagram({ hostname: null as never, port: 0 }), {
+    name: "TypeError",
+    message: `listenDatagram: ${shown}`,
+  });
+  await assert.rejects(connect({ hostname: null as never, port: 9 }), {
+    name: "TypeError",
+    message: `connect: ${shown}`,
+  });
+  const udp = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  try {
+    await assert.rejects(udp.send(text("x"), { hostname: null as never, port: 9 }), {
+      name: "TypeError",
+      message: `send: ${shown}`,
+    });
+  } finally {
+    udp.close();
+  }
+  // Missing, it is the default still.
+  const listener = listen({ port: 0 });
+  assert.equal(listener.addr.hostname, "0.0.0.0");
+  listener.close();
+});
+
+test("configure({ backend }): a non-string is a TypeError, an unknown name a RangeError; the backend in effect is no change", () => {
+  assert.throws(() => configure({ backend: 5 as never }), {
+    name: "TypeError",
+    message: 'configure: backend must be a string ("epoll", "kqueue", "io_uring" or "auto"), not 5',
+  });
+  assert.throws(() => configure({ backend: "bogus" as never }), {
+    name: "RangeError",
+    message: 'configure: invalid backend "bogus": expected "epoll", "kqueue", "io_uring" or "auto"',
+  });
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const now = configure().backend;
+    assert.equal(configure({ backend: now }).backend, now, "asking for the backend in effect, with a listener open");
+    const other = now === "io_uring" ? "epoll" : "io_uring";
+    assert.throws(() => configure({ backend: other }), /the backend can change only before the first listener/);
+  } finally {
+    listener.close();
+  }
+});

@@ -154,7 +154,7 @@ test("configure({ backend }) moves an empty loop between backends, each echoes; 
     );
     assert.equal(
       lines.get("bad name"),
-      'bad name: zev: configure: backend must be "epoll", "kqueue", "io_uring" or "auto", not "uring" spin=0',
+      'bad name: configure: invalid backend "uring": expected "epoll", "kqueue", "io_uring" or "auto" spin=0',
     );
   }
 });

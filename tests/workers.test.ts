@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { serve } from "../mod.ts";
-import { runProgram } from "./helpers.ts";
+import { runProgram, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("workers");
@@ -121,6 +121,47 @@ test("bad workers values are refused by name", async () => {
             typeof startTimeout === "string" ? `"${startTimeout}"` : startTimeout
           }: expected milliseconds`,
         ),
+    );
+  }
+});
+
+test("a replacement waiting out its pause does not keep the program alive after close", async () => {
+  const run = await runProgram("workers_restart", { timeoutMs: 30_000 });
+  assert.equal(run.code, 0, `exit ${run.code}\n${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /^finished after 3 failures$/m, run.stdout);
+  const ms = Number(/^exit after finished: (\d+) ms$/m.exec(run.stdout)?.[1]);
+  // The pause before the next replacement was 2 s: the program must not wait it out.
+  assert.ok(ms < 1000, `the program exited ${ms} ms after finished\n${run.stdout}`);
+});
+
+test("serve with workers checks the port and the listen options on the main thread, before any Worker starts", async () => {
+  const port = "invalid port";
+  const cases: [Record<string, unknown>, string, string][] = [
+    [{}, "RangeError", `serve: ${port} undefined: expected an integer from 0 to 65535`],
+    [{ port: -1 }, "RangeError", `serve: ${port} -1: expected an integer from 0 to 65535`],
+    [{ port: "8089" }, "RangeError", `serve: ${port} "8089": expected an integer from 0 to 65535`],
+    [{ port: 0, hostname: null }, "TypeError", "serve: invalid hostname null: expected a host name or an IP address"],
+    [
+      { port: 0, hostname: "example.com" },
+      "TypeError",
+      'serve: hostname must be an IP address or "localhost", not "example.com"',
+    ],
+    [{ port: 0, backlog: -1 }, "RangeError", "serve: invalid backlog -1: expected an integer from 0 (the default) up"],
+    [{ port: 0, noDelay: "yes" }, "TypeError", 'serve: noDelay must be a boolean, not "yes"'],
+    [
+      { port: 0, supervisor: "x" },
+      "TypeError",
+      'serve: supervisor must be a function or a Channel (an object with give), not "x"',
+    ],
+  ];
+  for (const [options, name, message] of cases) {
+    await assert.rejects(
+      within(
+        5000,
+        `serve ${JSON.stringify(options)}`,
+        serve({ workers: 1, startTimeout: 2000, ...options } as never, () => {}),
+      ),
+      { name, message },
     );
   }
 });
