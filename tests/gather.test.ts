@@ -207,11 +207,7 @@ test("gather: tasks that fail in the same turn as the first lose no error; a fun
   let ranAfterThrow = false;
   await supervise((e) => reported.push((e as Error).message), async () => {
     await assert.rejects(
-      gather(async () => {
-        throw new Error("A");
-      }, async () => {
-        throw new Error("B");
-      }),
+      gather(() => Promise.reject(new Error("A")), () => Promise.reject(new Error("B"))),
       /^Error: A$/,
     );
     await assert.rejects(
