@@ -8,10 +8,10 @@
  */
 
 import { ACCEPT, LIMIT, PAUSED } from "../ffi/mod.ts";
-import { abiError, Closed, isRecoverableAcceptError, WOULD_BLOCK, type ZevError } from "./errors.ts";
+import { abiError, Closed, isRecoverableAcceptError, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { Handle } from "./handle.ts";
 import { onNextTurn, reactor } from "./reactor.ts";
-import { Stream } from "./stream.ts";
+import { MAX_PENDING_WRITES, Stream } from "./stream.ts";
 import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
 import { type Addr, type AnyAddr, formatAddr, readAddr, type UnixAddr } from "./addr.ts";
 import { checkOptions } from "./validate.ts";
@@ -20,6 +20,8 @@ import { Deque, Waiter, WaitQueue } from "./wait_queue.ts";
 const sym = reactor.native.sym;
 const loop = reactor.loop;
 const ACCEPT_BATCH = sym.zev_limit(LIMIT.acceptBatch);
+/** Accepts one listener may have waiting, as for a stream's writes and a UDP socket's receives. */
+const MAX_PENDING_ACCEPTS = MAX_PENDING_WRITES;
 
 /** Options of `accept`. */
 export interface AcceptOptions {
@@ -99,6 +101,11 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
       return Promise.reject(error);
     }
     if (this.#closed) return Promise.reject(new Closed(`accept on ${formatAddr(this.addr)}: the listener is closed`));
+    if (this.#waiters.length >= MAX_PENDING_ACCEPTS) {
+      return Promise.reject(
+        new ZevError("Limit", `accept on ${formatAddr(this.addr)}: ${MAX_PENDING_ACCEPTS} accepts are already pending`),
+      );
+    }
     if (this.#waiters.length === 0) {
       if (this.#ready.length === 0) {
         const error = this.#pull();

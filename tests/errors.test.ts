@@ -636,3 +636,17 @@ test("configure({ backend }): a non-string is a TypeError, an unknown name a Ran
     listener.close();
   }
 });
+
+test("a listener holds at most 1024 pending accepts: the next is refused with Limit, and closing ends them all", async () => {
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  const pending = Array.from({ length: 1024 }, () => listener.accept().catch((e) => e));
+  await assert.rejects(
+    within(2000, "the accept past the limit", listener.accept()),
+    (e: unknown) =>
+      e instanceof ZevError && e.code === "Limit" &&
+      /^accept on 127\.0\.0\.1:\d+: 1024 accepts are already pending$/.test(e.message),
+  );
+  listener.close();
+  const ended = await Promise.all(pending);
+  assert.ok(ended.every((e) => e instanceof Closed));
+});
