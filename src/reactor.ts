@@ -354,7 +354,7 @@ export class Reactor {
         reportInternal(abiError(r, "parking the event loop (polling every millisecond until it works)"));
       }
       this.#parkFailed = true;
-      this.#resumeTimer = setTimeout(this.#onWake, 1);
+      this.#resumeTimer = outsideTasks(setTimeout, this.#onWake, 1);
     } else {
       this.#parkFailed = false;
       this.#armResumeTimer();
