@@ -142,6 +142,9 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   #closing: Promise<void> | undefined;
   #closeWait: CloseWait | undefined;
   #peer: string | undefined;
+  /** The addresses once read (the remote one is read before the handle is released). */
+  #local: Addr | undefined;
+  #remote: Addr | undefined;
   /** A Unix stream's local and remote addresses (the kernel keeps no path for us). */
   #unix: readonly [UnixAddr, UnixAddr] | undefined;
 
@@ -175,12 +178,15 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
 
   /** The local address (a Unix stream's connecting end has the path ""). */
   get localAddr(): A {
-    return (this.#unix?.[0] ?? readAddr(this.handle, false, "stream.localAddr")) as A;
+    return (this.#unix?.[0] ?? (this.#local ??= readAddr(this.handle, false, "stream.localAddr"))) as A;
   }
 
-  /** The peer's address (known even after the peer reset the connection). */
+  /**
+   * The peer's address (known even after the peer reset the connection, and after the
+   * stream is closed).
+   */
   get remoteAddr(): A {
-    return (this.#unix?.[1] ?? readAddr(this.handle, true, "stream.remoteAddr")) as A;
+    return (this.#unix?.[1] ?? (this.#remote ??= readAddr(this.handle, true, "stream.remoteAddr"))) as A;
   }
 
   /** `read from 10.0.0.1:5000`: an operation and the peer, for messages. */
@@ -619,6 +625,14 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
 
   #release(reset: boolean): void {
     if (!reactor.unregister(this)) return;
+    // Kept by the library, no system call: a handler that logs its peer after close can.
+    if (this.#unix === undefined && this.#remote === undefined) {
+      try {
+        this.#remote = readAddr(this.handle, true, "stream.remoteAddr");
+      } catch {
+        // (A stream that never connected has no peer to keep.)
+      }
+    }
     this.#released = reset ? 2 : 1;
     for (const pending of this.#writers.drain()) {
       untieWait(pending.guard, pending.cancel);

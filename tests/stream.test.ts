@@ -344,16 +344,19 @@ test("cancelling a stream's readable closes it; aborting its writable resets it"
   other.listener.close();
 });
 
-test("a stream closed before anything asked who its peer was says what was refused, without a peer", async () => {
+test("a stream closed before anything asked who its peer was still knows it: remoteAddr and the messages name it", async () => {
   const { listener, client, server } = await tcpPair();
+  const peer = `127.0.0.1:${listener.addr.port}`;
   await client.close();
+  assert.deepEqual(client.remoteAddr, { hostname: "127.0.0.1", port: listener.addr.port, family: 4 });
   await assert.rejects(client.read(new Uint8Array(4)), (e: unknown) => {
     assert.ok(e instanceof Closed);
-    assert.equal(e.message, "read: the stream is closed");
+    assert.equal(e.message, `read from ${peer}: the stream is closed`);
     return true;
   });
-  await assert.rejects(client.write(text("x")), { message: "write: the stream is closed" });
-  assert.throws(() => client.remoteAddr, { message: "stream.remoteAddr: the handle is closed or was never valid" });
+  await assert.rejects(client.write(text("x")), { message: `write to ${peer}: the stream is closed` });
+  // The local address is known after close only if asked before.
+  assert.throws(() => client.localAddr, { message: "stream.localAddr: the handle is closed or was never valid" });
   await server.close();
   listener.close();
 });
