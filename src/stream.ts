@@ -60,6 +60,8 @@ export interface CloseOptions {
 /** A write waiting for room in the stream's queue. */
 class WriteWait extends Waiter {
   guard: Guard | null = undefined;
+  /** The length when written: a resizable ArrayBuffer may shrink under a waiting write. */
+  readonly length: number;
   constructor(
     readonly stream: Stream<AnyAddr>,
     readonly data: Uint8Array,
@@ -68,6 +70,7 @@ class WriteWait extends Waiter {
     readonly reject: (error: unknown) => void,
   ) {
     super();
+    this.length = data.length;
   }
   cancel = (error: unknown): void => this.stream._cancelWrite(this, error);
 }
@@ -419,11 +422,19 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       let r: number;
       try {
         checkBytes(w.data, "write", "data", true);
+        if (w.data.length !== w.length) {
+          throw new TypeError(
+            `${
+              this.#what("write")
+            }: data's ArrayBuffer was resized (${w.length} to ${w.data.length} bytes) while the write waited`,
+          );
+        }
         const rest = w.data.subarray(w.offset);
         r = sym.zev_write(loop, this.handle, rest, rest.length);
       } catch (error) {
-        // The caller's buffer was detached (transferred) while the write waited: this
-        // write fails, and since its bytes are gone mid-stream, so does the stream.
+        // The caller's buffer was detached (transferred) or resized while the write
+        // waited: this write fails, and since its bytes are gone mid-stream, so does the
+        // stream.
         this.#writers.shift();
         untieWait(w.guard, w.cancel);
         w.reject(error);

@@ -157,6 +157,33 @@ test("a pending write whose buffer is transferred rejects (and closes the stream
   listener.close();
 });
 
+test("a pending write whose resizable buffer shrinks rejects, naming it, instead of resolving with bytes dropped", async () => {
+  const { listener, client, server } = await tcpPair();
+  const buffer = new ArrayBuffer(32 << 20, { maxByteLength: 32 << 20 });
+  const writing = client.write(new Uint8Array(buffer)); // a view that tracks the length
+  await sleep(20); // the peer does not read yet: the write waits
+  buffer.resize(1024);
+  const reading = (async () => {
+    const sink = new Uint8Array(1 << 16);
+    try {
+      while ((await server.read(sink)) !== null);
+    } catch {
+      // reset by the aborted client
+    }
+  })();
+  await assert.rejects(
+    within(5000, "the write with a shrunk buffer", writing),
+    (e: unknown) =>
+      e instanceof TypeError &&
+      /^write to 127\.0\.0\.1:\d+: data's ArrayBuffer was resized \(33554432 to 1024 bytes\) while the write waited$/
+        .test(e.message),
+  );
+  assert.equal(client.closed, true);
+  await reading;
+  await server.close();
+  listener.close();
+});
+
 test("a second read while one is pending is a ZevError, and await using closes streams and listeners", async () => {
   let kept: Stream | undefined;
   {
