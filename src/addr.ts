@@ -91,16 +91,36 @@ export function literalHost(hostname: unknown, what: string): string | undefined
   return isIpLiteral(host) ? host : undefined;
 }
 
-/** Turns a host name into an IP literal: `literalHost`, else DNS. */
-export async function resolveHost(hostname: string, what: string): Promise<string> {
+/** The system's resolver: every address of a name, in its order (a test may stand in). */
+type Lookup = (hostname: string, family: 0 | 4 | 6) => Promise<string[]>;
+const systemLookup: Lookup = async (hostname, family) =>
+  (await lookup(hostname, { all: true, family })).map((a) => a.address);
+let resolver: Lookup = systemLookup;
+
+/** @internal Tests resolve names their own way (undefined: the system's resolver again). */
+export function setResolverForTests(lookup: Lookup | undefined): void {
+  resolver = lookup ?? systemLookup;
+}
+
+/**
+ * Turns a host name into IP literals: `literalHost`, else every address the resolver
+ * gives (of `family` only, if not 0), in its order.
+ */
+export async function resolveHosts(hostname: string, what: string, family: 0 | 4 | 6 = 0): Promise<string[]> {
   const literal = literalHost(hostname, what);
-  if (literal !== undefined) return literal;
+  if (literal !== undefined) return [literal];
+  let hosts: string[];
   try {
-    return (await lookup(hostname)).address;
+    hosts = await resolver(hostname, family);
   } catch (error) {
     const code = (error as { code?: string }).code ?? "unknown";
     throw new ZevError("NameNotResolved", `${what}: cannot resolve hostname ${show(hostname)} (${code})`, {
       cause: error,
     });
   }
+  if (hosts.length === 0) {
+    const of = family === 0 ? "" : ` IPv${family}`;
+    throw new ZevError("NameNotResolved", `${what}: cannot resolve hostname ${show(hostname)} (no${of} address)`);
+  }
+  return hosts;
 }

@@ -6,7 +6,7 @@
  */
 
 import { LIMIT, OPT, READ, WRITE } from "../ffi/mod.ts";
-import { type Addr, formatAddr, literalHost, parseAddr, readAddr, resolveHost } from "./addr.ts";
+import { type Addr, formatAddr, literalHost, parseAddr, readAddr, resolveHosts } from "./addr.ts";
 import { abiError, Closed, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { cancellable, checkPermission, hostPort } from "./net.ts";
 import { Handle } from "./handle.ts";
@@ -187,7 +187,10 @@ export class DatagramSocket extends Handle {
       port,
       `send to ${literal === undefined ? `${name}:${port}` : hostPort(literal, port)}`,
     );
-    const host = this.#reachable(literal ?? await cancellable(resolveHost(name, "send"), signal), port);
+    // An IPv4 socket asks for IPv4 addresses only (a name whose first answer is IPv6 is
+    // still reachable); an IPv6 one reaches both.
+    const family = this.addr.family === 4 ? 4 : 0;
+    const host = this.#reachable(literal ?? (await cancellable(resolveHosts(name, "send", family), signal))[0], port);
     const target = `send to ${hostPort(host, port)}`;
     const late = cancelledOnEntry(signal, "send");
     if (late) throw late;

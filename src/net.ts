@@ -5,11 +5,11 @@
  */
 
 import { LIMIT, OPT } from "../ffi/mod.ts";
-import { abiError, WOULD_BLOCK, ZevError } from "./errors.ts";
+import { abiError, Cancelled, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { Listener } from "./listener.ts";
 import { Stream } from "./stream.ts";
-import { type Addr, formatAddr, literalHost, resolveHost, type UnixAddr } from "./addr.ts";
+import { type Addr, formatAddr, literalHost, resolveHosts, type UnixAddr } from "./addr.ts";
 import { cancelledOnEntry, guardWait } from "./task.ts";
 import { checkPort, show } from "./validate.ts";
 
@@ -250,7 +250,9 @@ export function cancellable<T>(promise: Promise<T>, signal: AbortSignal | undefi
  */
 export function connect(options: UnixConnectOptions): Promise<Stream<UnixAddr>>;
 /**
- * Opens a TCP connection. Host names are resolved through the system's resolver.
+ * Opens a TCP connection. Host names are resolved through the system's resolver, and
+ * each address it gives is tried in its order until one connects; if none does, the
+ * last one's error is thrown.
  *
  * @example
  * ```ts
@@ -279,19 +281,42 @@ export async function connect(options: ConnectOptions | UnixConnectOptions): Pro
     port,
     `${what} to ${literal === undefined ? `${name}:${port}` : hostPort(literal, port)}`,
   );
-  const host = literal ?? await cancellable(resolveHost(name, what), signal);
-  const target = hostPort(host, port);
-  // The lookup may have taken a while: a cancel meanwhile sends no SYN.
-  const late = cancelledOnEntry(signal, what);
-  if (late) throw late;
+  const hosts = literal === undefined ? await cancellable(resolveHosts(name, what), signal) : [literal];
+  // Each address in the resolver's order, until one connects (a name with an IPv6
+  // address first, on a host with no IPv6 route, still connects over IPv4); all failing,
+  // the last one's error.
+  let failure: unknown;
+  for (const host of hosts) {
+    // The lookup or the last attempt may have taken a while: a cancel meanwhile sends no SYN.
+    const late = cancelledOnEntry(signal, what);
+    if (late) throw late;
+    try {
+      return await connectTo(host, port, opts, signal, what);
+    } catch (error) {
+      if (!(error instanceof ZevError) || error instanceof Cancelled || error.code === "PermissionDenied") throw error;
+      failure = error;
+    }
+  }
+  throw failure;
+}
+
+/** One connection attempt to an IP literal. */
+async function connectTo(
+  host: string,
+  port: number,
+  opts: number,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<Stream> {
+  const target = `${what} to ${hostPort(host, port)}`;
   const bytes = encoder.encode(host);
   const h = sym.zev_connect(loop, bytes, bytes.length, port, opts);
-  if (h < 0) throw abiError(h, `${what} to ${target}`);
+  if (h < 0) throw abiError(h, target);
   const stream = new Stream(h);
   const status = sym.zev_status(loop, h);
   try {
-    if (status === WOULD_BLOCK) await stream.whenConnected(`${what} to ${target}`, signal);
-    else if (status < 0) throw abiError(status, `${what} to ${target}`);
+    if (status === WOULD_BLOCK) await stream.whenConnected(target, signal);
+    else if (status < 0) throw abiError(status, target);
   } catch (error) {
     stream.abort();
     throw error;

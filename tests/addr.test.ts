@@ -7,8 +7,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { connect, ZevError } from "../mod.ts";
-import { formatAddr, literalHost, parseAddr } from "../src/addr.ts";
+import { connect, listen, listenDatagram, ZevError } from "../mod.ts";
+import { formatAddr, literalHost, parseAddr, setResolverForTests } from "../src/addr.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("addr");
@@ -81,4 +81,55 @@ test("a name DNS cannot resolve is NameNotResolved, with the name, the resolver'
     assert.ok(e.cause instanceof Error, "the resolver's own error is kept");
     return true;
   });
+});
+
+test("connect tries each address of a name in the resolver's order: a refused first one does not end it; all refused, the last error", async () => {
+  // Two listeners on two ports; the name's first address is one where nothing listens.
+  const v4 = listen({ hostname: "127.0.0.1", port: 0 });
+  const free = listen({ hostname: "127.0.0.1", port: 0 });
+  const freePort = free.addr.port;
+  free.close(); // nothing listens there now: a connection is refused
+  const asked: [string, number][] = [];
+  setResolverForTests((name, family) => {
+    asked.push([name, family]);
+    return Promise.resolve(name === "two.test" ? ["::1", "127.0.0.1"] : ["127.0.0.2", "127.0.0.1"]);
+  });
+  try {
+    // ::1 refuses (nothing listens on IPv6 there), then 127.0.0.1 connects.
+    const a = await connect({ hostname: "two.test", port: v4.addr.port });
+    assert.equal(a.remoteAddr.hostname, "127.0.0.1");
+    const served = await v4.accept();
+    await Promise.all([a.close(), served.close()]);
+    // Every address refused: the last one's error, naming it.
+    await assert.rejects(
+      connect({ hostname: "both.test", port: freePort }),
+      (e: unknown) =>
+        e instanceof ZevError && e.code === "ConnectionRefused" &&
+        e.message.startsWith(`connect to 127.0.0.1:${freePort}:`),
+    );
+    assert.deepEqual(asked, [["two.test", 0], ["both.test", 0]]);
+  } finally {
+    setResolverForTests(undefined);
+    v4.close();
+  }
+});
+
+test("an IPv4 UDP socket asks the resolver for IPv4 addresses only", async () => {
+  const socket = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const peer = listenDatagram({ hostname: "127.0.0.1", port: 0 });
+  const asked: number[] = [];
+  setResolverForTests((_name, family) => {
+    asked.push(family);
+    return Promise.resolve(family === 4 ? ["127.0.0.1"] : ["::1", "127.0.0.1"]);
+  });
+  try {
+    await socket.send(new Uint8Array([7]), { hostname: "peer.test", port: peer.addr.port });
+    const got = await peer.receive(new Uint8Array(4));
+    assert.equal(got.bytes, 1);
+    assert.deepEqual(asked, [4]);
+  } finally {
+    setResolverForTests(undefined);
+    socket.close();
+    peer.close();
+  }
 });
