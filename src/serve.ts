@@ -127,7 +127,13 @@ export function startServer<A extends AnyAddr>(
   // Checked before the listener opens: a bad supervisor must not leave it open.
   if (options?.supervisor !== undefined) checkSupervisor(options.supervisor, "serve");
   const listener = listen(options as ServeOptions) as unknown as Listener<A>;
-  const loop = new AcceptLoop<A>(listener, handler, { supervisor: options?.supervisor });
+  let loop: AcceptLoop<A>;
+  try {
+    loop = new AcceptLoop<A>(listener, handler, { supervisor: options?.supervisor });
+  } catch (error) {
+    listener.close(); // refused: nothing it opened stays open
+    throw error;
+  }
   let closing: Promise<void> | undefined;
   let finish: () => void;
   const finished = new Promise<void>((resolve) =>
