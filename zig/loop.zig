@@ -194,6 +194,8 @@ pub const Loop = struct {
     parks: std.atomic.Value(u32) = .init(0),
     /// Tests only: how many of the next `watchStream` calls fail (as epoll's watch limit).
     test_fail_watch: if (builtin.is_test) u32 else void = if (builtin.is_test) 0 else {},
+    /// Tests only: how many of the next re-arms of a resumed listener fail.
+    test_fail_arm: if (builtin.is_test) u32 else void = if (builtin.is_test) 0 else {},
     /// The kernel-delivered wake (Linux with io_uring), made when the loop opens, or the
     /// reason there is none.
     ring_wake: if (sys.is_linux) Error!RingWake else Error!void = error.Unsupported,
@@ -487,14 +489,26 @@ pub const Loop = struct {
                 if (prev) |p| p.next_paused = next else self.paused_head = next;
                 l.paused = false;
                 l.next_paused = 0;
-                // If re-arming fails the listener stays quiet; its next accept() re-arms it.
-                if (self.poller.armListener(l.fd, lh, listener_edge_single, true)) |_| {
+                if (self.armResumed(l, lh)) |_| {
                     l.armed = true;
-                } else |_| {}
+                } else |err| {
+                    // Neither armed nor paused, it would wait for an accept() that a
+                    // caller waiting for its ACCEPT event never makes: pause it again,
+                    // with the reason (unless it is closing).
+                    if (now != std.math.minInt(i64)) self.pause(lh, l, err);
+                }
             }
             lh = next;
         }
         self.updateResumeDue();
+    }
+
+    fn armResumed(self: *Loop, l: *Socket, lh: u32) Error!void {
+        if (builtin.is_test and self.test_fail_arm > 0) {
+            self.test_fail_arm -= 1;
+            return error.NoMemory;
+        }
+        try self.poller.armListener(l.fd, lh, listener_edge_single, true);
     }
 
     /// Takes a listener out of the paused and notice lists (it is closing).

@@ -796,3 +796,28 @@ test "loop: io_uring: streams left over by a small poll are each reported once, 
     }
     for (seen) |count| try testing.expectEqual(@as(u32, 1), count);
 }
+
+test "loop: a listener whose re-arm fails when its pause ends is paused again, and its ACCEPT still comes" {
+    const loop = try open(64);
+    defer loop.destroy();
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    const port = try portOf(loop, l);
+    _ = try connectNow(loop, port);
+    _ = try connectNow(loop, port);
+    loop.test_fail_watch = 1; // the first accept's connection cannot be watched: paused
+    var out: [4]u32 = undefined;
+    try testing.expectError(error.WouldBlock, loop.accept(l, &out));
+    loop.test_fail_arm = 1; // and the re-arm when that pause ends fails
+    // Nobody calls accept again: the caller waits for the ACCEPT event.
+    var e: Events = .{};
+    var accept_told = false;
+    const deadline = std.time.milliTimestamp() + 2000;
+    while (!accept_told and std.time.milliTimestamp() < deadline) {
+        try e.poll(loop, 20);
+        accept_told = e.has(l, Flag.accept);
+    }
+    try testing.expect(accept_told);
+    try testing.expectEqual(@as(u32, 0), loop.test_fail_arm);
+    try testing.expectEqual(@as(u64, 2), loop.snapshot().accept_paused);
+    try testing.expect(try acceptOne(loop, l) > 0);
+}
