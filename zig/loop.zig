@@ -1041,9 +1041,11 @@ pub const Loop = struct {
                     s.rx_tail = bid;
                     s.rx_count += 1;
                     if (more and s.rx_count >= limits.ring_buffers_per_stream and !s.recv_cancelling) {
-                        // Its share is held: stop receiving until it is read.
-                        r.cancelOp(uring.userData(.recv, h)) catch {};
-                        s.recv_cancelling = true;
+                        // Its share is held: stop receiving until it is read. (A cancel
+                        // the ring would not take is asked again at its next completion.)
+                        if (r.cancelOp(uring.userData(.recv, h))) |_| {
+                            s.recv_cancelling = true;
+                        } else |_| {}
                     }
                 } else if (cqe.res == 0) {
                     s.rx_eof = true;
