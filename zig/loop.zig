@@ -194,6 +194,8 @@ pub const Loop = struct {
     parks: std.atomic.Value(u32) = .init(0),
     /// Tests only: how many of the next `watchStream` calls fail (as epoll's watch limit).
     test_fail_watch: if (builtin.is_test) u32 else void = if (builtin.is_test) 0 else {},
+    /// Tests only: how many of the next cancels of a closing stream's operations fail.
+    test_fail_cancel: if (builtin.is_test) u32 else void = if (builtin.is_test) 0 else {},
     /// Tests only: how many of the next re-arms of a resumed listener fail.
     test_fail_arm: if (builtin.is_test) u32 else void = if (builtin.is_test) 0 else {},
     /// The kernel-delivered wake (Linux with io_uring), made when the loop opens, or the
@@ -1145,9 +1147,16 @@ pub const Loop = struct {
     fn ringForget(self: *Loop, r: *uring.Ring, s: *Socket) void {
         s.rx_eof = true; // receives no more: a cancelled receive is not re-armed
         if (s.recv_armed or s.pollout_armed) {
-            r.cancelFd(s.fd) catch {};
+            // Without the cancel in the ring nothing ends its operations, and waiting for
+            // them would block the JS thread for as long as the peer stays silent: then
+            // they are left to end by themselves (their completions find no stream, and
+            // give their buffers back).
+            const cancelled = if (builtin.is_test and self.test_fail_cancel > 0) blk: {
+                self.test_fail_cancel -= 1;
+                break :blk false;
+            } else if (r.cancelFd(s.fd)) |_| true else |_| false;
             var rounds: usize = 0;
-            while ((s.recv_armed or s.pollout_armed) and rounds < 1000) : (rounds += 1) {
+            while (cancelled and (s.recv_armed or s.pollout_armed) and rounds < 1000) : (rounds += 1) {
                 _ = r.enter(-1) catch break;
                 _ = self.takeCompletions(r, std.math.maxInt(usize));
             }

@@ -821,3 +821,29 @@ test "loop: a listener whose re-arm fails when its pause ends is paused again, a
     try testing.expectEqual(@as(u64, 2), loop.snapshot().accept_paused);
     try testing.expect(try acceptOne(loop, l) > 0);
 }
+
+fn sendLater(fd: sys.fd_t) void {
+    std.Thread.sleep(1500 * std.time.ns_per_ms);
+    // (The socket itself: the loop is not for threads.) The end of stream ends the
+    // multishot receive, so the old wait ends too, late, instead of never.
+    _ = sys.send(fd, "late") catch {};
+    sys.shutdownWrite(fd) catch {};
+}
+
+test "loop: io_uring: closing a stream whose cancel the ring refused does not wait for its peer" {
+    const loop = try open(16);
+    defer loop.destroy();
+    if (loop.ring == null) return error.SkipZigTest;
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    const c = try connectNow(loop, try portOf(loop, l));
+    const s = try acceptOne(loop, l); // its receive is armed, and nothing comes
+    var e: Events = .{};
+    try e.poll(loop, 0);
+    loop.test_fail_cancel = 1;
+    // A peer that would end the receive only much later (the old wait's only way out).
+    const late = try std.Thread.spawn(.{}, sendLater, .{loop.sockets.get(c).?.fd});
+    defer late.join();
+    const started = std.time.milliTimestamp();
+    try loop.close(s, false);
+    try testing.expect(std.time.milliTimestamp() - started < 1000);
+}
