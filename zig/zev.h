@@ -93,7 +93,8 @@ int32_t zev_io_uring_unavailable(void);
 /* `InvalidArgument` while a handle is open. On failure the loop keeps its backend. */
 int32_t zev_loop_switch_backend(uint32_t id, uint32_t backend);
 
-/* Closes every handle of the loop, then the loop. The id becomes stale. */
+/* Closes every handle of the loop, then the loop. The id becomes stale. A `zev_park` */
+/* under way on another thread is woken (it returns 1) before the loop's descriptors close. */
 int32_t zev_loop_close(uint32_t id);
 
 /* Takes up to `cap` events, waiting up to `timeout_ms` (0: not at all; -1: forever), */
