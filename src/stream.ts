@@ -409,9 +409,12 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   _cancelWrite(w: WriteWait, error: unknown): void {
     if (!this.#writers.remove(w)) return;
     w.reject(error);
-    // Part of it may be sent already: the byte stream is cut, so close it.
-    if (w.offset > 0) this.abort();
-    else {
+    // Part of it may be sent already: the byte stream is cut, so close it. A close
+    // waiting for the queue ends with the same cancel (its bytes will never be sent).
+    if (w.offset > 0) {
+      if (this.#closeWait) this.#closeWait.finish(error);
+      else this.abort();
+    } else {
       this.updateHold();
       this.#checkDrained(); // a closeWrite or close may be waiting for the last writer
     }
@@ -600,9 +603,14 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
         },
         unties: [],
       };
-      // Drained, or `abort` released it meanwhile: closed. The stream failed (a peer that
-      // reset): its queue is lost, and close says so with the failure.
-      const drained = (status: number) => wait.finish(status < 0 ? abiError(status, what) : undefined);
+      // Drained: closed. The stream failed (a peer that reset), or `abort` reset it
+      // meanwhile: its queue is lost, and close says so.
+      const drained = (status: number) => {
+        if (status < 0) wait.finish(abiError(status, what));
+        else if (status === RELEASED && this.#released === 2) {
+          wait.finish(new Closed(`${what}: the stream was reset before its queue was sent`));
+        } else wait.finish();
+      };
       this.#closeWait = wait;
       this.#drainers.push(drained);
       this.updateHold();

@@ -14,6 +14,7 @@ import {
   call,
   Cancelled,
   Channel,
+  Closed,
   connect,
   go,
   listen,
@@ -571,4 +572,26 @@ test("readFull cancelled by its task rejects with that Cancelled, saying how man
   assert.equal(new TextDecoder().decode(buf.subarray(0, 3)), "abc");
   await Promise.all([client.close(), server.close()]);
   listener.close();
+});
+
+test("close waiting behind a write it did not await: the task's cancel, or an abort, rejects the close; it never resolves as if all was sent", async () => {
+  for (const how of ["cancel", "abort"] as const) {
+    const { listener, client, server } = await tcpPair();
+    const task = call(async () => {
+      client.write(new Uint8Array(32 << 20)).catch(() => {}); // not awaited; the peer reads nothing
+      await client.close();
+    });
+    await sleep(50);
+    if (how === "cancel") task.cancel("stop");
+    else client.abort();
+    await assert.rejects(
+      within(2000, `close after ${how}`, task.done),
+      how === "cancel"
+        ? (e: unknown) => e instanceof Cancelled && e.reason === "stop"
+        : (e: unknown) => e instanceof Closed && /: the stream was reset before its queue was sent$/.test(e.message),
+    );
+    assert.equal(client.closed, true);
+    await server.close();
+    listener.close();
+  }
 });
