@@ -74,12 +74,12 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
       } catch (error) {
         // The handler's error is the task's: a close that then fails too (its queue
         // could not be sent within the timeout) must not take its place.
-        await stream.close().catch(() => {});
+        if (!stream.closed) await stream.close().catch(() => {});
         throw error;
       }
-      // (A stream closed or aborted already returns its first close.) A close that
-      // fails, its queue unsent, is the task's error.
-      await stream.close();
+      // A close that fails, its queue unsent, is the task's error. A stream the handler
+      // closed or aborted itself is its own: so is what that close ended with.
+      if (!stream.closed) await stream.close();
     };
     Object.defineProperty(serve, "name", { value: handler.name || "connection handler" });
     const run = async (): Promise<void> => {

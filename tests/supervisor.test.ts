@@ -367,3 +367,28 @@ test("server.close and server.finished wait for cancelled handlers to finish the
     client.destroy();
   }
 });
+
+test("a handler that closes its stream itself and handles that close's error ends without one", async () => {
+  const reported: unknown[] = [];
+  const listener = listen({ hostname: "127.0.0.1", port: 0 });
+  let handled: unknown;
+  const done = acceptLoop(listener, async (stream) => {
+    stream.write(new Uint8Array(32 << 20)).catch(() => {}); // the peer reads nothing
+    try {
+      await stream.close({ timeout: 50 });
+    } catch (error) {
+      handled = error;
+    }
+  }, { supervisor: (e) => void reported.push(e) });
+  const client = await openClient(listener.addr.port);
+  try {
+    await eventually(3000, "the handler handled its close's error", () => handled !== undefined);
+    await sleep(50);
+    assert.ok(handled instanceof TimedOut, String(handled));
+    assert.deepEqual(reported, []);
+  } finally {
+    client.destroy();
+    listener.close();
+    await done;
+  }
+});
