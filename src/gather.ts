@@ -52,6 +52,8 @@ export function gather<const F extends readonly (() => unknown)[]>(...fns: F): P
     release = guardWait((error) => fail(error, undefined, "the task that gathered it was cancelled"));
     if (release === null) return; // cancelled on entry: no task was started
     for (const [i, fn] of fns.entries()) {
+      // Failed already (a function cancelled the gather's caller, say): start no more.
+      if (failed) break;
       const task = new Task<unknown>(fn.name, undefined);
       // The caller gets the first error; the tasks report to their supervisor only once
       // the gather has failed (an error after that would otherwise be lost).

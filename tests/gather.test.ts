@@ -8,9 +8,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   acceptLoop,
+  call,
   Cancelled,
   Channel,
   connect,
+  currentTask,
   gather,
   go,
   listen,
@@ -249,4 +251,21 @@ test("a supervisor channel whose give throws at once is reported each time and n
   assert.equal(delivered, 6);
   assert.equal(printed.length, 1024);
   assert.match(printed[0], /^zev: the supervisor of task .* threw: Error: not yet/);
+});
+
+test("a gather that failed while it was starting its functions starts no more of them", async () => {
+  let thirdStarted = false;
+  const task = call(async () => {
+    await sleep(1);
+    const me = currentTask()!;
+    await gather(
+      () => sleep(1000),
+      () => me.cancel("from inside"), // the gather's caller, cancelled as the second starts
+      () => {
+        thirdStarted = true;
+      },
+    );
+  });
+  await assert.rejects(task.done, (e: unknown) => e instanceof Cancelled && e.reason === "from inside");
+  assert.equal(thirdStarted, false);
 });
