@@ -497,7 +497,12 @@ pub const Loop = struct {
                     // Neither armed nor paused, it would wait for an accept() that a
                     // caller waiting for its ACCEPT event never makes: pause it again,
                     // with the reason (unless it is closing).
-                    if (now != std.math.minInt(i64)) self.pause(lh, l, err);
+                    if (now != std.math.minInt(i64)) {
+                        self.pause(lh, l, err);
+                        // `pause` put it back at the head, before `next`: the walk goes
+                        // on from it, so that unlinking `next` keeps it linked.
+                        if (prev == null) prev = l;
+                    }
                 }
             }
             lh = next;

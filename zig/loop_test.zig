@@ -847,3 +847,29 @@ test "loop: io_uring: closing a stream whose cancel the ring refused does not wa
     try loop.close(s, false);
     try testing.expect(std.time.milliTimestamp() - started < 1000);
 }
+
+test "loop: of two listeners due at once, the first failing its re-arm stays paused and is resumed later; the second resumes" {
+    const loop = try open(64);
+    defer loop.destroy();
+    var ls: [2]u32 = undefined;
+    var out: [4]u32 = undefined;
+    for (&ls) |*l| {
+        l.* = try loop.listen("127.0.0.1", 0, 0, 0);
+        _ = try connectNow(loop, try portOf(loop, l.*));
+        _ = try connectNow(loop, try portOf(loop, l.*));
+        loop.test_fail_watch = 1; // paused: its first connection cannot be watched
+        try testing.expectError(error.WouldBlock, loop.accept(l.*, &out));
+    }
+    // Both pauses end together; the re-arm of the first resumed fails.
+    loop.test_fail_arm = 1;
+    std.Thread.sleep(5 * std.time.ns_per_ms);
+    var e: Events = .{};
+    var told: [2]bool = .{ false, false };
+    const deadline = std.time.milliTimestamp() + 2000;
+    while (!(told[0] and told[1]) and std.time.milliTimestamp() < deadline) {
+        try e.poll(loop, 20);
+        loop.checkInvariants();
+        for (ls, 0..) |l, i| told[i] = told[i] or e.has(l, Flag.accept);
+    }
+    try testing.expect(told[0] and told[1]);
+}
