@@ -309,7 +309,6 @@ pub const Loop = struct {
     pub fn destroy(self: *Loop) void {
         // Nobody can start a park any more (the loop is out of the registry): wake those
         // under way, so that none waits forever on a descriptor about to be closed.
-        self.wake();
         self.waitForParks();
         var i: u32 = 0;
         while (i < self.sockets.capacity()) : (i += 1) {
@@ -1309,9 +1308,15 @@ pub const Loop = struct {
         return self.poller.parkFd();
     }
 
-    /// Waits until no `zev_park` is under way; the caller has woken them.
+    /// Wakes the `zev_park` calls under way and waits until they have left. (Woken again
+    /// each millisecond: a wake is not a park's alone to take.) Without one, no wake at
+    /// all: a loop closing with the kernel's wake armed sends the runtime no stray byte.
     fn waitForParks(self: *Loop) void {
-        while (self.parks.load(.acquire) != 0) std.Thread.sleep(50 * std.time.ns_per_us);
+        var waited: u32 = 0;
+        while (self.parks.load(.acquire) != 0) : (waited += 1) {
+            if (waited % 20 == 0) self.wake();
+            std.Thread.sleep(50 * std.time.ns_per_us);
+        }
     }
 
     /// `timeout_ms`, shortened so that a park ends when a paused listener is due.
