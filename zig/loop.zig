@@ -196,6 +196,8 @@ pub const Loop = struct {
     test_fail_watch: if (builtin.is_test) u32 else void = if (builtin.is_test) 0 else {},
     /// Tests only: how many of the next cancels of a closing stream's operations fail.
     test_fail_cancel: if (builtin.is_test) u32 else void = if (builtin.is_test) 0 else {},
+    /// Tests only: how many times the dirty list moved down (it filled behind its head).
+    test_moved_down: if (builtin.is_test) u32 else void = if (builtin.is_test) 0 else {},
     /// Tests only: how many of the next re-arms of a resumed listener fail.
     test_fail_arm: if (builtin.is_test) u32 else void = if (builtin.is_test) 0 else {},
     /// The kernel-delivered wake (Linux with io_uring), made when the loop opens, or the
@@ -968,6 +970,7 @@ pub const Loop = struct {
             std.mem.copyForwards(u32, self.dirty[0..left], self.dirty[self.dirty_head..self.dirty_len]);
             self.dirty_len = left;
             self.dirty_head = 0;
+            if (builtin.is_test) self.test_moved_down += 1;
         }
         self.listAppend(self.dirty, &self.dirty_len, s.handle, "dirty");
     }

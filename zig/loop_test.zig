@@ -873,3 +873,51 @@ test "loop: of two listeners due at once, the first failing its re-arm stays pau
     }
     try testing.expect(told[0] and told[1]);
 }
+
+test "loop: io_uring: streams made ready again while a small poll's leftovers wait, past the list's size, are each reported" {
+    const loop = try open(16); // the dirty list holds 16: it fills, and moves down
+    defer loop.destroy();
+    if (loop.ring == null) return error.SkipZigTest;
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    const port = try portOf(loop, l);
+    const n = 7;
+    const rounds = 20;
+    var clients: [n]u32 = undefined;
+    var servers: [n]u32 = undefined;
+    var sent: [n]u32 = @splat(0);
+    var got: [n]u32 = @splat(0);
+    var buf: [64]u8 = undefined;
+    for (0..n) |i| {
+        clients[i] = try connectNow(loop, port);
+        servers[i] = try acceptOne(loop, l);
+        try testing.expectError(error.WouldBlock, loop.read(servers[i], &buf));
+    }
+    for (0..n) |i| {
+        _ = try loop.write(clients[i], "x");
+        sent[i] = 1;
+    }
+    var out: [2 * 2]u32 = undefined; // two events a poll: the rest wait on the list
+    const deadline = std.time.milliTimestamp() + 5000;
+    var done: usize = 0;
+    while (done < n and std.time.milliTimestamp() < deadline) {
+        const k = try loop.poll(&out, 10);
+        for (0..k) |j| {
+            const i = std.mem.indexOfScalar(u32, &servers, out[2 * j]) orelse continue;
+            while (true) {
+                const r = loop.read(servers[i], &buf) catch |err| switch (err) {
+                    error.WouldBlock => break,
+                    else => return err,
+                };
+                got[i] += @intCast(r);
+            }
+            // Ready again at once, while others still wait behind the head.
+            if (sent[i] < rounds) {
+                _ = try loop.write(clients[i], "x");
+                sent[i] += 1;
+            } else if (got[i] == rounds) done += 1;
+        }
+    }
+    for (got) |g| try testing.expectEqual(@as(u32, rounds), g);
+    // The case this test is for happened: the list filled behind its head and moved down.
+    try testing.expect(loop.test_moved_down > 0);
+}
