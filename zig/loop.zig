@@ -214,6 +214,11 @@ pub const Loop = struct {
     dirty_head: usize = 0,
     starving: []u32 = &.{},
     starving_len: usize = 0,
+    /// io_uring: cancels a closed stream's operations still need (the ring took none when
+    /// it closed), by user data: asked at the next poll, so that the kernel lets the
+    /// socket go (and sends its FIN). Two per handle at most.
+    owed: []u64 = &.{},
+    owed_len: usize = 0,
     /// Buffers went back to the kernel since starving streams last asked for more.
     buffers_returned: bool = false,
     cqes: [limits.max_events_per_poll]Cqe = undefined,
@@ -263,6 +268,9 @@ pub const Loop = struct {
         self.dirty = self.allocator.alloc(u32, cap) catch return error.NoMemory;
         errdefer self.allocator.free(self.dirty);
         self.starving = self.allocator.alloc(u32, cap) catch return error.NoMemory;
+        errdefer self.allocator.free(self.starving);
+        self.owed = self.allocator.alloc(u64, 2 * cap) catch return error.NoMemory;
+        self.owed_len = 0;
         self.dirty_len = 0;
         self.dirty_head = 0;
         self.starving_len = 0;
@@ -276,8 +284,10 @@ pub const Loop = struct {
         r.deinit(self.allocator);
         self.allocator.free(self.dirty);
         self.allocator.free(self.starving);
+        self.allocator.free(self.owed);
         self.dirty = &.{};
         self.starving = &.{};
+        self.owed = &.{};
         self.ring = null;
     }
 
@@ -1101,6 +1111,7 @@ pub const Loop = struct {
         defer r.batching = false;
         r.running();
         try r.armEpoll();
+        self.payOwed(r);
         var wait = timeout_ms;
         var looked_again = false;
         while (true) {
@@ -1149,6 +1160,21 @@ pub const Loop = struct {
         }
     }
 
+    fn owe(self: *Loop, user_data: u64) void {
+        // (Two per handle: there is room, as a handle owes only until the next poll.)
+        if (self.owed_len == self.owed.len) return;
+        self.owed[self.owed_len] = user_data;
+        self.owed_len += 1;
+    }
+
+    /// Asks the cancels owed; those the ring does not take stay owed.
+    fn payOwed(self: *Loop, r: *uring.Ring) void {
+        while (self.owed_len > 0) {
+            r.cancelOp(self.owed[self.owed_len - 1]) catch return;
+            self.owed_len -= 1;
+        }
+    }
+
     /// Before a stream closes: its operations in the ring cancelled and their last
     /// completions taken (the kernel holds the socket until then), its buffers given back.
     fn ringForget(self: *Loop, r: *uring.Ring, s: *Socket) void {
@@ -1156,8 +1182,8 @@ pub const Loop = struct {
         if (s.recv_armed or s.pollout_armed) {
             // Without the cancel in the ring nothing ends its operations, and waiting for
             // them would block the JS thread for as long as the peer stays silent: then
-            // they are left to end by themselves (their completions find no stream, and
-            // give their buffers back).
+            // the cancels are owed, asked by the next poll (their completions find no
+            // stream, and give their buffers back).
             const cancelled = if (builtin.is_test and self.test_fail_cancel > 0) blk: {
                 self.test_fail_cancel -= 1;
                 break :blk false;
@@ -1166,6 +1192,10 @@ pub const Loop = struct {
             while (cancelled and (s.recv_armed or s.pollout_armed) and rounds < 1000) : (rounds += 1) {
                 _ = r.enter(-1) catch break;
                 _ = self.takeCompletions(r, std.math.maxInt(usize));
+            }
+            if (!cancelled) {
+                if (s.recv_armed) self.owe(uring.userData(.recv, s.handle));
+                if (s.pollout_armed) self.owe(uring.userData(.pollout, s.handle));
             }
         }
         while (s.rx_head != no_buffer) self.popBuffer(r, s);
