@@ -5,10 +5,11 @@
  */
 
 import net from "node:net";
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import process from "node:process";
-import { connect, listen } from "../mod.ts";
+import { connect, listen, type Stream, ZevError } from "../mod.ts";
 import { reactor } from "../src/reactor.ts";
 
 /** Rejects with `message` if `promise` has not settled within `ms`. */
@@ -172,6 +173,21 @@ export async function tcpPair(hostname = "127.0.0.1") {
   const listener = listen({ hostname, port: 0 });
   const [client, server] = await Promise.all([connect({ hostname, port: listener.addr.port }), listener.accept()]);
   return { listener, client, server };
+}
+
+/** Reads `stream` to the peer's reset: fails unless a read rejects with ConnectionReset within `ms`. */
+export async function readsToReset(stream: Stream, ms = 5000): Promise<void> {
+  const sink = new Uint8Array(1 << 16);
+  await assert.rejects(
+    within(
+      ms,
+      "the peer reads to the reset",
+      (async () => {
+        while ((await stream.read(sink)) !== null);
+      })(),
+    ),
+    (e: unknown) => e instanceof ZevError && e.code === "ConnectionReset",
+  );
 }
 
 /** Spends what is left of this turn's budget: every operation after it waits a turn. */
