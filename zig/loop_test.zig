@@ -126,15 +126,20 @@ test "loop: listen, connect, accept, echo, close" {
     try testing.expectEqual(@as(u64, 0), loop.snapshot().live_handles);
 }
 
-/// Connects `clients.len` streams to listener `l` (the accepted ends in `servers`); each
-/// client writes `chunk.len` bytes of its index, and the loop polls 200 ms while nobody
-/// reads, so that everything arrives (and the write queues drain meanwhile).
-fn sendTagged(loop: *Loop, l: u32, clients: []u32, servers: []u32, chunk: []u8) !void {
+/// Connects `clients.len` streams to listener `l`, the accepted ends in `servers`.
+fn connectPairs(loop: *Loop, l: u32, clients: []u32, servers: []u32) !void {
     const port = try portOf(loop, l);
     for (clients, servers) |*c, *s| {
         c.* = try connectNow(loop, port);
         s.* = try acceptOne(loop, l);
     }
+}
+
+/// `connectPairs`; then each client writes `chunk.len` bytes of its index, and the loop
+/// polls 200 ms while nobody reads, so that everything arrives (and the write queues
+/// drain meanwhile).
+fn sendTagged(loop: *Loop, l: u32, clients: []u32, servers: []u32, chunk: []u8) !void {
+    try connectPairs(loop, l, clients, servers);
     for (clients, 0..) |c, i| {
         @memset(chunk, @intCast(i));
         try testing.expectEqual(chunk.len, try loop.write(c, chunk));
@@ -766,17 +771,13 @@ test "loop: io_uring: streams left over by a small poll are each reported once, 
     defer loop.destroy();
     if (loop.ring == null) return error.SkipZigTest;
     const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const port = try portOf(loop, l);
     const n = 60;
     var clients: [n]u32 = undefined;
     var servers: [n]u32 = undefined;
     var buf: [8]u8 = undefined;
-    for (0..n) |i| {
-        clients[i] = try connectNow(loop, port);
-        servers[i] = try acceptOne(loop, l);
-        // Wants a READ event: nothing to read yet.
-        try testing.expectError(error.WouldBlock, loop.read(servers[i], &buf));
-    }
+    try connectPairs(loop, l, &clients, &servers);
+    // Each wants a READ event: nothing to read yet.
+    for (servers) |sv| try testing.expectError(error.WouldBlock, loop.read(sv, &buf));
     for (clients) |c| try testing.expectEqual(@as(usize, 1), try loop.write(c, "x"));
     // Polls of 4 events at a time: every server once, none twice, none lost.
     var seen: [n]u32 = @splat(0);
@@ -892,7 +893,6 @@ test "loop: io_uring: streams made ready again while a small poll's leftovers wa
     defer loop.destroy();
     if (loop.ring == null) return error.SkipZigTest;
     const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const port = try portOf(loop, l);
     const n = 7;
     const rounds = 20;
     var clients: [n]u32 = undefined;
@@ -900,11 +900,8 @@ test "loop: io_uring: streams made ready again while a small poll's leftovers wa
     var sent: [n]u32 = @splat(0);
     var got: [n]u32 = @splat(0);
     var buf: [64]u8 = undefined;
-    for (0..n) |i| {
-        clients[i] = try connectNow(loop, port);
-        servers[i] = try acceptOne(loop, l);
-        try testing.expectError(error.WouldBlock, loop.read(servers[i], &buf));
-    }
+    try connectPairs(loop, l, &clients, &servers);
+    for (servers) |sv| try testing.expectError(error.WouldBlock, loop.read(sv, &buf));
     for (0..n) |i| {
         _ = try loop.write(clients[i], "x");
         sent[i] = 1;
