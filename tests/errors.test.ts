@@ -121,6 +121,16 @@ test("a read timeout rejects with TimedOut naming the peer and leaves the stream
   listener.close();
 });
 
+/** Reads `stream` to its end, or to the reset of a client that aborted. */
+async function readAll(stream: Stream): Promise<void> {
+  const sink = new Uint8Array(1 << 16);
+  try {
+    while ((await stream.read(sink)) !== null);
+  } catch {
+    // reset by the aborted client
+  }
+}
+
 test("a pending write whose buffer is transferred rejects (and closes the stream) instead of hanging", async () => {
   const { listener, client, server } = await tcpPair();
   const big = new Uint8Array(32 << 20);
@@ -128,14 +138,7 @@ test("a pending write whose buffer is transferred rejects (and closes the stream
   await sleep(20); // the peer does not read yet: the write waits
   (big.buffer as ArrayBuffer).transfer();
   // The peer reads: the stream is writable again and the write goes on with a detached buffer.
-  const reading = (async () => {
-    const sink = new Uint8Array(1 << 16);
-    try {
-      while ((await server.read(sink)) !== null);
-    } catch {
-      // reset by the aborted client
-    }
-  })();
+  const reading = readAll(server);
   await assert.rejects(
     within(5000, "the write with a transferred buffer", writing),
     (e: unknown) =>
@@ -153,14 +156,7 @@ test("a pending write whose resizable buffer shrinks rejects, naming it, instead
   const writing = client.write(new Uint8Array(buffer)); // a view that tracks the length
   await sleep(20); // the peer does not read yet: the write waits
   buffer.resize(1024);
-  const reading = (async () => {
-    const sink = new Uint8Array(1 << 16);
-    try {
-      while ((await server.read(sink)) !== null);
-    } catch {
-      // reset by the aborted client
-    }
-  })();
+  const reading = readAll(server);
   await assert.rejects(
     within(5000, "the write with a shrunk buffer", writing),
     (e: unknown) =>
