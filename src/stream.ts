@@ -18,7 +18,7 @@ import { Handle } from "./handle.ts";
 import { reactor } from "./reactor.ts";
 import { cancelledOnEntry, type Guard, guardWait, tieWait, untieWait } from "./task.ts";
 import { type Addr, type AnyAddr, formatAddr, readAddr, type UnixAddr } from "./addr.ts";
-import { checkBytes, checkMs, checkOptions } from "./validate.ts";
+import { checkBytes, checkMs, checkOptions, checkSignal } from "./validate.ts";
 import { Waiter, WaitQueue } from "./wait_queue.ts";
 
 const sym = reactor.native.sym;
@@ -271,10 +271,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     // Checked here so that a bad option is readFull's error, not one of its reads'.
     const timeout = checkOptions(options, "readFull")?.timeout;
     if (timeout !== undefined) checkMs(timeout, "readFull", "timeout");
-    const signal = options?.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new TypeError("readFull: options.signal must be an AbortSignal");
-    }
+    checkSignal(options?.signal, "readFull");
     let got = 0;
     while (got < buf.length) {
       let n: number | null;
@@ -562,10 +559,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     try {
       const t = checkOptions(options, "close")?.timeout;
       if (t !== undefined) timeout = checkMs(t, "close", "timeout");
-      signal = options?.signal;
-      if (signal !== undefined && !(signal instanceof AbortSignal)) {
-        throw new TypeError("close: options.signal must be an AbortSignal");
-      }
+      signal = checkSignal(options?.signal, "close");
     } catch (error) {
       return Promise.reject(error);
     }

@@ -15,7 +15,7 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Cancelled } from "./errors.ts";
-import { checkSupervisor, show } from "./validate.ts";
+import { checkSignal, checkSupervisor, show } from "./validate.ts";
 
 /** Receives the errors of the tasks it supervises. */
 export type Supervisor = ((error: unknown, task: Task<unknown>) => void) | TaskEventSink;
@@ -317,10 +317,7 @@ export function currentTask(): Task<unknown> | undefined {
  * task's cancel is delivered, and so consumed, here), or undefined to go on.
  */
 export function cancelledOnEntry(signal: AbortSignal | undefined, what: string): Cancelled | undefined {
-  if (signal !== undefined) {
-    if (!(signal instanceof AbortSignal)) throw new TypeError(`${what}: options.signal must be an AbortSignal`);
-    if (signal.aborted) return new Cancelled(signal.reason);
-  }
+  if (checkSignal(signal, what)?.aborted) return new Cancelled(signal!.reason);
   // Most calls come with no cancel pending anywhere: skip looking up the task.
   return pendingCancels === 0 ? undefined : current.getStore()?.takePendingCancel();
 }

@@ -64,6 +64,14 @@ export function checkOptions<T extends object>(options: T | undefined, what: str
   return options;
 }
 
+/** An options.signal: undefined or an AbortSignal. */
+export function checkSignal(signal: unknown, what: string): AbortSignal | undefined {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`${what}: options.signal must be an AbortSignal`);
+  }
+  return signal;
+}
+
 /** A supervisor option: a function, or an object with a `give` function (a `Channel`). */
 export function checkSupervisor(supervisor: unknown, what: string): void {
   if (typeof supervisor === "function") return;
