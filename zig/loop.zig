@@ -833,10 +833,7 @@ pub const Loop = struct {
                     s.writable = false;
                     self.watchWritableOrFail(s);
                 } else {
-                    // Undeliverable: drop the queue, remember why for the writer.
-                    s.failed = err;
-                    self.stats.queued_bytes -= s.queue.len();
-                    s.queue.consume(s.queue.len());
+                    self.failQueue(s, err); // undeliverable
                 }
                 return;
             };
@@ -902,12 +899,17 @@ pub const Loop = struct {
     /// writer with a WRITE event.
     fn watchWritableOrFail(self: *Loop, s: *Socket) void {
         self.watchWritable(s) catch |err| {
-            s.failed = err;
-            self.stats.queued_bytes -= s.queue.len();
-            s.queue.consume(s.queue.len());
+            self.failQueue(s, err);
             s.want_write = true;
             self.markDirty(s);
         };
+    }
+
+    /// The queue cannot be sent: drop it, and remember why for the writer.
+    fn failQueue(self: *Loop, s: *Socket, err: Error) void {
+        s.failed = err;
+        self.stats.queued_bytes -= s.queue.len();
+        s.queue.consume(s.queue.len());
     }
 
     fn ringRead(self: *Loop, r: *uring.Ring, s: *Socket, buf: []u8) Error!usize {
