@@ -521,11 +521,19 @@ pub const Loop = struct {
         self.updateResumeDue();
     }
 
-    fn armResumed(self: *Loop, l: *Socket, lh: u32) Error!void {
-        if (builtin.is_test and self.test_fail_arm > 0) {
-            self.test_fail_arm -= 1;
-            return error.NoMemory;
+    /// Tests only: whether the fault counted in `field` (a `test_fail_*`) happens now; it
+    /// is then counted down. Always false outside tests.
+    fn injected(self: *Loop, comptime field: []const u8) bool {
+        if (builtin.is_test) {
+            if (@field(self, field) == 0) return false;
+            @field(self, field) -= 1;
+            return true;
         }
+        return false;
+    }
+
+    fn armResumed(self: *Loop, l: *Socket, lh: u32) Error!void {
+        if (self.injected("test_fail_arm")) return error.NoMemory;
         try self.poller.armListener(l.fd, lh, listener_edge_single, true);
     }
 
@@ -859,10 +867,7 @@ pub const Loop = struct {
     /// Starts watching a new stream: in the epoll set, or with a receive in the ring (a
     /// one-shot poll for writability first, while it connects).
     fn watchStream(self: *Loop, s: *Socket, h: u32) Error!void {
-        if (builtin.is_test and self.test_fail_watch > 0) {
-            self.test_fail_watch -= 1;
-            return error.NoMemory;
-        }
+        if (self.injected("test_fail_watch")) return error.NoMemory;
         if (sys.is_linux) {
             if (self.ring) |r| {
                 s.handle = h;
@@ -885,10 +890,7 @@ pub const Loop = struct {
         if (!sys.is_linux) return;
         const r = self.ring orelse return;
         if (s.pollout_armed or s.kind != .stream) return;
-        if (builtin.is_test and self.test_fail_watch > 0) {
-            self.test_fail_watch -= 1;
-            return error.Limit;
-        }
+        if (self.injected("test_fail_watch")) return error.Limit;
         try r.pollOut(s.fd, s.handle);
         s.pollout_armed = true;
     }
@@ -1186,10 +1188,7 @@ pub const Loop = struct {
             // them would block the JS thread for as long as the peer stays silent: then
             // the cancels are owed, asked by the next poll (their completions find no
             // stream, and give their buffers back).
-            const cancelled = if (builtin.is_test and self.test_fail_cancel > 0) blk: {
-                self.test_fail_cancel -= 1;
-                break :blk false;
-            } else if (r.cancelFd(s.fd)) |_| true else |_| false;
+            const cancelled = if (self.injected("test_fail_cancel")) false else if (r.cancelFd(s.fd)) |_| true else |_| false;
             var rounds: usize = 0;
             while (cancelled and (s.recv_armed or s.pollout_armed) and rounds < 1000) : (rounds += 1) {
                 _ = r.enter(-1) catch break;
