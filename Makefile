@@ -104,6 +104,11 @@ test-lint: node_modules/.installed | $(VENV)/.zig-$(ZIG_VERSION)
 	$(DENO) check $(filter-out ffi/bun.ts ffi/park_worker.ts,$(TS_ALL))
 	node_modules/.bin/tsc -p tools/tsconfig.bun.json
 	$(ZIG) fmt --check zig bench build.zig build.zig.zon
+	@# The root is no package: `deno publish` there must fail (the package is dist/jsr).
+	@mkdir -p tests/out
+	if $(DENO) publish --dry-run > tests/out/publish.log 2>&1; then \
+	  echo "FAIL: deno publish at the root would publish a package"; exit 1; fi
+	grep -q "Missing 'name' field" tests/out/publish.log
 
 # Installed as users install it: npm (Verdaccio on loopback, bun add, npm:zev), JSR
 # (dist/jsr served over HTTP), the libc choice, every error path (tests/install/run.ts).

@@ -75,7 +75,8 @@ pub fn build(b: *std.Build) void {
 
     // The reactor's tests, on both libcs of this machine.
     const test_step = b.step("test", "Run the reactor's tests (glibc and musl) and the load generator's");
-    for (native_platforms) |p| test_step.dependOn(&reactorTests(b, p, options).step);
+    const filter = b.option([]const u8, "test-filter", "Run only the reactor tests whose names contain this");
+    for (native_platforms) |p| test_step.dependOn(&reactorTests(b, p, options, filter).step);
     // And the load generator's own (its histogram, its pacing): benchmark figures rest on them.
     const load_tests = b.addTest(.{ .name = "test-load", .root_module = b.createModule(.{
         .root_source_file = b.path("bench/load.zig"),
@@ -85,7 +86,7 @@ pub fn build(b: *std.Build) void {
     // The same tests for aarch64, run under qemu-user (`zig build test-aarch64 -fqemu`):
     // static musl needs no aarch64 libraries on this machine.
     const test_aarch64 = b.step("test-aarch64", "Run the reactor's tests for aarch64-linux-musl under qemu (-fqemu)");
-    test_aarch64.dependOn(&reactorTests(b, aarch64_musl, options).step);
+    test_aarch64.dependOn(&reactorTests(b, aarch64_musl, options, filter).step);
 
     // The C and TypeScript declarations of the ABI, generated from the Zig source.
     const gen = b.addExecutable(.{
@@ -131,10 +132,11 @@ pub fn build(b: *std.Build) void {
     }
 }
 
-fn reactorTests(b: *std.Build, p: Platform, options: *std.Build.Step.Options) *std.Build.Step.Run {
+fn reactorTests(b: *std.Build, p: Platform, options: *std.Build.Step.Options, filter: ?[]const u8) *std.Build.Step.Run {
     const t = b.addTest(.{
         .name = b.fmt("test-{s}", .{p.name}),
         .root_module = reactorModule(b, p, .Debug, options, "zig/tests.zig"),
+        .filters = if (filter) |f| b.dupeStrings(&.{f}) else &.{},
     });
     const run = b.addRunArtifact(t);
     run.has_side_effects = true;

@@ -5,10 +5,12 @@
  * connection in a closed loop, connection churn). Shared by `make bench` (bench/run.ts)
  * and the wake study (bench/wake.ts).
  *
- * Every server is started once, pinned to CPU 0; the load runs pinned to CPU 1. Each
- * level is measured in `repeat` rounds that visit every server back to back (alternating
- * direction), and ratios are medians of the ratios within a round: this shared machine
- * drifts by tens of percent over minutes, and a drift must not fall on one server only.
+ * Every server is started once, pinned to CPU 0, and the load runs pinned to CPU 1 (CPU
+ * per request is steadiest so); or, with `pinned: false`, neither is pinned, as users run
+ * them (a stall that pinning hides shows there). Each level is measured in `repeat`
+ * rounds that visit every server back to back (alternating direction), and ratios are
+ * medians of the ratios within a round: this shared machine drifts by tens of percent
+ * over minutes, and a drift must not fall on one server only.
  *
  * @module
  */
@@ -79,14 +81,14 @@ export const median = (xs: number[]): number => {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-async function measure(server: Server, level: Level, seconds: number): Promise<Sample> {
+async function measure(server: Server, level: Level, seconds: number, loadCpu?: number): Promise<Sample> {
   const args = [...level.args, "--port", String(server.port)];
   // Warm-up (JIT, pools) with the same shape of load, then the measured run.
-  await load([...args, "--duration", "1"], 1);
+  await load([...args, "--duration", "1"], loadCpu);
   const cpu0 = server.cpuSeconds();
   const runs0 = server.runs();
   const t0 = performance.now();
-  const r = await load([...args, "--duration", String(seconds)], 1);
+  const r = await load([...args, "--duration", String(seconds)], loadCpu);
   const wall = (performance.now() - t0) / 1000;
   const cpu = server.cpuSeconds() - cpu0;
   const runs = server.runs() - runs0;
@@ -130,6 +132,8 @@ export interface Curve {
   samples: Map<string, Sample[][]>;
   /** The share of CPU time stolen by the hypervisor during the whole run. */
   steal: number;
+  /** Servers on CPU 0 and the load on CPU 1; false: nothing pinned. */
+  pinned: boolean;
 }
 
 /**
@@ -145,24 +149,29 @@ export const WARM_SECONDS = 5;
 export async function measureCurve(
   servers: EchoServer[],
   levels: Level[],
-  options: { seconds: number; repeat: number; log?: (line: string) => void; keep?: boolean },
+  options: { seconds: number; repeat: number; log?: (line: string) => void; keep?: boolean; pinned?: boolean },
 ): Promise<Curve & { running: Map<string, Server> }> {
+  const pinned = options.pinned ?? true;
+  const loadCpu = pinned ? 1 : undefined;
   const running = new Map<string, Server>();
   const samples = new Map<string, Sample[][]>();
   const steal = stealMeter();
   try {
     for (const s of servers) {
-      running.set(s.name, await startServer(s.name, pin(0, s.argv), s.env));
+      running.set(s.name, await startServer(s.name, pinned ? pin(0, s.argv) : s.argv, s.env));
       samples.set(s.name, levels.map(() => []));
     }
     for (const server of running.values()) {
-      await load([...echoLevel(64, 0).args, "--port", String(server.port), "--duration", String(WARM_SECONDS)], 1);
+      await load(
+        [...echoLevel(64, 0).args, "--port", String(server.port), "--duration", String(WARM_SECONDS)],
+        loadCpu,
+      );
     }
     for (const [li, level] of levels.entries()) {
       for (let rep = 1; rep <= options.repeat; rep++) {
         const order = rep % 2 === 1 ? servers : [...servers].reverse();
         for (const s of order) {
-          const sample = await measure(running.get(s.name)!, level, options.seconds);
+          const sample = await measure(running.get(s.name)!, level, options.seconds, loadCpu);
           samples.get(s.name)![li].push(sample);
           options.log?.(
             `[${rep}/${options.repeat}] ${s.name.padEnd(28)} ${levelName(level).padEnd(24)} ${
@@ -184,7 +193,7 @@ export async function measureCurve(
   }
   // `keep`: the caller measures the idle servers next, and stops them.
   if (!options.keep) { for (const server of running.values()) await server.stop(); }
-  return { servers, levels, samples, running, steal: steal() };
+  return { servers, levels, samples, running, steal: steal(), pinned };
 }
 
 /** Median over rounds of `metric(a) / metric(b)` at a level, both measured in the same round. */

@@ -170,4 +170,5 @@ export const STATS = [
   "events",
   "liveHandles",
   "queuedBytes",
+  "stalls",
 ] as const;

@@ -58,8 +58,8 @@ export const DEFAULT_BACKEND = "epoll";
 
 /**
  * Reads a backend's name as `ZEV_BACKEND` and `configure({ backend })` take it: "epoll"
- * or "kqueue" (the poll backend), "io_uring" (Linux 6.1; bench/IO_URING.md), or "auto"
- * (io_uring where the kernel allows it, else the poll backend, saying why).
+ * or "kqueue" (the poll backend), "io_uring" (Linux 6.0; bench/IO_URING.md), or "auto"
+ * (the backend zev picks: the poll backend for now, saying why).
  */
 export function parseBackend(name: unknown, where: string): BackendChoice {
   if (name === "epoll" || name === "kqueue") return "poll";
@@ -72,15 +72,17 @@ export function backendChoice(): BackendChoice {
   return parseBackend(envVar("ZEV_BACKEND") ?? DEFAULT_BACKEND, "ZEV_BACKEND");
 }
 
-/** Why a loop asked for "auto" runs on epoll (`zev_backend_fallback`'s codes). */
+/** Why a loop asked for "auto" runs on epoll (`zev_backend_fallback`'s codes, zig/io_uring.zig `Unavailable`). */
 export function backendFallback(code: number): string | undefined {
   return [
     undefined,
     "the kernel has no io_uring (ENOSYS)",
     "io_uring is forbidden here (EPERM: a seccomp filter, as in many containers, or kernel.io_uring_disabled)",
-    "the kernel lacks io_uring's SINGLE_ISSUER and DEFER_TASKRUN (EINVAL: they need Linux 6.1)",
+    "the kernel lacks io_uring's SINGLE_ISSUER and COOP_TASKRUN (EINVAL: they need Linux 6.0)",
     "the kernel refused provided buffer rings or a registered eventfd (they need Linux 5.19)",
     "out of memory, locked memory or descriptors setting up io_uring",
+    undefined,
+    "auto picks epoll: io_uring is not yet level with it (its bulk reads are slower; bench/IO_URING.md)",
   ][code] ?? `io_uring failed to set up (code ${code})`;
 }
 

@@ -52,7 +52,7 @@ const INDEX_MASK = (1 << 18) - 1;
 function ioUringRefused(): string {
   const code = native.sym.zev_io_uring_unavailable();
   return `io_uring, because ${
-    code === 0 ? "it needs Linux 6.1 and a kernel that allows io_uring" : backendFallback(code)
+    code === 0 ? "it needs Linux 6.0 and a kernel that allows io_uring" : backendFallback(code)
   }`;
 }
 
@@ -83,6 +83,11 @@ export interface Stats {
   liveHandles: number;
   /** Bytes held in write queues, waiting for the kernel. */
   queuedBytes: number;
+  /**
+   * Parks found with work waiting and no wake on its way: a wake the kernel lost or
+   * delayed. Each call of `stats()` looks; 0 on a healthy loop.
+   */
+  stalls: number;
   /** The kernel interface the loop waits on ("epoll", "kqueue" or "io_uring"). */
   backend: BackendLabel;
 }

@@ -82,9 +82,9 @@ export interface Settings {
   spinMicros?: number;
   /**
    * The kernel interface the loop waits on: "epoll" (Linux) or "kqueue" (macOS, FreeBSD),
-   * "io_uring" (Linux 6.1: streams receive through the ring; an error where the kernel
-   * lacks or forbids it), or "auto" (io_uring where the kernel allows it, else epoll,
-   * with the reason in `backendReason`). Default: `ZEV_BACKEND`, else "epoll"
+   * "io_uring" (Linux 6.0: streams receive through the ring; an error where the kernel
+   * lacks or forbids it), or "auto" (the one zev picks: epoll for now, as io_uring is
+   * not yet level with it; the reason is in `backendReason`). Default: `ZEV_BACKEND`, else "epoll"
    * (bench/IO_URING.md says why). It can change only before the first listener or
    * stream opens; asking for the one in effect is allowed at any time, and does nothing.
    * Not a string is a TypeError; another name, a RangeError.

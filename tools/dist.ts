@@ -133,14 +133,15 @@ writeFileSync(
 // ---- JSR: @zev/zev ------------------------------------------------------------------------
 const jsr = join(out, "jsr");
 for (const s of sources) cpSync(join(root, s), join(jsr, s), { recursive: true });
-const deno = JSON.parse(readFileSync(join(root, "deno.json"), "utf8"));
+// The root's deno.json names no package, so that `deno publish` run there by mistake
+// fails; the package is this folder.
 writeFileSync(
   join(jsr, "deno.json"),
   json({
-    name: deno.name,
+    name: "@zev/zev",
     version,
-    license: deno.license,
-    exports: deno.exports,
+    license: pkg.license,
+    exports: "./mod.ts",
     publish: { include: [...sources, "deno.json"] },
   }),
 );

@@ -103,9 +103,9 @@ pub export fn zev_loop_open(max_handles: u32) i32 {
     return zev_loop_open_backend(max_handles, @intFromEnum(Backend.poll));
 }
 
-/// Opens a loop on `backend`: 0 the poll backend (epoll, kqueue), 1 io_uring (Linux 6.1;
-/// `Unsupported` where the kernel lacks it or forbids it), 2 io_uring where the kernel
-/// allows it, else the poll backend (`zev_backend_fallback` says why). Returns its id.
+/// Opens a loop on `backend`: 0 the poll backend (epoll, kqueue), 1 io_uring (Linux 6.0;
+/// `Unsupported` where the kernel lacks it or forbids it), 2 the one zev picks (the poll
+/// backend for now; `zev_backend_fallback` says why). Returns its id.
 pub export fn zev_loop_open_backend(max_handles: u32, backend: u32) i32 {
     const kind = std.meta.intToEnum(Backend, backend) catch return fail(error.InvalidArgument);
     const cap = if (max_handles == 0) limits.default_max_handles else max_handles;
@@ -127,10 +127,10 @@ pub export fn zev_backend(id: u32) i32 {
     return @intCast(@intFromEnum(loop.backendKind()));
 }
 
-/// Why a loop that asked for io_uring where allowed (2) runs on the poll backend: 0 it
+/// Why a loop that asked for the backend zev picks (2) runs on the poll backend: 0 it
 /// does not, 1 the kernel has no io_uring, 2 forbidden (seccomp, io_uring_disabled),
-/// 3 a kernel before Linux 6.1, 4 no provided buffer rings, 5 out of memory or
-/// descriptors, 6 another failure.
+/// 3 a kernel before Linux 6.0, 4 no provided buffer rings, 5 out of memory or
+/// descriptors, 6 another failure, 7 zev picks epoll (io_uring is not yet level with it).
 pub export fn zev_backend_fallback(id: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     return @intCast(@intFromEnum(loop.fallback));
@@ -388,9 +388,11 @@ pub export fn zev_set_queue_limit(id: u32, h: u32, bytes_limit: u32) i32 {
 }
 
 /// Writes up to `n` counters (loop.zig `Stats`, in order) as f64. Returns how many.
+/// Looks for a stall first (a parked loop with work and no wake on its way).
 pub export fn zev_stats(id: u32, out: ?[*]f64, n: u32) i32 {
     const loop = lookup(id) orelse return fail(error.BadLoop);
     const p = out orelse return fail(error.InvalidArgument);
+    loop.lookForStall();
     const st = loop.snapshot();
     const fields = @typeInfo(@TypeOf(st)).@"struct".fields;
     var written: u32 = 0;

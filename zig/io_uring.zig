@@ -1,27 +1,32 @@
 //! The io_uring side of the Linux loop (`ZEV_BACKEND=io_uring`; bench/IO_URING.md).
 //!
-//! Streams receive through the ring: one multishot receive per stream into a ring of
+//! Streams receive through the ring: one receive at a time per stream into a ring of
 //! buffers the loop provides, so a read copies from memory instead of making a system
-//! call, and one `io_uring_enter` per poll takes every stream's data. Sends stay direct
+//! call, and one `io_uring_enter` per poll takes every stream's data (and asks for more). Sends stay direct
 //! system calls; a stream whose send buffer is full (or a connect under way) waits for a
 //! one-shot poll in the ring. Listeners and datagram sockets stay in the epoll set, which
 //! the ring polls (multishot), so one ring is all the loop waits on.
 //!
-//! The ring is set up `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1): completions wait as
-//! deferred work until the loop's thread enters the ring, so the kernel never interrupts
-//! the JS thread for them. The park waits on an eventfd registered with the ring, which
-//! the kernel signals when such work arrives; signals are off while the loop runs
-//! (`running`) and turned back on, with a last look, before a park (`preparePark`).
+//! The ring is set up `SINGLE_ISSUER | COOP_TASKRUN` (Linux 6.0): the kernel completes
+//! the loop's operations as task work of the JS thread, run on its way back from any
+//! system call (or out of a wait, which it ends), never by interrupting it. The park waits
+//! on an eventfd registered with the ring, which that task work signals as it posts a
+//! completion; signals are off while the loop runs (`running`) and turned back on, with a
+//! last look, before a park (`preparePark`).
+//!
+//! Not `DEFER_TASKRUN`: there the kernel signals the eventfd as it queues the work, and on
+//! Linux 6.18 that signal sometimes came one RCU grace period late (4 to 100 ms; about a
+//! fifth of round trips at one connection), so a parked loop slept through its own data
+//! (bench/IO_URING.md, "The 15 ms stall"). Task work signals from the JS thread itself.
 
 const std = @import("std");
-const builtin = @import("builtin");
 const linux = std.os.linux;
 const sys = @import("sys.zig");
 const errors = @import("errors.zig");
 const Error = errors.Error;
 const limits = @import("limits.zig");
 
-pub const Op = enum(u8) { recv = 1, pollout, epoll, cancel };
+pub const Op = enum(u8) { recv = 1, pollout, epoll, cancel, pollin };
 
 pub fn userData(op: Op, token: u32) u64 {
     return (@as(u64, @intFromEnum(op)) << 32) | token;
@@ -47,13 +52,16 @@ pub const Unavailable = enum(u32) {
     missing = 1,
     /// EPERM: forbidden (seccomp, `kernel.io_uring_disabled`).
     forbidden = 2,
-    /// EINVAL: the kernel lacks `SINGLE_ISSUER` or `DEFER_TASKRUN` (before Linux 6.1).
+    /// EINVAL: the kernel lacks `SINGLE_ISSUER` or `COOP_TASKRUN` (before Linux 6.0).
     too_old = 3,
     /// Provided buffer rings or a registered eventfd refused (before Linux 5.19).
     no_buffer_ring = 4,
     /// Out of memory, locked memory or descriptors.
     resources = 5,
     other = 6,
+    /// Not asked of the kernel: `auto` picks epoll while io_uring is not level with it
+    /// (loop.zig `auto_picks_io_uring`).
+    not_level = 7,
 };
 
 pub const Ring = struct {
@@ -82,9 +90,9 @@ pub const Ring = struct {
         const r = allocator.create(Ring) catch return error.NoMemory;
         errdefer allocator.destroy(r);
         var params = std.mem.zeroInit(linux.io_uring_params, .{
-            // TASKRUN_FLAG: the kernel says in the shared flags when deferred work waits,
-            // so a poll or a park with nothing to do needs no system call (`idle`).
-            .flags = linux.IORING_SETUP_SINGLE_ISSUER | linux.IORING_SETUP_DEFER_TASKRUN |
+            // TASKRUN_FLAG: the kernel says in the shared flags when task work waits, so a
+            // poll or a park with nothing to do needs no system call (`idle`).
+            .flags = linux.IORING_SETUP_SINGLE_ISSUER | linux.IORING_SETUP_COOP_TASKRUN |
                 linux.IORING_SETUP_TASKRUN_FLAG | linux.IORING_SETUP_CQSIZE,
             .cq_entries = limits.ring_cq_entries,
         });
@@ -168,13 +176,15 @@ pub const Ring = struct {
         };
     }
 
-    /// Receives on `fd` into the provided buffers until cancelled or out of buffers.
+    /// Receives once on `fd` into a provided buffer. One-shot, not multishot: the
+    /// kernel runs a receive as task work at any system call of the JS thread (not
+    /// only at `enter`), so a multishot receive on a busy socket took every buffer
+    /// before the loop could see that its stream held its share.
     pub fn armRecv(r: *Ring, fd: sys.fd_t, token: u32) Error!void {
         const e = try r.sqe();
         e.prep_rw(.RECV, fd, 0, 0, 0);
         e.flags |= linux.IOSQE_BUFFER_SELECT;
         e.buf_index = group_id;
-        e.ioprio |= linux.IORING_RECV_MULTISHOT;
         e.user_data = userData(.recv, token);
         r.submitUnlessBatching();
     }
@@ -186,9 +196,19 @@ pub const Ring = struct {
 
     /// One completion when `fd` can be written to (or has failed).
     pub fn pollOut(r: *Ring, fd: sys.fd_t, token: u32) Error!void {
+        try r.pollOnce(fd, linux.POLL.OUT, userData(.pollout, token));
+    }
+
+    /// One completion when `fd` can be read from (or has failed): for a stream that
+    /// reads with read(2) while the ring has no buffer for it.
+    pub fn pollIn(r: *Ring, fd: sys.fd_t, token: u32) Error!void {
+        try r.pollOnce(fd, linux.POLL.IN, userData(.pollin, token));
+    }
+
+    fn pollOnce(r: *Ring, fd: sys.fd_t, events: u32, user_data: u64) Error!void {
         const e = try r.sqe();
-        e.prep_poll_add(fd, linux.POLL.OUT);
-        e.user_data = userData(.pollout, token);
+        e.prep_poll_add(fd, events);
+        e.user_data = user_data;
         r.submitUnlessBatching();
     }
 
@@ -260,12 +280,22 @@ pub const Ring = struct {
         @atomicStore(u32, r.cq_flags, r.cq_flags.* | linux.IORING_CQ_EVENTFD_DISABLED, .release);
     }
 
-    /// Nothing for an `enter` to do: no deferred work waiting (the kernel's
-    /// `IORING_SQ_TASKRUN`), no completion overflowed, nothing to submit or take.
+    /// Nothing for an `enter` to do: nothing to submit, and no work `waiting`.
     pub fn idle(r: *Ring) bool {
+        return r.ring.sq_ready() == 0 and !r.waiting();
+    }
+
+    /// Work the loop has not taken: task work queued for it (the kernel's
+    /// `IORING_SQ_TASKRUN`), completions overflowed, or completions posted.
+    pub fn waiting(r: *Ring) bool {
         const flags = @atomicLoad(u32, r.ring.sq.flags, .seq_cst);
-        if (flags & (linux.IORING_SQ_TASKRUN | linux.IORING_SQ_CQ_OVERFLOW) != 0) return false;
-        return r.ring.sq_ready() == 0 and r.ring.cq_ready() == 0;
+        if (flags & (linux.IORING_SQ_TASKRUN | linux.IORING_SQ_CQ_OVERFLOW) != 0) return true;
+        return r.ring.cq_ready() > 0;
+    }
+
+    /// Completions signal the eventfd: the loop prepared a park and has not polled since.
+    pub fn signalling(r: *Ring) bool {
+        return @atomicLoad(u32, r.cq_flags, .acquire) & linux.IORING_CQ_EVENTFD_DISABLED == 0;
     }
 
     /// Before a park: signals on, an old signal drained (unless the wake drains it:
@@ -283,12 +313,12 @@ pub const Ring = struct {
             var sink: u64 = 0;
             _ = sys.read(r.efd, std.mem.asBytes(&sink)) catch {};
         }
-        // The last look needs no `enter` when the kernel's flag says no work waits: the
-        // kernel sets the flag, then reads whether signals are on; this set them on, then
-        // reads the flag; each side's read follows a full barrier (a locked instruction
-        // on x86), so one of them sees the other. Elsewhere the ordering of the kernel's
-        // side is not one to rely on: enter.
-        if (builtin.cpu.arch == .x86_64 and r.idle()) return false;
+        // The last look needs no `enter` when no work waits. The kernel runs the loop's
+        // work on this thread, as task work on its way back to user space: work run
+        // before the store above left a completion this look sees, and work run after it
+        // signals the eventfd. (Work queued by another CPU whose flag this look misses
+        // runs later, so it signals.)
+        if (r.idle()) return false;
         _ = try r.enter(0);
         return r.ring.cq_ready() > 0;
     }
@@ -303,7 +333,7 @@ test "a parked ring fires the kernel's wake once per completion, never before on
     defer sys.close(epfd);
     var why: Unavailable = .none;
     const r = Ring.init(testing.allocator, epfd, &why) catch |err| switch (err) {
-        // Before Linux 6.1, or under qemu-user.
+        // Before Linux 6.0, or under qemu-user.
         error.Unsupported => return error.SkipZigTest,
         else => return err,
     };
@@ -312,7 +342,6 @@ test "a parked ring fires the kernel's wake once per completion, never before on
     _ = try sys.check(linux.socketpair(linux.AF.UNIX, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0, &fds));
     defer sys.close(fds[0]);
     defer sys.close(fds[1]);
-    try r.armRecv(fds[0], 7);
     r.running();
 
     var buf: [8]u8 = undefined;
@@ -321,20 +350,20 @@ test "a parked ring fires the kernel's wake once per completion, never before on
     // fires), then as it parks on a thread (the park drains it).
     for (0..10) |i| {
         const wake_drains = i < 5;
+        try r.armRecv(fds[0], 7); // one-shot: the loop asks again after each completion
         // The park, as the loop makes it: nothing waiting, then the wake armed on the
         // eventfd, which stays silent until data comes.
         try testing.expect(!try r.preparePark(!wake_drains));
         try w.arm(r.efd, wake_drains);
         try testing.expect(!try sys.pollReadable(w.rx, 20));
-        // Data: the runtime's socket gets its byte, and the data is in the ring once the
-        // loop enters it.
+        // Data: the runtime's socket gets its byte, and the data is in the ring.
         _ = try sys.write(fds[1], "hello");
         try testing.expect(try sys.pollReadable(w.rx, 1000));
         try testing.expectEqual(@as(usize, 1), try sys.read(w.rx, &buf));
         // Drained by the wake itself, or still signalled for the next park to drain.
         try testing.expectEqual(!wake_drains, try sys.pollReadable(r.efd, 0));
         r.running();
-        try testing.expect(!r.idle()); // the data waits as deferred work
+        try testing.expect(!r.idle()); // the data waits as a completion
         _ = try r.enter(0);
         try testing.expectEqual(@as(usize, 1), r.reap(&cqes));
         try testing.expectEqual(userData(.recv, 7), cqes[0].user_data);
@@ -345,6 +374,7 @@ test "a parked ring fires the kernel's wake once per completion, never before on
     }
     // Data that came while the loop ran, with signals off: the park's last look finds it
     // instead of parking on an eventfd that nothing will signal.
+    try r.armRecv(fds[0], 7);
     r.running();
     _ = try sys.write(fds[1], "late");
     try testing.expect(try r.preparePark(false));

@@ -34,12 +34,17 @@ const Cqe = if (sys.is_linux) std.os.linux.io_uring_cqe else void;
 pub const Backend = enum(u32) {
     /// epoll on Linux, kqueue on macOS and FreeBSD.
     poll = 0,
-    /// io_uring (Linux 6.1): streams receive through the ring (zig/io_uring.zig).
+    /// io_uring (Linux 6.0): streams receive through the ring (zig/io_uring.zig).
     io_uring = 1,
-    /// Asked for, never run: io_uring where the kernel has what it needs, else the poll
-    /// backend, with the reason kept (`Loop.fallback`).
+    /// Asked for, never run: the backend zev picks for this machine, with the reason
+    /// kept when it is not io_uring (`Loop.fallback`).
     auto = 2,
 };
+
+/// Whether `auto` picks io_uring where the kernel allows it. Not while io_uring is not
+/// level with epoll everywhere it is measured (bench/IO_URING.md): its bulk reads are
+/// slower (one receive of 4 KiB at a time per stream).
+const auto_picks_io_uring = false;
 
 /// The end of a stream's list of received buffers (io_uring).
 const no_buffer: u16 = std.math.maxInt(u16);
@@ -143,9 +148,9 @@ const Socket = struct {
     rx_eof: bool = false,
     rx_err: ?Error = null,
     recv_armed: bool = false,
-    /// The receive was cancelled because the stream holds its share of buffers.
-    recv_cancelling: bool = false,
     pollout_armed: bool = false,
+    /// A readability poll is armed (a starving stream reading with read(2)).
+    pollin_armed: bool = false,
     /// Waiting for buffers (the ring ran out), on the loop's list of such streams.
     starving: bool = false,
     /// On the loop's list of streams whose state changed since the last poll.
@@ -174,6 +179,9 @@ pub const Stats = struct {
     events: u64 = 0,
     live_handles: u64 = 0,
     queued_bytes: u64 = 0,
+    /// Parks found with work waiting and no wake on its way (`lookForStall`): a wake the
+    /// kernel lost or delayed, which only a later event or a timer would have ended.
+    stalls: u64 = 0,
 };
 
 pub const Loop = struct {
@@ -216,7 +224,7 @@ pub const Loop = struct {
     starving_len: usize = 0,
     /// io_uring: cancels a closed stream's operations still need (the ring took none when
     /// it closed), by user data: asked at the next poll, so that the kernel lets the
-    /// socket go (and sends its FIN). Two per handle at most.
+    /// socket go (and sends its FIN). Three per handle at most.
     owed: []u64 = &.{},
     owed_len: usize = 0,
     /// Buffers went back to the kernel since starving streams last asked for more.
@@ -224,6 +232,8 @@ pub const Loop = struct {
     cqes: [limits.max_events_per_poll]Cqe = undefined,
     /// Why the loop runs on the poll backend although io_uring was asked for (`auto`).
     fallback: uring.Unavailable = .none,
+    /// `stats.polls` when the last stall was counted: one count per park.
+    stall_polls: u64 = std.math.maxInt(u64),
 
     pub fn create(allocator: std.mem.Allocator, max_handles: u32, kind: Backend) Error!*Loop {
         const self = allocator.create(Loop) catch return error.NoMemory;
@@ -237,11 +247,16 @@ pub const Loop = struct {
         return self;
     }
 
-    /// Starts the ring for `io_uring`, and for `auto` where the kernel allows it (else
-    /// notes why not); nothing for the poll backend, whose epoll set every loop has.
+    /// Starts the ring for `io_uring` (and for `auto` if it picks io_uring, where the
+    /// kernel allows it; else notes why not); nothing for the poll backend, whose epoll
+    /// set every loop has.
     fn startBackend(self: *Loop, kind: Backend) Error!void {
         self.fallback = .none;
         if (kind == .poll) return;
+        if (kind == .auto and !auto_picks_io_uring) {
+            self.fallback = .not_level;
+            return;
+        }
         var why: uring.Unavailable = .missing;
         self.startRing(&why) catch |err| {
             if (kind == .io_uring) return err;
@@ -269,7 +284,7 @@ pub const Loop = struct {
         errdefer self.allocator.free(self.dirty);
         self.starving = self.allocator.alloc(u32, cap) catch return error.NoMemory;
         errdefer self.allocator.free(self.starving);
-        self.owed = self.allocator.alloc(u64, 2 * cap) catch return error.NoMemory;
+        self.owed = self.allocator.alloc(u64, 3 * cap) catch return error.NoMemory;
         self.owed_len = 0;
         self.dirty_len = 0;
         self.dirty_head = 0;
@@ -296,7 +311,7 @@ pub const Loop = struct {
     /// descriptor that is gone. `InvalidArgument` while any handle is open.
     pub fn switchBackend(self: *Loop, kind: Backend) Error!void {
         if (self.sockets.live != 0) return error.InvalidArgument;
-        if (kind == self.backendKind() or (kind == .auto and self.ring != null)) {
+        if (kind == self.backendKind() or (kind == .auto and self.ring != null and auto_picks_io_uring)) {
             if (kind == .poll) self.fallback = .none; // asked for by name now
             return;
         }
@@ -927,6 +942,7 @@ pub const Loop = struct {
                 return err;
             }
             if (s.rx_eof) return 0;
+            if (s.starving) return self.readDirect(r, s, buf);
             s.want_read = true;
             return error.WouldBlock;
         }
@@ -942,6 +958,29 @@ pub const Loop = struct {
         }
         self.maybeRearm(r, s);
         self.feedStarvingIfFreed(r);
+        return n;
+    }
+
+    /// A stream the ring has no buffer for reads with read(2), as on epoll, so that streams
+    /// nobody reads, holding every buffer, cannot stop one that is read. (Nothing of it
+    /// waits in the ring: no receive is armed, and its buffers are all read.) A
+    /// readability poll tells when there is more.
+    fn readDirect(self: *Loop, r: *uring.Ring, s: *Socket, buf: []u8) Error!usize {
+        const n = sys.read(s.fd, buf) catch |err| {
+            if (err != error.WouldBlock) {
+                s.rx_eof = true; // told once, then the end, as a receive's error
+                return err;
+            }
+            s.readable = false;
+            s.want_read = true;
+            if (!s.pollin_armed) {
+                if (self.injected("test_fail_watch")) return error.Limit;
+                try r.pollIn(s.fd, s.handle);
+                s.pollin_armed = true;
+            }
+            return err;
+        };
+        if (n == 0) s.rx_eof = true;
         return n;
     }
 
@@ -1051,11 +1090,7 @@ pub const Loop = struct {
         };
         switch (op) {
             .recv => {
-                const more = cqe.flags & linux.IORING_CQE_F_MORE != 0;
-                if (!more) {
-                    s.recv_armed = false;
-                    s.recv_cancelling = false;
-                }
+                s.recv_armed = false;
                 if (cqe.res > 0) {
                     const bid = cqe.buffer_id() catch return;
                     r.len[bid] = @intCast(cqe.res);
@@ -1063,13 +1098,6 @@ pub const Loop = struct {
                     if (s.rx_tail == no_buffer) s.rx_head = bid else r.next[s.rx_tail] = bid;
                     s.rx_tail = bid;
                     s.rx_count += 1;
-                    if (more and s.rx_count >= limits.ring_buffers_per_stream and !s.recv_cancelling) {
-                        // Its share is held: stop receiving until it is read. (A cancel
-                        // the ring would not take is asked again at its next completion.)
-                        if (r.cancelOp(uring.userData(.recv, h))) |_| {
-                            s.recv_cancelling = true;
-                        } else |_| {}
-                    }
                 } else if (cqe.res == 0) {
                     s.rx_eof = true;
                 } else {
@@ -1080,7 +1108,12 @@ pub const Loop = struct {
                         else => s.rx_err = errors.fromErrno(e),
                     }
                 }
-                if (!more) self.maybeRearm(r, s);
+                self.maybeRearm(r, s);
+            },
+            .pollin => {
+                s.pollin_armed = false;
+                if (cqe.res == -@as(i32, @intFromEnum(linux.E.CANCELED))) return;
+                s.readable = true;
             },
             .pollout => {
                 s.pollout_armed = false;
@@ -1136,7 +1169,8 @@ pub const Loop = struct {
                 const s = self.sockets.get(h) orelse continue;
                 if (s.kind != .stream or !s.dirty) continue;
                 s.dirty = false;
-                const flags = streamFlags(s, !s.connecting and (s.rx_count > 0 or s.rx_eof or s.rx_err != null));
+                const can_read = s.rx_count > 0 or s.rx_eof or s.rx_err != null or (s.starving and s.readable);
+                const flags = streamFlags(s, !s.connecting and can_read);
                 if (flags == 0) continue;
                 out[2 * count] = h;
                 out[2 * count + 1] = flags;
@@ -1165,7 +1199,7 @@ pub const Loop = struct {
     }
 
     fn owe(self: *Loop, user_data: u64) void {
-        // (Two per handle: there is room, as a handle owes only until the next poll.)
+        // (Three per handle: there is room, as a handle owes only until the next poll.)
         if (self.owed_len == self.owed.len) return;
         self.owed[self.owed_len] = user_data;
         self.owed_len += 1;
@@ -1183,20 +1217,21 @@ pub const Loop = struct {
     /// completions taken (the kernel holds the socket until then), its buffers given back.
     fn ringForget(self: *Loop, r: *uring.Ring, s: *Socket) void {
         s.rx_eof = true; // receives no more: a cancelled receive is not re-armed
-        if (s.recv_armed or s.pollout_armed) {
+        if (s.recv_armed or s.pollout_armed or s.pollin_armed) {
             // Without the cancel in the ring nothing ends its operations, and waiting for
             // them would block the JS thread for as long as the peer stays silent: then
             // the cancels are owed, asked by the next poll (their completions find no
             // stream, and give their buffers back).
             const cancelled = if (self.injected("test_fail_cancel")) false else if (r.cancelFd(s.fd)) |_| true else |_| false;
             var rounds: usize = 0;
-            while (cancelled and (s.recv_armed or s.pollout_armed) and rounds < 1000) : (rounds += 1) {
+            while (cancelled and (s.recv_armed or s.pollout_armed or s.pollin_armed) and rounds < 1000) : (rounds += 1) {
                 _ = r.enter(-1) catch break;
                 _ = self.takeCompletions(r, std.math.maxInt(usize));
             }
             if (!cancelled) {
                 if (s.recv_armed) self.owe(uring.userData(.recv, s.handle));
                 if (s.pollout_armed) self.owe(uring.userData(.pollout, s.handle));
+                if (s.pollin_armed) self.owe(uring.userData(.pollin, s.handle));
             }
         }
         while (s.rx_head != no_buffer) self.popBuffer(r, s);
@@ -1399,6 +1434,29 @@ pub const Loop = struct {
         if (!sys.is_linux or self.ring == null) return false;
         const w = self.wakeRing() catch return false;
         return w.rx_taken;
+    }
+
+    /// Counts a stall if the loop is parked with work waiting that no wake is on its way
+    /// for. Seen without timing: the kernel runs the loop's io_uring work on this thread,
+    /// on its way back from a system call, and that work signals the park; so after one
+    /// system call, work seen waiting before it has its wake sent, or never will on time.
+    /// Where a thread parks on the epoll set itself (epoll, no kernel wake), waiting work
+    /// is the wake, and there is nothing to look at.
+    pub fn lookForStall(self: *Loop) void {
+        if (!sys.is_linux) return;
+        if (self.stall_polls == self.stats.polls) return;
+        const w: ?*RingWake = if (self.ring_wake) |*w| (if (w.rx_taken) w else null) else |_| null;
+        const wake_armed = if (w) |x| x.waiting() else false;
+        const signalling = if (self.ring) |r| r.signalling() else false;
+        if (!wake_armed and !signalling) return; // running, or nothing to look at
+        var waiting = if (self.ring) |r| r.waiting() else false;
+        // The system call, after the look at the ring.
+        if (sys.pollReadable(self.poller.epfd, 0) catch false) waiting = true;
+        if (!waiting) return;
+        if (sys.pollReadable(self.parkFd(), 0) catch true) return; // the wake is there
+        if (w != null and !w.?.waiting()) return; // the kernel's wake fired
+        self.stall_polls = self.stats.polls;
+        self.stats.stalls += 1;
     }
 
     fn wakeRing(self: *Loop) Error!*RingWake {

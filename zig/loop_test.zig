@@ -931,3 +931,42 @@ test "loop: io_uring: streams made ready again while a small poll's leftovers wa
     // The case this test is for happened: the list filled behind its head and moved down.
     try testing.expect(loop.test_moved_down > 0);
 }
+
+test "loop: io_uring: a parked loop with data waiting and no wake sent counts one stall; a woken one none" {
+    const loop = try open(16);
+    defer loop.destroy();
+    const r = loop.ring orelse return error.SkipZigTest;
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    const c = try connectNow(loop, try portOf(loop, l));
+    const s = try acceptOne(loop, l);
+    var buf: [8]u8 = undefined;
+    try testing.expectError(error.WouldBlock, loop.read(s, &buf)); // wants a READ
+    var e: Events = .{};
+    try e.poll(loop, 0);
+    try testing.expectEqual(@as(usize, 0), e.n); // parked: signals on
+    loop.lookForStall();
+    try testing.expectEqual(@as(u64, 0), loop.stats.stalls); // nothing waits
+    // Data, and the wake the kernel sends for it: no stall.
+    _ = try loop.write(c, "one");
+    loop.lookForStall();
+    try testing.expectEqual(@as(u64, 0), loop.stats.stalls);
+    try e.poll(loop, 0);
+    try testing.expect(e.has(s, Flag.read));
+    try testing.expectEqual(@as(usize, 3), try loop.read(s, &buf));
+    try testing.expectError(error.WouldBlock, loop.read(s, &buf));
+    try e.poll(loop, 0);
+    try testing.expectEqual(@as(usize, 0), e.n); // parked again
+    // Data whose wake is lost (taken off the eventfd, as a kernel that never sent it):
+    // one stall, counted once however often it is looked for.
+    _ = try loop.write(c, "two");
+    var sink: u64 = 0;
+    try testing.expectEqual(@as(usize, 8), try sys.read(r.efd, std.mem.asBytes(&sink)));
+    loop.lookForStall();
+    loop.lookForStall();
+    try testing.expectEqual(@as(u64, 1), loop.stats.stalls);
+    // A loop that runs is not parked: its next poll takes the data.
+    try e.poll(loop, 0);
+    try testing.expect(e.has(s, Flag.read));
+    loop.lookForStall();
+    try testing.expectEqual(@as(u64, 1), loop.stats.stalls);
+}

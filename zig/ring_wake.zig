@@ -74,6 +74,12 @@ pub const RingWake = struct {
         }
     }
 
+    /// An armed park has not fired yet (its send has not completed).
+    pub fn waiting(w: *RingWake) bool {
+        w.reap();
+        return w.armed;
+    }
+
     /// Arms the wake: the next event of `fd`, or one already there, sends one byte to
     /// `rx`. With `drain` (`fd` an eventfd), the kernel reads the eventfd first, so the
     /// loop need not: the read never waits, and the byte is sent even if it fails. Does

@@ -70,18 +70,18 @@ int32_t zev_limit(uint32_t which);
 /* (epoll, kqueue). Returns its id. */
 int32_t zev_loop_open(uint32_t max_handles);
 
-/* Opens a loop on `backend`: 0 the poll backend (epoll, kqueue), 1 io_uring (Linux 6.1; */
-/* `Unsupported` where the kernel lacks it or forbids it), 2 io_uring where the kernel */
-/* allows it, else the poll backend (`zev_backend_fallback` says why). Returns its id. */
+/* Opens a loop on `backend`: 0 the poll backend (epoll, kqueue), 1 io_uring (Linux 6.0; */
+/* `Unsupported` where the kernel lacks it or forbids it), 2 the one zev picks (the poll */
+/* backend for now; `zev_backend_fallback` says why). Returns its id. */
 int32_t zev_loop_open_backend(uint32_t max_handles, uint32_t backend);
 
 /* The backend a loop runs on: 0 the poll backend (epoll, kqueue), 1 io_uring. */
 int32_t zev_backend(uint32_t id);
 
-/* Why a loop that asked for io_uring where allowed (2) runs on the poll backend: 0 it */
+/* Why a loop that asked for the backend zev picks (2) runs on the poll backend: 0 it */
 /* does not, 1 the kernel has no io_uring, 2 forbidden (seccomp, io_uring_disabled), */
-/* 3 a kernel before Linux 6.1, 4 no provided buffer rings, 5 out of memory or */
-/* descriptors, 6 another failure. */
+/* 3 a kernel before Linux 6.0, 4 no provided buffer rings, 5 out of memory or */
+/* descriptors, 6 another failure, 7 zev picks epoll (io_uring is not yet level with it). */
 int32_t zev_backend_fallback(uint32_t id);
 
 /* Why io_uring would not run here, as `zev_backend_fallback` codes (0: it would): a ring */
@@ -196,6 +196,7 @@ int32_t zev_address(uint32_t id, uint32_t h, uint32_t peer, uint8_t *out);
 int32_t zev_set_queue_limit(uint32_t id, uint32_t h, uint32_t bytes_limit);
 
 /* Writes up to `n` counters (loop.zig `Stats`, in order) as f64. Returns how many. */
+/* Looks for a stall first (a parked loop with work and no wake on its way). */
 int32_t zev_stats(uint32_t id, double *out, uint32_t n);
 
 /* Bytes held in the loop's write queues (at most maxInt(i32)): while there are any, the */

@@ -173,9 +173,29 @@ export const mutants: Mutant[] = [
     name: "ring-park-no-last-look",
     breaks: "io_uring: a park never looks at the work that came while the loop ran, with signals off",
     file: "zig/io_uring.zig",
-    from: "        if (builtin.cpu.arch == .x86_64 and r.idle()) return false;",
+    from: "        if (r.idle()) return false;",
     to: "        if (true) return false;",
     tests: ["zig", "wake"],
+    env: { ZEV_BACKEND: "io_uring" },
+  },
+  {
+    name: "ring-starving-never-read",
+    breaks:
+      "io_uring: a stream the ring has no buffer for waits for buffers that streams nobody reads hold, instead of reading with read(2)",
+    file: "zig/loop.zig",
+    from: "            if (s.starving) return self.readDirect(r, s, buf);\n",
+    to: "",
+    tests: ["zig"],
+    env: { ZEV_BACKEND: "io_uring" },
+  },
+  {
+    name: "ring-defer-taskrun",
+    breaks:
+      "io_uring: the ring defers its task work, so the kernel signals the park as it queues work, and on Linux 6.18 that signal sometimes comes an RCU grace period late",
+    file: "zig/io_uring.zig",
+    from: "linux.IORING_SETUP_SINGLE_ISSUER | linux.IORING_SETUP_COOP_TASKRUN |",
+    to: "linux.IORING_SETUP_SINGLE_ISSUER | linux.IORING_SETUP_DEFER_TASKRUN |",
+    tests: ["stall"],
     env: { ZEV_BACKEND: "io_uring" },
   },
   {
