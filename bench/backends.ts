@@ -4,7 +4,7 @@
  * connections in a closed loop. The goal of the io_uring issue: at 64 and 512
  * connections, io_uring at most 0.85× the CPU per round trip of epoll (bench/IO_URING.md).
  *
- *   bun bench/backends.ts [--runtime bun|deno|both] [--seconds 3] [--repeat 3]
+ *   bun bench/backends.ts [--runtime bun|deno|both] [--seconds 3] [--repeat 3] [--unpinned]
  */
 
 import process from "node:process";

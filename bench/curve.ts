@@ -268,8 +268,8 @@ export function printStudy(command: string, curve: Curve, seconds: number, repea
 
 /**
  * The io_uring studies (bench/floors.ts, bench/backends.ts): `servers`, each io_uring one
- * with its epoll twin as baseline, along the curve and at 1 and 512 connections in a
- * closed loop; prints the table with io_uring against epoll.
+ * with its epoll twin as baseline, along the curve and at 1, 8 and 512 connections in a
+ * closed loop (`--unpinned`: nothing pinned); prints the table with io_uring against epoll.
  */
 export async function ioUringStudy(
   script: string,
@@ -278,8 +278,9 @@ export async function ioUringStudy(
   seconds: number,
   repeat: number,
 ): Promise<void> {
-  const levels = [...LEVELS, echoLevel(1, 0), echoLevel(512, 0)];
-  const curve = await measureCurve(servers, levels, { seconds, repeat, log: console.log });
+  const levels = [...LEVELS, echoLevel(1, 0), echoLevel(8, 0), echoLevel(512, 0)];
+  const pinned = !args.includes("--unpinned");
+  const curve = await measureCurve(servers, levels, { seconds, repeat, log: console.log, pinned });
   printStudy(
     `bun ${script} ${args.join(" ")}`,
     curve,

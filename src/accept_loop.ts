@@ -6,6 +6,7 @@
  * @module
  */
 
+import { Cancelled } from "./errors.ts";
 import { Listener } from "./listener.ts";
 import type { Addr, AnyAddr } from "./addr.ts";
 import type { Stream } from "./stream.ts";
@@ -130,9 +131,11 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
   }
 
   /**
-   * Stops accepting (closes the listener), lets the running handlers finish within
-   * `gracePeriod`, then cancels those still running and resets their streams. Resolves
-   * once the accept loop has ended and every handler has settled, those cut off too.
+   * Stops accepting (closes the listener), tells the running handlers at once (their
+   * streams' pending and later reads reject with `Cancelled`, reason "the server is
+   * closing"; writes go on), lets them finish within `gracePeriod`, then cancels those
+   * still running and resets their streams. Resolves once the accept loop has ended and
+   * every handler has settled, those cut off too.
    */
   shutdown(options?: ShutdownOptions): Promise<void> {
     let ms: number;
@@ -144,6 +147,9 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
     return this.stop(ms, "the server is shutting down");
   }
 
+  /** The reason a closing server's handlers' reads end with (see `shutdown`). */
+  static readonly CLOSING = "the server is closing";
+
   /**
    * `shutdown` with the grace period in milliseconds, cancelling the handlers still
    * running after it with `reason`. Once only: a second call returns the first's promise.
@@ -154,7 +160,12 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
       this.listener.close();
       this.#stop.abort();
       await this.done.catch(() => {});
-      if (ms > 0) await this.#idleWithin(ms);
+      if (ms > 0) {
+        // Told at once: a handler waiting for its client would otherwise learn nothing
+        // until the grace period ends, and its client would get a reset.
+        for (const stream of this.#live.values()) stream._endReads(AcceptLoop.CLOSING);
+        await this.#idleWithin(ms);
+      }
       for (const [task, stream] of this.#live) {
         task.cancel(reason);
         stream.abort();
@@ -228,7 +239,7 @@ export function acceptLoop<A extends AnyAddr>(
     const release = guardWait((error) => {
       cancelled = true;
       const end = () => reject(error);
-      loop.stop(0, error.reason).then(end, end);
+      loop.stop(0, error instanceof Cancelled ? error.reason : error).then(end, end);
     });
     if (release === null) return;
     loop.done.then(

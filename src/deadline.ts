@@ -4,7 +4,7 @@
  * @module
  */
 
-import { TimedOut } from "./errors.ts";
+import { Cancelled, TimedOut } from "./errors.ts";
 import { cancelledOnEntry, guardWait, Task } from "./task.ts";
 import { checkMs, checkOptions } from "./validate.ts";
 
@@ -93,7 +93,7 @@ export function withDeadline<A extends unknown[], T>(
       reject(error);
     };
     // The caller's cancel reaches the task (it is the caller's work, under a deadline).
-    release = guardWait((error) => stop(error, error.reason));
+    release = guardWait((error) => stop(error, error instanceof Cancelled ? error.reason : error));
     if (release === null) return;
     timer = setTimeout(() => stop(deadline, deadline), ms);
     task.run(fn, args);

@@ -50,11 +50,13 @@ export interface Server<A extends AnyAddr = Addr> {
    */
   readonly finished: Promise<void>;
   /**
-   * Stops accepting, lets running handlers finish within `gracePeriod` (default 10 s),
-   * then cancels the rest and resets their streams. Resolves once every handler has
-   * settled, a cancelled one after its cleanup (given 2 s after its cancel: a handler that
-   * ignores its cancel is then left running, and said so on stderr). Calling it again returns the same
-   * promise.
+   * Stops accepting and tells the running handlers at once: the pending and later reads
+   * of their streams reject with `Cancelled` (reason "the server is closing"), while
+   * writes go on, so a handler can send a goodbye and return, and its client gets a clean
+   * end. Handlers finish within `gracePeriod` (default 10 s); the rest are then cancelled
+   * and their streams reset. Resolves once every handler has settled, a cancelled one
+   * after its cleanup (given 2 s after its cancel: a handler that ignores its cancel is
+   * then left running, and said so on stderr). Calling it again returns the same promise.
    */
   close(options?: ShutdownOptions): Promise<void>;
   /** `await using server = serve(...)` closes it (with the default grace period). */

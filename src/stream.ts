@@ -137,6 +137,10 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   #drainers: ((status: number) => void)[] = [];
   /** closeWrite was called: writes are refused. */
   #writeClosed = false;
+  /** A write was refused (too many pending): later ones are too, so none follows a hole. */
+  #writeRefused: ZevError | undefined;
+  /** Why reads end (a server closing: `_endReads`): each read rejects with it. */
+  #readsEnded: unknown;
   /** closeWrite shut the write side down (the loop sends the FIN after the queue). */
   #shutDown = false;
   #closed = false;
@@ -225,6 +229,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       return Promise.reject(error);
     }
     if (this.#closed) return Promise.reject(new Closed(`${this.#what("read")}: the stream is closed`));
+    if (this.#readsEnded !== undefined) return Promise.reject(new Cancelled(this.#readsEnded));
     if (this.#reading) {
       return Promise.reject(
         new ZevError("Busy", `${this.#what("read")}: another read is already pending on this stream`),
@@ -309,6 +314,16 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     return Object.assign(again, { bytesRead: got });
   }
 
+  /**
+   * @internal The server that accepted this stream is closing: the pending read and every
+   * later one reject with `Cancelled` carrying `reason`, so that a handler waiting for its
+   * client learns it at once; writes go on (a goodbye, the rest of a reply).
+   */
+  _endReads(reason: unknown): void {
+    this.#readsEnded = reason;
+    this.#endRead(new Cancelled(reason));
+  }
+
   /** Ends the pending read with an error (cancelled, timed out, closed). */
   #endRead(error: unknown): void {
     if (!this.#reading) return;
@@ -353,7 +368,9 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
    * or in the stream's write queue (bounded: see `Limits` in the README); until then the
    * caller is held back, which is the backpressure. Writes are sent in call order. The
    * stream keeps a reference to `data` (no copy) until the write resolves: do not
-   * change or transfer it before.
+   * change or transfer it before. Past `limits().maxPendingWrites` writes not awaited,
+   * the next rejects with `Limit`, and the write side fails: every later write rejects
+   * with `Closed`, so that no byte is sent after a refused one.
    */
   write(data: Uint8Array, options?: WriteOptions): Promise<number> {
     let signal: AbortSignal | undefined;
@@ -369,6 +386,14 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     if (this.#writeClosed) {
       return Promise.reject(new Closed(`${this.#what("write")}: the stream's write side is closed (closeWrite)`));
     }
+    if (this.#writeRefused) {
+      const error = new Closed(
+        `${this.#what("write")}: the write side failed when an earlier write was refused (${MAX_PENDING_WRITES} ` +
+          "writes pending): a later write would leave a hole in the byte stream",
+      );
+      error.cause = this.#writeRefused;
+      return Promise.reject(error);
+    }
     if (this.#writers.length === 0) {
       if (!reactor.spend()) return this.#queueWrite(data, 0, signal, true);
       const r = data.length === 0 ? 0 : sym.zev_write(loop, this.handle, data, data.length);
@@ -380,12 +405,15 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       return this.#queueWrite(data, r, signal, false);
     }
     if (this.#writers.length >= MAX_PENDING_WRITES) {
-      return Promise.reject(
-        new ZevError(
-          "Limit",
-          `${this.#what("write")}: ${MAX_PENDING_WRITES} writes are already pending on this stream; await them`,
-        ),
+      // Refused, it is a hole in the byte stream if anything written later is sent: the
+      // write side fails from here on (as Go's connections do after a write error). The
+      // writes already pending are still sent; closeWrite and close still work.
+      this.#writeRefused = new ZevError(
+        "Limit",
+        `${this.#what("write")}: ${MAX_PENDING_WRITES} writes are already pending on this stream; await them ` +
+          "(the write side fails: later writes are refused too)",
       );
+      return Promise.reject(this.#writeRefused);
     }
     return this.#queueWrite(data, 0, signal, false);
   }

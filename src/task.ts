@@ -14,7 +14,7 @@
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
-import { Cancelled } from "./errors.ts";
+import { Cancelled, TimedOut } from "./errors.ts";
 import { checkSignal, checkSupervisor, show } from "./validate.ts";
 
 /** Receives the errors of the tasks it supervises. */
@@ -118,7 +118,7 @@ export function pendingCancelCount(): number {
 }
 
 /** A pending wait's way to be cancelled. */
-type CancelWait = (error: Cancelled) => void;
+type CancelWait = (error: Cancelled | TimedOut) => void;
 
 /** A running async function, its result, and a handle to cancel it. */
 export class Task<T> {
@@ -312,12 +312,27 @@ export function currentTask(): Task<unknown> | undefined {
 }
 
 /**
+ * What a wait ends with when `signal` aborts: `TimedOut` when its reason is a
+ * `TimeoutError` (`AbortSignal.timeout(ms)`: a deadline), with that reason as `cause`;
+ * else `Cancelled` carrying the reason.
+ */
+export function abortedBy(signal: AbortSignal): Cancelled | TimedOut {
+  const reason = signal.reason;
+  if (reason instanceof Error && reason.name === "TimeoutError") {
+    const error = new TimedOut(`timed out: ${reason.message} (the signal's deadline passed)`);
+    error.cause = reason;
+    return error;
+  }
+  return new Cancelled(reason);
+}
+
+/**
  * What every zev call checks before it does anything: an aborted `signal`, or a cancel
  * of the calling task not yet delivered. Returns the `Cancelled` to reject with (the
  * task's cancel is delivered, and so consumed, here), or undefined to go on.
  */
-export function cancelledOnEntry(signal: AbortSignal | undefined, what: string): Cancelled | undefined {
-  if (checkSignal(signal, what)?.aborted) return new Cancelled(signal!.reason);
+export function cancelledOnEntry(signal: AbortSignal | undefined, what: string): Cancelled | TimedOut | undefined {
+  if (checkSignal(signal, what)?.aborted) return abortedBy(signal!);
   // Most calls come with no cancel pending anywhere: skip looking up the task.
   return pendingCancels === 0 ? undefined : current.getStore()?.takePendingCancel();
 }
@@ -330,9 +345,9 @@ class SignalGuard {
   constructor(readonly task: Task<unknown> | undefined, readonly signal: AbortSignal, readonly cancel: CancelWait) {}
   onAbort = (): void => {
     this.task?.removeWait(this.onCancel);
-    this.cancel(new Cancelled(this.signal.reason));
+    this.cancel(abortedBy(this.signal));
   };
-  onCancel = (error: Cancelled): void => {
+  onCancel = (error: Cancelled | TimedOut): void => {
     this.signal.removeEventListener("abort", this.onAbort);
     this.cancel(error);
   };
@@ -354,7 +369,7 @@ export function tieWait(cancel: CancelWait, signal?: AbortSignal): Guard | null 
     return task.addWait(cancel) ? task : null;
   }
   if (signal.aborted) {
-    cancel(new Cancelled(signal.reason));
+    cancel(abortedBy(signal));
     return null;
   }
   const guard = new SignalGuard(task, signal, cancel);

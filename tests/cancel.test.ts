@@ -65,7 +65,7 @@ test("an aborted signal rejects read, write, accept and connect that could compl
   await assert.rejects(connect({ port: listener.addr.port, signal: aborted() }), isCancelled("stop"));
   await sleep(50);
   const late = listener.accept({ signal: AbortSignal.timeout(100) });
-  await assert.rejects(late, Cancelled);
+  await assert.rejects(late, TimedOut);
   assert.equal(stats().accepted, accepted, "no connection was made");
 
   for (const s of [client, server, c2, s2]) await s.close();
@@ -574,4 +574,27 @@ test("close waiting behind a write it did not await: the task's cancel, or an ab
     await server.close();
     listener.close();
   }
+});
+
+test("AbortSignal.timeout(ms) is a deadline: the wait rejects with TimedOut, the signal's reason as its cause", async () => {
+  const { listener, client, server } = await tcpPair();
+  const error = await server.read(new Uint8Array(8), { signal: AbortSignal.timeout(30) }).catch((e) => e);
+  assert.ok(error instanceof TimedOut, String(error));
+  assert.equal((error.cause as Error).name, "TimeoutError");
+  // Aborted already when the call comes: the same.
+  const signal = AbortSignal.timeout(1);
+  await new Promise((r) => setTimeout(r, 20));
+  await assert.rejects(
+    sleep(1000, { signal }),
+    (e: unknown) => e instanceof TimedOut && (e.cause as Error).name === "TimeoutError",
+  );
+  // Any other reason is a cancel.
+  const controller = new AbortController();
+  controller.abort("stop");
+  await assert.rejects(
+    server.read(new Uint8Array(8), { signal: controller.signal }),
+    (e: unknown) => e instanceof Cancelled && e.reason === "stop",
+  );
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
 });

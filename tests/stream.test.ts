@@ -571,3 +571,54 @@ test("closeWrite waiting behind writes rejects with Closed when the stream is re
   listener.close();
   other.listener.close();
 });
+
+test("a write refused past the pending limit fails the write side: no later byte is sent, so the peer's stream has no hole", async () => {
+  const { listener, client, server } = await tcpPair();
+  const max = limits().maxPendingWrites;
+  // Lines of 1 KiB fired without awaiting while the peer reads nothing: the first ones
+  // fill the kernel's buffers and the queue, the rest wait, and past the limit they are
+  // refused.
+  const line = (i: number) => text(`${String(i).padStart(8, "0")}${".".repeat(1015)}\n`);
+  const writes = Array.from({ length: max + 2000 }, (_, i) => client.write(line(i)).then(() => i, (e) => e));
+  const later = await client.write(line(999_999)).catch((e) => e);
+  assert.ok(later instanceof Closed, String(later));
+  assert.match(later.message, /the write side failed when an earlier write was refused/);
+  assert.ok(later.cause instanceof ZevError && later.cause.code === "Limit", String(later.cause));
+  const ending = client.closeWrite();
+  // The peer reads everything: lines 0, 1, 2... with no gap, then the end.
+  let got = "";
+  const buf = new Uint8Array(1 << 16);
+  const decoder = new TextDecoder();
+  for (let n; (n = await within(10_000, "the peer reads to the end", server.read(buf))) !== null;) {
+    got += decoder.decode(buf.subarray(0, n), { stream: true });
+  }
+  await ending;
+  const results = await Promise.all(writes);
+  const sent = results.filter((r) => typeof r === "number").length;
+  // One refused past the limit; every write after it refused for that one.
+  const refused = results.filter((r) => r instanceof ZevError && r.code === "Limit");
+  const after = results.filter((r) => r instanceof Closed && r.cause === refused[0]);
+  assert.equal(refused.length, 1, "one write was refused past the limit");
+  assert.equal(sent + refused.length + after.length, writes.length, "each write was sent or refused");
+  assert.ok(results.slice(sent).every((r) => typeof r !== "number"), "nothing after the refused write was sent");
+  const lines = got.split("\n").filter((l) => l !== "");
+  assert.equal(lines.length, sent);
+  lines.forEach((l, i) => assert.equal(l.slice(0, 8), String(i).padStart(8, "0")));
+  await Promise.all([client.close(), server.close()]);
+  listener.close();
+});
+
+test("a reset is never read as a clean end: with a write in flight, the pending read and every later one reject with ConnectionReset", async () => {
+  const { listener, client, server } = await tcpPair();
+  // A large write the peer does not read, and a read waiting: then the peer resets.
+  const writing = server.write(new Uint8Array(32 << 20)).catch((e) => e);
+  const reading = server.read(new Uint8Array(1024)).catch((e) => e);
+  await pause(20);
+  client.abort();
+  const [wrote, read] = await within(5000, "the write and the read after the reset", Promise.all([writing, reading]));
+  for (const result of [wrote, read, await server.read(new Uint8Array(1024)).catch((e) => e)]) {
+    assert.ok(result instanceof ZevError && result.code === "ConnectionReset", String(result));
+  }
+  await server.close().catch(() => {});
+  listener.close();
+});

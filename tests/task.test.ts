@@ -26,7 +26,7 @@ import {
   withDeadline,
   ZevError,
 } from "../mod.ts";
-import { eventually, requestOnce, tcpPair, text, within } from "./helpers.ts";
+import { eventually, openClient, requestOnce, tcpPair, text, within } from "./helpers.ts";
 import { pendingCancelCount } from "../src/task.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -492,4 +492,35 @@ test("a reason with no string form still cancels: the wait rejects, and the task
     within(2000, "the cancelled task", task.done),
     (e: unknown) => e instanceof Cancelled && /^cancelled: \[object Object\]$/.test(e.message),
   );
+});
+
+test("serve's close tells idle handlers at once: their reads reject with Cancelled, a goodbye still goes out, and clients get a clean end", async () => {
+  const seen: unknown[] = [];
+  const server = serve({ hostname: "127.0.0.1", port: 0 }, async (stream) => {
+    try {
+      await stream.read(new Uint8Array(64));
+    } catch (error) {
+      seen.push(error);
+      await stream.write(text("bye\n"));
+    }
+  });
+  const clients = await Promise.all([openClient(server.addr.port), openClient(server.addr.port)]);
+  await eventually(2000, "both handlers running", () => server.connections === 2);
+  const ends = clients.map((c) =>
+    new Promise<string>((resolve, reject) => {
+      let got = "";
+      c.on("data", (d) => (got += d));
+      c.once("end", () => resolve(got));
+      c.once("error", reject);
+    })
+  );
+  // A grace period far longer than the test's deadline: the handlers must not wait for it.
+  await within(10_000, "close with idle handlers", server.close({ gracePeriod: 600_000 }));
+  assert.deepEqual(await Promise.all(ends), ["bye\n", "bye\n"]);
+  assert.equal(seen.length, 2);
+  for (const error of seen) {
+    assert.ok(error instanceof Cancelled, String(error));
+    assert.equal(error.reason, "the server is closing");
+  }
+  for (const c of clients) c.destroy();
 });

@@ -108,6 +108,10 @@ const Socket = struct {
     shut_done: bool = false,
     /// The error that ended the write side (a failed send), returned by later writes.
     failed: ?Error = null,
+    /// The peer reset the connection (a read or a send said so): the end of stream a read
+    /// then finds is that reset, not the peer's orderly close. (The kernel tells a reset
+    /// once, to whichever call comes first.)
+    reset: bool = false,
     queue: WriteQueue = .{},
     queue_limit: u32 = limits.default_write_queue_bytes,
 
@@ -161,6 +165,18 @@ const Socket = struct {
     fn drained(s: *Socket) void {
         s.readable = false;
         s.want_read = true;
+    }
+
+    /// What a failed read or send reports, noting what it says of the connection (see
+    /// `reset`): once reset, a send the kernel fails with EPIPE is that reset too.
+    fn failure(s: *Socket, err: Error) Error {
+        if (err == error.ConnectionReset) s.reset = true;
+        return if (s.reset and err == error.BrokenPipe) error.ConnectionReset else err;
+    }
+
+    /// What a read that finds the end of stream returns: 0, or the reset it was.
+    fn endOfStream(s: *const Socket) Error!usize {
+        return if (s.reset) error.ConnectionReset else 0;
     }
 };
 
@@ -708,7 +724,7 @@ pub const Loop = struct {
             s.want_write = true;
             return error.WouldBlock;
         }
-        if (s.failed) |err| return err;
+        if (s.failed) |err| return s.failure(err);
     }
 
     /// Reads into `buf`. Returns the byte count, 0 at end of stream, or `WouldBlock`
@@ -724,9 +740,13 @@ pub const Loop = struct {
             return error.WouldBlock;
         }
         const n = sys.read(s.fd, buf) catch |err| {
-            if (err == error.WouldBlock) s.drained();
-            return err;
+            if (err == error.WouldBlock) {
+                s.drained();
+                return err;
+            }
+            return s.failure(err);
         };
+        if (n == 0) return s.endOfStream();
         // A short read took everything the socket held at that instant; data arriving
         // later raises a new edge. This saves the EAGAIN read per message that a strict
         // drain would cost. After a hangup, keep reading: the end of stream is pending.
@@ -740,7 +760,7 @@ pub const Loop = struct {
     pub fn write(self: *Loop, h: u32, data: []const u8) Error!usize {
         const s = try self.get(h, .stream);
         if (s.shut_pending or s.shut_done) return error.Closed;
-        if (s.failed) |err| return err;
+        if (s.failed) |err| return s.failure(err);
         if (s.connecting) return error.NotConnected;
         var done: usize = 0;
         if (s.queue.isEmpty() and s.writable) {
@@ -751,8 +771,8 @@ pub const Loop = struct {
                         break;
                     },
                     else => {
-                        s.failed = err;
-                        return err;
+                        s.failed = s.failure(err);
+                        return s.failed.?;
                     },
                 };
                 done += n;
@@ -777,7 +797,7 @@ pub const Loop = struct {
     pub fn flush(self: *Loop, h: u32) Error!u32 {
         const s = try self.get(h, .stream);
         if (s.writable and !s.queue.isEmpty()) self.drainQueue(s);
-        if (s.failed) |err| return err;
+        if (s.failed) |err| return s.failure(err);
         const left = s.queue.len();
         if (left > 0) {
             s.want_write = true;
@@ -924,7 +944,7 @@ pub const Loop = struct {
 
     /// The queue cannot be sent: drop it, and remember why for the writer.
     fn failQueue(self: *Loop, s: *Socket, err: Error) void {
-        s.failed = err;
+        s.failed = s.failure(err);
         self.stats.queued_bytes -= s.queue.len();
         s.queue.consume(s.queue.len());
     }
@@ -939,9 +959,9 @@ pub const Loop = struct {
                 // Told once, as a read(2) tells it; then the end of the stream.
                 s.rx_err = null;
                 s.rx_eof = true;
-                return err;
+                return s.failure(err);
             }
-            if (s.rx_eof) return 0;
+            if (s.rx_eof) return s.endOfStream();
             if (s.starving) return self.readDirect(r, s, buf);
             s.want_read = true;
             return error.WouldBlock;
@@ -969,7 +989,7 @@ pub const Loop = struct {
         const n = sys.read(s.fd, buf) catch |err| {
             if (err != error.WouldBlock) {
                 s.rx_eof = true; // told once, then the end, as a receive's error
-                return err;
+                return s.failure(err);
             }
             s.readable = false;
             s.want_read = true;
@@ -980,7 +1000,10 @@ pub const Loop = struct {
             }
             return err;
         };
-        if (n == 0) s.rx_eof = true;
+        if (n == 0) {
+            s.rx_eof = true;
+            return s.endOfStream();
+        }
         return n;
     }
 
