@@ -82,6 +82,18 @@ function denoAllows(descriptor: Descriptor): boolean {
 
 const DENO_FLAGS = "under Deno, run with --allow-ffi --allow-read --allow-env (and --allow-write for the cache)";
 
+/** Whether `path` exists; false, not Deno's NotCapable, where Deno may not read it. */
+function existsReadable(path: string): boolean {
+  return denoAllows({ name: "read", path }) && existsSync(path);
+}
+
+/** Throws zev's own error when Deno may not read `path`, naming the flag that allows it. */
+function needRead(path: string, what: string): void {
+  if (!denoAllows({ name: "read", path })) {
+    throw new Error(`zev: Deno may not read ${what} ${path}: run with --allow-read=${path} (or --allow-read).`);
+  }
+}
+
 /** The library path to load, or an Error explaining what is missing and how to fix it. */
 export async function locateLibrary(): Promise<string> {
   const platform = currentPlatform();
@@ -99,10 +111,16 @@ export async function locateLibrary(): Promise<string> {
   return await cachedLibrary(platform);
 }
 
-/** A checkout's `zig-out/lib/`, or the platform package beside an npm install. */
+/**
+ * A checkout's `zig-out/lib/`, or the platform package beside an npm install. An
+ * installed package (under node_modules, or Deno's npm cache) looks only where its
+ * library is: a checkout's path is no place of its, and asking Deno for it would need a
+ * permission the user had no reason to grant.
+ */
 function localLibrary(platform: Platform, here: URL): string {
   const built = fileURLToPath(new URL(`../zig-out/lib/${platform.file}`, here));
-  if (existsSync(built)) return built;
+  const installed = /[\\/]node_modules[\\/]|[\\/]npm[\\/][^\\/]+[\\/]zev[\\/]/.test(fileURLToPath(here));
+  if (!installed && existsReadable(built)) return built;
   let packageDir: string | undefined;
   try {
     packageDir = join(createRequire(here).resolve(`${platform.npm}/package.json`), "..");
@@ -111,6 +129,7 @@ function localLibrary(platform: Platform, here: URL): string {
   }
   if (packageDir !== undefined) {
     const file = join(packageDir, platform.file);
+    needRead(file, "the native library");
     if (existsSync(file)) return file;
     throw new Error(
       `zev: ${platform.npm} is installed at ${packageDir}, but ${platform.file} is not in it; reinstall zev.`,
@@ -119,13 +138,16 @@ function localLibrary(platform: Platform, here: URL): string {
   const checkout = fileURLToPath(new URL("../build.zig", here));
   throw new Error(
     `zev: no native library for ${platform.name}: ` +
-      (existsSync(checkout)
+      (!installed && existsReadable(checkout)
         ? `expected ${built}; build it with \`make lib\` in ${fileURLToPath(new URL("..", here))},`
         : `the package ${platform.npm} is not installed (an optional dependency of zev, installed for the OS, CPU and C library ` +
           `the package manager ran on); add it with \`bun add ${platform.npm}\` or \`npm install ${platform.npm}\`,`) +
       ` or set ZEV_LIB to the path of ${platform.file} (${DENO_FLAGS}).`,
   );
 }
+
+/** The environment variables the cache directory comes from. */
+const CACHE_VARS = ["ZEV_CACHE_DIR", "XDG_CACHE_HOME", "HOME"];
 
 /** The per-user cache directory for libraries taken out of the JSR package. */
 export function cacheDir(): string {
@@ -135,7 +157,14 @@ export function cacheDir(): string {
   if (xdg !== undefined) return join(xdg, "zev");
   const home = envVar("HOME");
   if (home === undefined) {
-    throw new Error(`zev: no cache directory for the native library: set ZEV_CACHE_DIR (or HOME) (${DENO_FLAGS}).`);
+    const denied = CACHE_VARS.filter((variable) => !denoAllows({ name: "env", variable }));
+    if (denied.length > 0) {
+      throw new Error(
+        `zev: Deno may not read the environment (${denied.join(", ")}) to find the cache directory for the native ` +
+          `library: run with --allow-env=${CACHE_VARS.join(",")},ZEV_LIB,ZEV_BACKEND,ZEV_WAKE (or --allow-env).`,
+      );
+    }
+    throw new Error(`zev: no cache directory for the native library: set ZEV_CACHE_DIR (or HOME).`);
   }
   return process.platform === "darwin" ? join(home, "Library", "Caches", "zev") : join(home, ".cache", "zev");
 }
@@ -155,10 +184,19 @@ async function cachedLibrary(platform: Platform): Promise<string> {
   }
   const dir = join(cacheDir(), `${embedded.version}-${embedded.sha256.slice(0, 16)}`);
   const file = join(dir, platform.file);
+  // Both asked of Deno before anything is written: a write whose rename then fails for
+  // want of read access would leave its temporary file behind.
+  needRead(dir, "the native library's cache directory");
   try {
     if (existsSync(file) && sha256(readFileSync(file)) === embedded.sha256) return file;
   } catch {
     // unreadable: written again below
+  }
+  if (!denoAllows({ name: "write", path: dir })) {
+    throw new Error(
+      `zev: Deno may not write the native library into its cache directory ${dir}: run with --allow-write=${dir} ` +
+        `(or set ZEV_CACHE_DIR to a directory it may write, or ZEV_LIB to the path of ${platform.file}).`,
+    );
   }
   const bytes = Uint8Array.from(atob(embedded.base64), (c) => c.charCodeAt(0));
   if (sha256(bytes) !== embedded.sha256) {
@@ -172,15 +210,16 @@ async function cachedLibrary(platform: Platform): Promise<string> {
     writeFileSync(temp, bytes, { mode: 0o755 });
     renameSync(temp, file);
   } catch (error) {
+    let left = "";
     try {
       rmSync(temp, { force: true });
-    } catch {
-      // nothing to clean
+    } catch (cleanup) {
+      left = ` (and ${temp} could not be removed: ${(cleanup as Error).message})`;
     }
     throw new Error(
       `zev: cannot write the native library into the cache directory ${dir} (${(error as Error).message}): ` +
         `set ZEV_CACHE_DIR to a writable directory (under Deno, allow it with --allow-read and --allow-write for it), ` +
-        `or set ZEV_LIB to the path of ${platform.file}.`,
+        `or set ZEV_LIB to the path of ${platform.file}${left}.`,
       { cause: error },
     );
   }

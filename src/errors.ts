@@ -145,3 +145,24 @@ export function abiError(code: number, what: string): ZevError {
   if (name === "TimedOut") return new TimedOut(`${what}: ${message}`);
   return new ZevError(name, `${what}: ${message}${errno}`);
 }
+
+/** Where a call came from: a stack taken at the call, for an error raised later. */
+export interface CallSite {
+  stack?: string;
+}
+
+/** The caller's stack, above `fn` (nothing where the runtime cannot take one). */
+export function callSite(fn: (...args: never[]) => unknown): CallSite {
+  const site: CallSite = {};
+  (Error as { captureStackTrace?: (target: object, above?: unknown) => void }).captureStackTrace?.(site, fn);
+  return site;
+}
+
+/** `error`, its stack replaced by its first line and the caller's frames from `site`. */
+export function fromCallSite(error: unknown, site: CallSite): unknown {
+  if (error instanceof Error && site.stack !== undefined) {
+    const frames = site.stack.slice(site.stack.indexOf("\n") + 1);
+    error.stack = `${error.name}: ${error.message}\n${frames}`;
+  }
+  return error;
+}

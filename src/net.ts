@@ -5,7 +5,7 @@
  */
 
 import { LIMIT, OPT } from "../ffi/mod.ts";
-import { abiError, Cancelled, WOULD_BLOCK, ZevError } from "./errors.ts";
+import { abiError, callSite, Cancelled, fromCallSite, WOULD_BLOCK, ZevError } from "./errors.ts";
 import { reactor } from "./reactor.ts";
 import { Listener } from "./listener.ts";
 import { Stream } from "./stream.ts";
@@ -260,7 +260,16 @@ export function connect(options: UnixConnectOptions): Promise<Stream<UnixAddr>>;
  * ```
  */
 export function connect(options: ConnectOptions): Promise<Stream>;
-export async function connect(options: ConnectOptions | UnixConnectOptions): Promise<Stream<UnixAddr> | Stream> {
+export function connect(options: ConnectOptions | UnixConnectOptions): Promise<Stream<UnixAddr> | Stream> {
+  // A refused connect fails in an event of the loop, far from the caller: its error gets
+  // the caller's stack, taken here (about a microsecond, against a connect's tens).
+  const site = callSite(connect);
+  return connectFrom(options).catch((error) => {
+    throw fromCallSite(error, site);
+  });
+}
+
+async function connectFrom(options: ConnectOptions | UnixConnectOptions): Promise<Stream<UnixAddr> | Stream> {
   const what = "connect";
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`${what}: options must be an object, not ${show(options)}`);

@@ -212,8 +212,8 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   }
 
   /**
-   * Reads into `buf`. Resolves with the number of bytes read (at least 1), or null at the
-   * end of the stream. One read may be pending at a time. A timeout or a cancellation
+   * Reads into `buf`. Resolves with the number of bytes read (at least 1; 0 at once for an
+   * empty `buf`, which reads nothing), or null at the end of the stream. One read may be pending at a time. A timeout or a cancellation
    * leaves the stream usable: no byte is consumed by a read that did not resolve.
    */
   read(buf: Uint8Array, options?: ReadOptions): Promise<number | null> {
@@ -222,7 +222,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       signal = checkOptions(options, "read")?.signal;
       timeout = options?.timeout;
       if (timeout !== undefined) checkMs(timeout, "read", "timeout");
-      checkBytes(buf, "read", "buf", false);
+      checkBytes(buf, "read", "buf", true);
       const cancelled = cancelledOnEntry(signal, "read");
       if (cancelled) return Promise.reject(cancelled);
     } catch (error) {
@@ -230,6 +230,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     }
     if (this.#closed) return Promise.reject(new Closed(`${this.#what("read")}: the stream is closed`));
     if (this.#readsEnded !== undefined) return Promise.reject(new Cancelled(this.#readsEnded));
+    if (buf.length === 0) return Promise.resolve(0); // reads nothing, as read(2) and readFull do
     if (this.#reading) {
       return Promise.reject(
         new ZevError("Busy", `${this.#what("read")}: another read is already pending on this stream`),

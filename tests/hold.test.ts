@@ -152,7 +152,11 @@ test(`at most limits().maxPendingWrites writes wait on a stream; the next is ref
   const peer = `127.0.0.1:${listener.addr.port}`;
   await assert.rejects(client.write(text("one too many")), (e: unknown) => {
     assert.ok(e instanceof ZevError && e.code === "Limit", String(e));
-    assert.equal(e.message, `write to ${peer}: ${max} writes are already pending on this stream; await them`);
+    assert.equal(
+      e.message,
+      `write to ${peer}: ${max} writes are already pending on this stream; await them ` +
+        "(the write side fails: later writes are refused too)",
+    );
     return true;
   });
   assert.equal(reactor.holds, base + 1);

@@ -166,7 +166,7 @@ test("misuse of arguments and listeners: clear errors", async () => {
   );
 
   const { client, close } = await pair();
-  await assert.rejects(client.read(new Uint8Array(0)), TypeError);
+  assert.equal(await client.read(new Uint8Array(0)), 0); // an empty buffer reads nothing
   await assert.rejects(client.read("buf" as unknown as Uint8Array), TypeError);
   await assert.rejects(client.write("text" as unknown as Uint8Array), TypeError);
   const first = client.read(new Uint8Array(4));

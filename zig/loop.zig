@@ -26,7 +26,7 @@ const WriteQueue = @import("write_queue.zig").WriteQueue;
 const RingWake = if (sys.is_linux) @import("ring_wake.zig").RingWake else void;
 const uring = if (sys.is_linux) @import("io_uring.zig") else struct {
     pub const Ring = opaque {};
-    pub const Unavailable = enum(u32) { none = 0, missing = 1 };
+    pub const Unavailable = enum(u32) { none = 0, missing = 1, not_level = 7 };
 };
 const Cqe = if (sys.is_linux) std.os.linux.io_uring_cqe else void;
 

@@ -96,8 +96,8 @@ console.log("one version everywhere");
 const version = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version;
 const zon = /\.version = "([^"]+)"/.exec(readFileSync(join(root, "build.zig.zon"), "utf8"))?.[1];
 check(
-  JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).version === version,
-  `deno.json is ${version}, as package.json`,
+  JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).version === undefined,
+  "the root deno.json names no package and no version (the JSR package is dist/jsr)",
 );
 check(zon === version, `build.zig.zon is ${version}, as package.json (it says ${zon})`);
 const npmDirs = readdirSync(join(root, "dist/npm"));
@@ -261,6 +261,26 @@ try {
     r.out,
   );
 
+  // Deno's permissions, narrowed to what zev needs on this route: reading its library
+  // (and /proc/self/maps, to tell glibc from musl), nothing of a checkout's paths.
+  const libDir = (readdirSync(join(denoDir, ".deno"), { recursive: true }) as string[])
+    .filter((f) => f.endsWith("libzev-linux-x86_64-gnu.so")).map((f) => join(denoDir, ".deno", f, ".."))[0];
+  const narrow = denoFlags.map((f) => (f === "--allow-read" ? `--allow-read=${libDir},/proc/self/maps` : f));
+  r = run([DENO, ...narrow, "main.ts"], denoDir, denoEnv);
+  check(
+    r.code === 0 && r.out.includes("echoed ping"),
+    "npm:zev in Deno with --allow-read of the library's folder and /proc/self/maps only",
+    r.out,
+  );
+  r = run([DENO, ...denoFlags.filter((f) => f !== "--allow-read"), "main.ts"], denoDir, denoEnv);
+  check(
+    r.code !== 0 &&
+      r.out.includes(`zev: Deno may not read the native library ${join(libDir, "libzev-linux-x86_64-gnu.so")}`) &&
+      r.out.includes("--allow-read="),
+    "npm:zev in Deno without --allow-read: zev's own error, naming the flag",
+    r.out,
+  );
+
   // ---- JSR: the published file set, served over HTTP -----------------------------------------
   console.log("jsr:@zev/zev, served from dist/jsr over HTTP on 127.0.0.1, with a fresh DENO_DIR");
   const types: Record<string, string> = {
@@ -269,7 +289,9 @@ try {
     ".md": "text/markdown",
   };
   const jsrRoot = join(root, "dist/jsr");
+  const fetched: string[] = [];
   const http = createServer((req, res) => {
+    fetched.push(new URL(req.url!, "http://x").pathname);
     const file = join(jsrRoot, decodeURIComponent(new URL(req.url!, "http://x").pathname));
     if (!file.startsWith(jsrRoot) || !existsSync(file)) return void res.writeHead(404).end();
     res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(readFileSync(file));
@@ -303,6 +325,12 @@ try {
     "two processes started at once on an empty cache both run the README's example",
     `${a.out}\n${b.out}`,
   );
+  const libraries = [...new Set(fetched.filter((path) => path.startsWith("/ffi/embedded/")))];
+  check(
+    libraries.length === 1 && libraries[0] === "/ffi/embedded/linux-x86_64-gnu.ts",
+    "only this platform's embedded library is downloaded, not the other six",
+    libraries.join(", "),
+  );
   const cached = readdirSync(cache).map((d) => join(cache, d, "libzev-linux-x86_64-gnu.so")).find((f) => existsSync(f));
   check(
     cached !== undefined && readdirSync(join(cached, "..")).length === 1,
@@ -320,6 +348,34 @@ try {
       r.out,
     );
   }
+  // Narrow permissions on the JSR route: each missing one named, no file left behind.
+  const fresh = join(jsrDir, "fresh-cache");
+  r = run(
+    jsrArgs.map((
+      a,
+    ) => (a === "--allow-read"
+      ? "--allow-read=/proc/self/maps"
+      : a.startsWith("--allow-write")
+      ? `--allow-write=${fresh}`
+      : a)
+    ),
+    jsrDir,
+    { ...jsrEnv, ZEV_CACHE_DIR: fresh },
+  );
+  check(
+    r.code !== 0 && r.out.includes(`zev: Deno may not read the native library's cache directory ${fresh}`) &&
+      r.out.includes(`--allow-read=${fresh}`) &&
+      (!existsSync(fresh) || readdirSync(fresh, { recursive: true }).length === 0),
+    "jsr: --allow-write on the cache but no --allow-read: an error naming --allow-read for it, and nothing written",
+    r.out,
+  );
+  r = run(jsrArgs.filter((a) => a !== "--allow-env"), jsrDir, { ...jsrEnv, HOME: jsrDir });
+  check(
+    r.code !== 0 && r.out.includes("Deno may not read the environment") &&
+      r.out.includes("--allow-env=ZEV_CACHE_DIR,XDG_CACHE_HOME,HOME"),
+    "jsr: no --allow-env, HOME set: an error saying the environment cannot be read, naming the flag",
+    r.out,
+  );
   const unwritable = join(jsrDir, "not-a-directory");
   writeFileSync(unwritable, "");
   r = run(
