@@ -1,5 +1,7 @@
 # zev — every command a newcomer needs. Each target installs what it uses:
 #   make demo    the seed scenario, told as a table (installs everything it needs)
+#   make check   the loop after each change (a few minutes): lint, the import graph, the
+#                Zig tests, and the TypeScript once under Deno and once under Bun
 #   make test    every test: Zig reactor, C in a musl process, TypeScript under Deno and Bun,
 #                against the glibc and the musl library, and the proof that the burst tests
 #                fail against Janet 1.32's listener behaviour
@@ -34,7 +36,7 @@ BUN_TEST = $(1) test --timeout 120000
 TS_TESTS := $(sort $(wildcard tests/*.test.ts))
 BURST_TESTS := tests/burst.test.ts
 
-.PHONY: setup lib lib-edge cross abi tools dist test test-lint test-install test-mutants mutate test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench bench-bridge clean
+.PHONY: check check-ts setup lib lib-edge cross abi tools dist test test-lint test-install test-mutants mutate test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench bench-bridge clean
 
 # ---- setup: the tools, installed into the project (Debian packages system-wide) ----------
 
@@ -90,13 +92,24 @@ tests/out/burst-musl: tests/musl/burst.c zig/zev.h | .tools/debs-test
 
 # ---- tests --------------------------------------------------------------------------------
 
+# The quick loop: what a change most often breaks, in a few minutes.
+check: setup
+	$(MAKE) --no-print-directory test-lint check-ts
+	$(ZIG) build abi-check
+	$(ZIG) build test --summary all
+	@echo "make check: all passed"
+
+check-ts: lib tools node_modules/.installed
+	@echo "== deno, $(LIB_GNU)"; ZEV_LIB=$(LIB_GNU) $(DENO_TEST) $(TS_TESTS)
+	@echo "== bun, $(LIB_GNU)"; ZEV_LIB=$(LIB_GNU) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
+
 test: setup
 	$(MAKE) --no-print-directory test-lint test-zig cross test-musl-c test-ts test-edge test-bun-musl test-install test-mutants test-soak
 	@echo "make test: all passed"
 
 # The habits of the ecosystem: formatting, lint, documentation lint (what JSR scores),
 # the type check of every TypeScript file, and zig fmt.
-TS_ALL := mod.ts $(wildcard src/*.ts ffi/*.ts tests/*.ts tests/*/*.ts bench/*.ts examples/*.ts tools/*.ts)
+TS_ALL := mod.ts $(wildcard src/*.ts src/*/*.ts ffi/*.ts tests/*.ts tests/*/*.ts bench/*.ts examples/*.ts tools/*.ts)
 test-lint: node_modules/.installed | $(VENV)/.zig-$(ZIG_VERSION)
 	$(DENO) fmt --check
 	$(DENO) lint
@@ -104,6 +117,7 @@ test-lint: node_modules/.installed | $(VENV)/.zig-$(ZIG_VERSION)
 	$(DENO) check $(filter-out ffi/bun.ts ffi/park_worker.ts,$(TS_ALL))
 	node_modules/.bin/tsc -p tools/tsconfig.bun.json
 	$(ZIG) fmt --check zig bench build.zig build.zig.zon
+	$(BUN) tools/check_imports.ts
 	@# The root is no package: `deno publish` there must fail (the package is dist/jsr).
 	@mkdir -p tests/out
 	if $(DENO) publish --dry-run > tests/out/publish.log 2>&1; then \
@@ -141,19 +155,16 @@ test-musl-c: lib lib-edge tests/out/burst-musl
 	cat tests/out/burst-musl-edge.log
 	grep -q '^stall:' tests/out/burst-musl-edge.log
 
-# Every suite under Deno and Bun, with each library; once more with the fallback parker
-# (ZEV_WAKE=thread: another thread waits, as where io_uring is forbidden); and on the
-# io_uring backend (ZEV_BACKEND=io_uring), in each runtime, with each library and wake.
+# Every suite under Deno and Bun, with each library, each wake and each backend: six runs
+# that cover every pair of them (a runtime with each library, each wake and each backend;
+# each library with each wake and backend). Bun's own musl build is one more (test-bun-musl).
 test-ts: lib tools node_modules/.installed
-	@for lib in $(LIB_GNU) $(LIB_MUSL); do \
-	  echo "== deno, $$lib"; ZEV_LIB=$$lib $(DENO_TEST) $(TS_TESTS); \
-	  echo "== bun, $$lib"; ZEV_LIB=$$lib $(call BUN_TEST,$(BUN)) $(TS_TESTS); \
-	done
-	@echo "== deno, $(LIB_GNU), ZEV_WAKE=thread"; ZEV_WAKE=thread ZEV_LIB=$(LIB_GNU) $(DENO_TEST) $(TS_TESTS)
-	@echo "== bun, $(LIB_MUSL), ZEV_WAKE=thread"; ZEV_WAKE=thread ZEV_LIB=$(LIB_MUSL) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
+	@echo "== deno, $(LIB_GNU)"; ZEV_LIB=$(LIB_GNU) $(DENO_TEST) $(TS_TESTS)
+	@echo "== bun, $(LIB_MUSL)"; ZEV_LIB=$(LIB_MUSL) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
+	@echo "== deno, $(LIB_MUSL), ZEV_WAKE=thread"; ZEV_WAKE=thread ZEV_LIB=$(LIB_MUSL) $(DENO_TEST) $(TS_TESTS)
+	@echo "== bun, $(LIB_GNU), ZEV_WAKE=thread"; ZEV_WAKE=thread ZEV_LIB=$(LIB_GNU) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
 	@echo "== deno, $(LIB_MUSL), ZEV_BACKEND=io_uring"; ZEV_BACKEND=io_uring ZEV_LIB=$(LIB_MUSL) $(DENO_TEST) $(TS_TESTS)
-	@echo "== bun, $(LIB_GNU), ZEV_BACKEND=io_uring"; ZEV_BACKEND=io_uring ZEV_LIB=$(LIB_GNU) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
-	@echo "== bun, $(LIB_MUSL), ZEV_BACKEND=io_uring, ZEV_WAKE=thread"; ZEV_BACKEND=io_uring ZEV_WAKE=thread ZEV_LIB=$(LIB_MUSL) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
+	@echo "== bun, $(LIB_GNU), ZEV_BACKEND=io_uring, ZEV_WAKE=thread"; ZEV_BACKEND=io_uring ZEV_WAKE=thread ZEV_LIB=$(LIB_GNU) $(call BUN_TEST,$(BUN)) $(TS_TESTS)
 
 # The proof that the burst tests test something: against Janet 1.32's listener
 # behaviour they must fail, and fail by stalling.
@@ -176,16 +187,20 @@ test-bun-musl: lib tools $(BUN_MUSL)
 	$(call BUN_TEST,$(BUN_MUSL)) $(TS_TESTS)
 
 # 75 s of churn, traffic and park/wake cycles per runtime and library, once with the
-# fallback parker and once on io_uring; fails on death, errors, or memory or descriptors
-# that keep growing.
+# fallback parker and once on io_uring, all five at once (each watches its own server);
+# fails on death, errors, or memory or descriptors that keep growing.
 # `bun bench/soak.ts --seconds N` runs longer.
 SOAK_SECONDS ?= 75
 test-soak: lib tools $(BUN_MUSL)
-	$(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
-	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
-	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --exec $(BUN_MUSL) --lib $(LIB_MUSL)
-	ZEV_WAKE=thread $(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_MUSL)
-	ZEV_BACKEND=io_uring $(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --lib $(LIB_GNU)
+	@mkdir -p tests/out
+	$(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_GNU) > tests/out/soak1.log 2>&1 & p1=$$!; \
+	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --lib $(LIB_GNU) > tests/out/soak2.log 2>&1 & p2=$$!; \
+	$(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --exec $(BUN_MUSL) --lib $(LIB_MUSL) > tests/out/soak3.log 2>&1 & p3=$$!; \
+	ZEV_WAKE=thread $(BUN) bench/soak.ts --runtime deno --seconds $(SOAK_SECONDS) --lib $(LIB_MUSL) > tests/out/soak4.log 2>&1 & p4=$$!; \
+	ZEV_BACKEND=io_uring $(BUN) bench/soak.ts --runtime bun --seconds $(SOAK_SECONDS) --lib $(LIB_GNU) > tests/out/soak5.log 2>&1 & p5=$$!; \
+	failed=0; for p in $$p1 $$p2 $$p3 $$p4 $$p5; do wait $$p || failed=1; done; \
+	for i in 1 2 3 4 5; do tail -n 4 tests/out/soak$$i.log; done; \
+	if [ $$failed -ne 0 ]; then cat tests/out/soak*.log; echo "FAIL: a soak failed"; exit 1; fi
 
 # Mutation testing: the reactor mutants, then StrykerJS over src/ (long: before a release).
 tools/stryker/node_modules/.installed: tools/stryker/package.json tools/stryker/package-lock.json
@@ -211,7 +226,7 @@ demo: setup lib lib-edge tools
 bench: setup lib tools .tools/debs-bench
 	$(BUN) bench/run.ts
 
-# The kernel's price for the wake bridge, with no runtime (bench/bridge.zig, bench/WAKE.md).
+# The kernel's price for the wake bridge, with no runtime (bench/bridge.zig, docs/design/WAKE.md).
 bench-bridge: tools
 	zig-out/bin/zev-bridge --rounds 10
 

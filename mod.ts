@@ -26,11 +26,11 @@ export {
   type ListenOptions,
   type UnixConnectOptions,
   type UnixListenOptions,
-} from "./src/net.ts";
-export { type AcceptOptions, Listener } from "./src/listener.ts";
-export { type CloseOptions, type ReadOptions, Stream, type WriteOptions } from "./src/stream.ts";
-export type { Addr, AnyAddr, UnixAddr } from "./src/addr.ts";
-export type { Handle } from "./src/handle.ts";
+} from "./src/net/open.ts";
+export { type AcceptOptions, Listener } from "./src/net/listener.ts";
+export { type CloseOptions, type ReadOptions, Stream, type WriteOptions } from "./src/net/stream.ts";
+export type { Addr, AnyAddr, UnixAddr } from "./src/net/addr.ts";
+export type { Handle } from "./src/core/handle.ts";
 export {
   type Datagram,
   type DatagramReceiveOptions,
@@ -38,10 +38,16 @@ export {
   DatagramSocket,
   listenDatagram,
   type ListenDatagramOptions,
-} from "./src/datagram.ts";
-export { acceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./src/accept_loop.ts";
-export { serve, type ServeOptions, type Server, type UnixServeOptions, type WorkersServeOptions } from "./src/serve.ts";
-export { workerIndex } from "./src/workers.ts";
+} from "./src/net/datagram.ts";
+export { acceptLoop, type AcceptLoopOptions, type ShutdownOptions } from "./src/server/accept_loop.ts";
+export {
+  serve,
+  type ServeOptions,
+  type Server,
+  type UnixServeOptions,
+  type WorkersServeOptions,
+} from "./src/server/serve.ts";
+export { workerIndex } from "./src/server/workers.ts";
 export {
   call,
   currentTask,
@@ -52,9 +58,9 @@ export {
   Task,
   type TaskEvent,
   type TaskEventSink,
-} from "./src/task.ts";
-export { sleep, type SleepOptions, withDeadline } from "./src/deadline.ts";
-export { gather, type Gathered } from "./src/gather.ts";
+} from "./src/tasks/task.ts";
+export { sleep, type SleepOptions, withDeadline } from "./src/tasks/deadline.ts";
+export { gather, type Gathered } from "./src/tasks/gather.ts";
 export {
   Channel,
   type ChannelWaitOptions,
@@ -62,8 +68,8 @@ export {
   select,
   type SelectClause,
   SelectResult,
-} from "./src/channel.ts";
-export { Cancelled, Closed, TimedOut, ZevError } from "./src/errors.ts";
+} from "./src/tasks/channel.ts";
+export { Cancelled, Closed, TimedOut, ZevError } from "./src/core/errors.ts";
 export {
   type BackendLabel,
   type Configuration,
@@ -74,4 +80,4 @@ export {
   type Settings,
   type Stats,
   stats,
-} from "./src/runtime.ts";
+} from "./src/core/settings.ts";

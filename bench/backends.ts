@@ -2,7 +2,7 @@
  * zev on its two Linux backends side by side: epoll (the default) and io_uring
  * (`ZEV_BACKEND=io_uring`), in Bun and in Deno, along the load curve and at 1, 64 and 512
  * connections in a closed loop. The goal of the io_uring issue: at 64 and 512
- * connections, io_uring at most 0.85× the CPU per round trip of epoll (bench/IO_URING.md).
+ * connections, io_uring at most 0.85× the CPU per round trip of epoll (docs/design/IO_URING.md).
  *
  *   bun bench/backends.ts [--runtime bun|deno|both] [--seconds 3] [--repeat 3] [--unpinned]
  */

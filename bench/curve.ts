@@ -140,7 +140,7 @@ export interface Curve {
  * Seconds of saturation (64 connections, closed loop) each server gets once, before the
  * curve. A server is measured as it runs for most of its life: warm. At 1,000 requests/s
  * JavaScriptCore takes about 20 s to finish compiling zev's hot path, on a JIT thread
- * that cost 6-7 µs per request meanwhile (bench/WAKE.md); charging that one-off cost to
+ * that cost 6-7 µs per request meanwhile (docs/design/WAKE.md); charging that one-off cost to
  * whichever level comes first would measure start-up, not the level.
  */
 export const WARM_SECONDS = 5;

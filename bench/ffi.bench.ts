@@ -11,10 +11,10 @@
 import { benchOptions } from "./options.ts";
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { connect, listen, type Stream } from "../mod.ts";
-import { reactor } from "../src/reactor.ts";
+import { driver } from "../src/core/driver.ts";
 
-const { sym } = reactor.native;
-const loop = reactor.loop;
+const { sym } = driver.native;
+const loop = driver.loop;
 
 group("one FFI crossing", () => {
   bench("zev_abi_version()", () => do_not_optimize(sym.zev_abi_version()));

@@ -3,7 +3,7 @@
  * (bench/floor.zig) and on io_uring (bench/floor_uring.zig), no JS in either, along the
  * load curve and at 1, 64 and 512 connections in a closed loop. What the io_uring floor
  * saves over the epoll floor bounds what an io_uring backend could save zev
- * (bench/IO_URING.md).
+ * (docs/design/IO_URING.md).
  *
  *   bun bench/floors.ts [--seconds 3] [--repeat 5]
  */

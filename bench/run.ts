@@ -369,7 +369,7 @@ Produced by \`make bench\` (\`bun bench/run.ts --seconds ${SECONDS} --repeat ${R
 - Method: every server runs pinned to CPU 0 (all started at once; only the one under load
   works); the load (bench/load.zig, or wrk) runs pinned to CPU 1. Before the echo curve,
   each server is warmed once, ${WARM_SECONDS} s at saturation, so that the JIT's start-up compiling
-  is not charged to the first level (bench/WAKE.md). Each measurement follows
+  is not charged to the first level (docs/design/WAKE.md). Each measurement follows
   a ${WARMUP} s warm-up with its own load and lasts ${SECONDS} s. Each load is measured in ${REPEAT} rounds that visit
   every server back to back; figures are medians, and ratios are medians of the ratios
   within each round, so that the machine's drift between minutes cancels out. Echo
@@ -402,7 +402,7 @@ ${goals}
 The same echo servers again with neither the server nor the load pinned, free to share
 both cores (${Math.max(2, REPEAT - 2)} rounds of ${SECONDS} s). The curve above pins them because CPU per request is
 steadiest so; pinning also hid a 15 ms stall of the io_uring backend on a fifth of round
-trips (bench/IO_URING.md, "The 15 ms stall"), which shows here at p99 if it comes back.
+trips (docs/design/IO_URING.md, "The 15 ms stall"), which shows here at p99 if it comes back.
 
 ${curveTable(free, freeLevels)}
 
@@ -427,7 +427,7 @@ ${
   )
 }
 
-Where the time goes, what was cut and what would close the remaining gaps: bench/PROFILE.md.
+Where the time goes, what was cut and what would close the remaining gaps: docs/design/PROFILE.md.
 
 ## Idle (all servers together, ${IDLE_SECONDS} s with nothing to do, after serving the loads above)
 

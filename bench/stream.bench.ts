@@ -1,5 +1,5 @@
 /**
- * A write and a read through the whole stack (mod.ts, FFI, reactor, kernel, and back),
+ * A write and a read through the whole stack (mod.ts, FFI, driver, kernel, and back),
  * over loopback within one process: 64 B and 64 KiB.
  *
  *   deno run -A bench/stream.bench.ts   |   bun bench/stream.bench.ts

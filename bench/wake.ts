@@ -1,5 +1,5 @@
 /**
- * The wake study (bench/WAKE.md): zev's ways of parking, A/B against each other and
+ * The wake study (docs/design/WAKE.md): zev's ways of parking, A/B against each other and
  * against the runtime's own sockets, over the whole load curve.
  *
  *   bun bench/wake.ts [--runtime bun|deno|both] [--seconds 3] [--repeat 5]

@@ -172,3 +172,25 @@ export const STATS = [
   "queuedBytes",
   "stalls",
 ] as const;
+
+/** Low bits of a handle that index its loop's table (zig/handles.zig). */
+export const HANDLE_INDEX_BITS = 18;
+
+/** `zev_loop_open_backend`'s codes (zig/loop.zig `Backend`). */
+export const BACKEND = {
+  poll: 0,
+  io_uring: 1,
+  auto: 2,
+} as const;
+
+/** Why a loop asked for "auto" runs on epoll, by `zev_backend_fallback`'s code (zig/io_uring.zig `Unavailable`). */
+export const BACKEND_FALLBACK: readonly string[] = [
+  "",
+  "the kernel has no io_uring (ENOSYS)",
+  "io_uring is forbidden here (EPERM: a seccomp filter, as in many containers, or kernel.io_uring_disabled)",
+  "the kernel lacks io_uring's SINGLE_ISSUER and COOP_TASKRUN (EINVAL: they need Linux 6.0)",
+  "the kernel refused provided buffer rings or a registered eventfd (they need Linux 5.19)",
+  "out of memory, locked memory or descriptors setting up io_uring",
+  "io_uring failed to set up",
+  "auto picks epoll: io_uring is not yet level with it (its bulk reads are slower; docs/design/IO_URING.md)",
+];

@@ -87,7 +87,7 @@ const WAKE_READ_BYTES = 64;
  * Deno adopts a descriptor as a socket through node:net (`new net.Socket({ fd })`). Its
  * bytes are read into one small buffer (`onread`): a `data` event would allocate 64 KiB
  * and run a stream's machinery for every one-byte wake, a fifth of zev's CPU per request
- * at 1,000 requests/s (bench/WAKE.md).
+ * at 1,000 requests/s (docs/design/WAKE.md).
  */
 function watch(fd: number, onData: () => void): Promise<Watch> {
   const onread = {

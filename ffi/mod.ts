@@ -7,7 +7,7 @@
  */
 
 import { envVar, locateLibrary } from "./locate.ts";
-import { ABI_VERSION, type Native, type Parker } from "./symbols.ts";
+import { ABI_VERSION, BACKEND, BACKEND_FALLBACK, type Native, type Parker } from "./symbols.ts";
 import { openParker as open, type WakeMode } from "./parker.ts";
 
 export * from "./symbols.ts";
@@ -50,15 +50,15 @@ export type BackendName = "poll" | "io_uring";
 /** What a loop asks for: a backend, or "auto" (io_uring where the kernel allows it). */
 export type BackendChoice = BackendName | "auto";
 
-/** `zev_loop_open_backend`'s code for each choice. */
-export const BACKEND_CODE: Record<BackendChoice, number> = { poll: 0, io_uring: 1, auto: 2 };
+/** `zev_loop_open_backend`'s code for each choice (generated). */
+export const BACKEND_CODE: Record<BackendChoice, number> = BACKEND;
 
 /** The backend that runs when nothing asks for one (`ZEV_BACKEND` unset). */
 export const DEFAULT_BACKEND = "epoll";
 
 /**
  * Reads a backend's name as `ZEV_BACKEND` and `configure({ backend })` take it: "epoll"
- * or "kqueue" (the poll backend), "io_uring" (Linux 6.0; bench/IO_URING.md), or "auto"
+ * or "kqueue" (the poll backend), "io_uring" (Linux 6.0; docs/design/IO_URING.md), or "auto"
  * (the backend zev picks: the poll backend for now, saying why).
  */
 export function parseBackend(name: unknown, where: string): BackendChoice {
@@ -72,18 +72,10 @@ export function backendChoice(): BackendChoice {
   return parseBackend(envVar("ZEV_BACKEND") ?? DEFAULT_BACKEND, "ZEV_BACKEND");
 }
 
-/** Why a loop asked for "auto" runs on epoll (`zev_backend_fallback`'s codes, zig/io_uring.zig `Unavailable`). */
+/** Why a loop asked for "auto" runs on epoll (`zev_backend_fallback`'s codes, generated). */
 export function backendFallback(code: number): string | undefined {
-  return [
-    undefined,
-    "the kernel has no io_uring (ENOSYS)",
-    "io_uring is forbidden here (EPERM: a seccomp filter, as in many containers, or kernel.io_uring_disabled)",
-    "the kernel lacks io_uring's SINGLE_ISSUER and COOP_TASKRUN (EINVAL: they need Linux 6.0)",
-    "the kernel refused provided buffer rings or a registered eventfd (they need Linux 5.19)",
-    "out of memory, locked memory or descriptors setting up io_uring",
-    undefined,
-    "auto picks epoll: io_uring is not yet level with it (its bulk reads are slower; bench/IO_URING.md)",
-  ][code] ?? `io_uring failed to set up (code ${code})`;
+  if (code === 0) return undefined;
+  return BACKEND_FALLBACK[code] ?? `io_uring failed to set up (code ${code})`;
 }
 
 /** Opens the parker of `loop` (see ffi/parker.ts). */

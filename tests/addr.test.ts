@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, listen, listenDatagram, ZevError } from "../mod.ts";
-import { formatAddr, literalHost, parseAddr, setResolverForTests } from "../src/addr.ts";
+import { formatAddr, literalHost, parseAddr, setResolverForTests } from "../src/net/addr.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("addr");

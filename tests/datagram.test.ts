@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { Cancelled, Closed, go, limits, listenDatagram, sleep, ZevError } from "../mod.ts";
 import { spendTurn, text, within } from "./helpers.ts";
-import { reactor } from "../src/reactor.ts";
+import { driver } from "../src/core/driver.ts";
 import { checkLeaks } from "./leaks.ts";
 
 checkLeaks("datagram");
@@ -229,18 +229,18 @@ test("sends past the turn's budget wait in order: at most 1024, the next refused
   const b = listenDatagram({ hostname: "127.0.0.1", port: 0 });
   const target = `send to 127.0.0.1:${b.addr.port}`;
   const max = limits().maxPendingWrites;
-  const base = reactor.holds;
+  const base = driver.holds;
   // Three that wait for the next turn: the first, one cancelled, the third.
   spendTurn();
   const controller = new AbortController();
   const first = a.send(text("first"), { port: b.addr.port });
   const cancelled = a.send(text("cancelled"), { port: b.addr.port, signal: controller.signal });
   const third = a.send(text("third"), { hostname: "localhost", port: b.addr.port });
-  assert.equal(reactor.holds, base + 1, "sends that wait hold the loop");
+  assert.equal(driver.holds, base + 1, "sends that wait hold the loop");
   controller.abort("not this one");
   await assert.rejects(cancelled, (e: unknown) => e instanceof Cancelled && e.reason === "not this one");
   await within(2000, "the waiting sends", Promise.all([first, third]));
-  assert.equal(reactor.holds, base);
+  assert.equal(driver.holds, base);
   const buf = new Uint8Array(16);
   const got: string[] = [];
   for (let i = 0; i < 2; i++) {
@@ -262,7 +262,7 @@ test("sends past the turn's budget wait in order: at most 1024, the next refused
     assert.ok(outcome instanceof Closed, String(outcome));
     assert.equal(outcome.message, `${target}: the socket was closed before the datagram was sent`);
   }
-  assert.equal(reactor.holds, base, "close released the waiting sends");
+  assert.equal(driver.holds, base, "close released the waiting sends");
   await assert.rejects(a.send(text("x"), { port: b.addr.port }), (e: unknown) => {
     assert.ok(e instanceof Closed);
     assert.equal(e.message, `${target}: the socket is closed`);

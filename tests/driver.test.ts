@@ -13,7 +13,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { Closed, configure, connect, go, listen, stats } from "../mod.ts";
-import { onNextTurn, reactor } from "../src/reactor.ts";
+import { driver, onNextTurn } from "../src/core/driver.ts";
 import { checkLeaks } from "./leaks.ts";
 import { within } from "./helpers.ts";
 
@@ -65,10 +65,10 @@ test("at light load a request costs one poll with the kernel's wake, two with a 
     if (i % 4 === 0) await pause(1); // some requests come to a loop parked a while
   }
   const perRequest = (stats().polls - before) / requests;
-  const expected = reactor.parker.kind === "io_uring" ? 1 : 2;
+  const expected = driver.parker.kind === "io_uring" ? 1 : 2;
   assert.ok(
     perRequest >= 1 && perRequest <= expected * 1.1,
-    `${perRequest.toFixed(2)} polls per request with the ${reactor.parker.kind} wake, expected ${expected}`,
+    `${perRequest.toFixed(2)} polls per request with the ${driver.parker.kind} wake, expected ${expected}`,
   );
   const idleFrom = stats().polls;
   await pause(200);
@@ -81,7 +81,7 @@ test("a woken loop parks after the tasks it woke have written their answers", as
   const { roundTrip, close } = await echoPair(log);
   await roundTrip();
   // Parks that arm the wake (a poll that finds nothing parks in the same call instead).
-  const parker = reactor.parker;
+  const parker = driver.parker;
   const park = parker.park;
   parker.park = () => {
     log.push("park");
@@ -135,19 +135,19 @@ test("an opt-in spin polls for its time after the last event, then parks", async
 });
 
 test("the loop counts what is registered; a throw in deferred work is reported, not lost, and the loop goes on", async () => {
-  const open = reactor.open;
+  const open = driver.open;
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
-  assert.equal(reactor.open, open + 1);
+  assert.equal(driver.open, open + 1);
   const [client, server] = await Promise.all([connect({ port: listener.addr.port }), listener.accept()]);
-  assert.equal(reactor.open, open + 3);
+  assert.equal(driver.open, open + 3);
   await client.close();
   await client.close(); // once
-  assert.equal(reactor.open, open + 2);
+  assert.equal(driver.open, open + 2);
   server.abort();
   client.abort(); // after its close: nothing more to forget
   server.abort();
   listener.close();
-  assert.equal(reactor.open, open);
+  assert.equal(driver.open, open);
   // Deferred work that throws: stderr says so, and the next turn runs.
   const lines: unknown[][] = [];
   const original = console.error;
@@ -155,10 +155,10 @@ test("the loop counts what is registered; a throw in deferred work is reported, 
   const bug = new Error("a bug in deferred work");
   try {
     let after = false;
-    reactor.defer(() => {
+    driver.defer(() => {
       throw bug;
     });
-    reactor.defer(() => (after = true));
+    driver.defer(() => (after = true));
     await pause(5);
     assert.ok(after, "the work deferred after it still ran");
   } finally {

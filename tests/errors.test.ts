@@ -2,7 +2,7 @@
  * Errors that say what happened, and failures that reject the operation they belong to:
  * messages name the peer (IPv6 in brackets), values print as themselves, arguments are
  * checked like everywhere else, a transferred buffer fails its write instead of hanging.
- * Also the reactor behaviours a broken build would lose: data that arrived before the
+ * Also the driver behaviours a broken build would lose: data that arrived before the
  * first read, and a listener nobody accepts from that must not keep the loop busy.
  */
 
@@ -27,10 +27,10 @@ import {
   TimedOut,
   ZevError,
 } from "../mod.ts";
-import { abiError, isRecoverableAcceptError, setLastErrno } from "../src/errors.ts";
+import { abiError, isRecoverableAcceptError, setLastErrno } from "../src/core/errors.ts";
 import { ERRORS } from "../ffi/abi.ts";
 import { native } from "../ffi/mod.ts";
-import { reactor } from "../src/reactor.ts";
+import { driver } from "../src/core/driver.ts";
 import { readFileSync } from "node:fs";
 import { openClient, process, readsToReset, runtime, tcpPair, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
@@ -284,7 +284,7 @@ test("configure: the settings in effect and how the loop parks; bad settings are
   const asked = process.env.ZEV_BACKEND || "epoll";
   if (asked === "auto") assert.equal(now.backend === "io_uring", now.backendReason === undefined);
   else assert.deepEqual([now.backend, "backendReason" in now], [asked, false]);
-  assert.equal(reactor.native.sym.zev_backend(reactor.loop), now.backend === "io_uring" ? 1 : 0);
+  assert.equal(driver.native.sym.zev_backend(driver.loop), now.backend === "io_uring" ? 1 : 0);
   assert.equal(stats().backend, now.backend);
   // A spin is used, and undone: an echo still works with it.
   assert.equal(configure({ spinMicros: 50 }).spinMicros, 50);
@@ -325,10 +325,10 @@ test("configure: the settings in effect and how the loop parks; bad settings are
   assert.equal(raiseFileLimit(1), limit, "a limit is only ever raised, never lowered");
 });
 
-/** The README's table of error codes: code → the messages it lists (";"-separated). */
+/** The table of error codes in docs/errors.md: code → the messages it lists (";"-separated). */
 function readmeErrorTable(): Map<string, string[]> {
-  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-  const section = readme.slice(readme.indexOf("### Errors"), readme.indexOf("### Tasks and cancellation"));
+  const doc = readFileSync(new URL("../docs/errors.md", import.meta.url), "utf8");
+  const section = doc.slice(doc.indexOf("## Every code"), doc.indexOf("## End of stream and resets"));
   const rows = new Map<string, string[]>();
   for (const m of section.matchAll(/^\| `(\w+)` +\| (.*?) +\|$/gm)) {
     rows.set(m[1], m[2].split(";").map((s) => s.trim()));
@@ -336,9 +336,9 @@ function readmeErrorTable(): Map<string, string[]> {
   return rows;
 }
 
-test("every error code of the library is in the README's table, with its message and class", () => {
+test("every error code of the library is in docs/errors.md's table, with its message and class", () => {
   const table = readmeErrorTable();
-  assert.ok(table.size >= 20, `the README's error table has ${table.size} rows`);
+  assert.ok(table.size >= 20, `docs/errors.md's table has ${table.size} rows`);
   const codes = new Set<string>();
   try {
     setLastErrno(() => 99);
@@ -347,12 +347,12 @@ test("every error code of the library is in the README's table, with its message
       assert.ok(error instanceof ZevError, name);
       codes.add(error.code);
       const messages = table.get(error.code);
-      assert.ok(messages, `${name}: code ${error.code} is not in the README's table`);
-      // The README says what follows the operation; Unexpected also carries the errno.
+      assert.ok(messages, `${name}: code ${error.code} is not in docs/errors.md's table`);
+      // The table says what follows the operation; Unexpected also carries the errno.
       const said = error.message.replace(/^op: /, "").replace(" (errno 99)", " (errno N)");
       assert.ok(
         messages.some((m) => m === said || m.startsWith(`${said} (`) || m.startsWith(`${said}:`)),
-        `${name}: "${said}" is not among the README's messages for ${error.code}: ${messages.join(" / ")}`,
+        `${name}: "${said}" is not among docs/errors.md's messages for ${error.code}: ${messages.join(" / ")}`,
       );
       assert.equal(error.message.endsWith("(errno 99)"), name === "Unexpected", `${name}: ${error.message}`);
       assert.equal(error instanceof Closed, error.code === "Closed", `${name} is a Closed exactly when its code is`);
@@ -373,7 +373,7 @@ test("every error code of the library is in the README's table, with its message
   assert.equal(unknown.message, "op: unknown error code -12345");
   // Codes zev itself raises are documented too.
   for (const code of ["Busy", "NameNotResolved", "Cancelled", "PermissionDenied", "Limit"]) {
-    assert.ok(table.has(code), `${code} is not in the README's table`);
+    assert.ok(table.has(code), `${code} is not in docs/errors.md's table`);
   }
   assert.ok(isRecoverableAcceptError(ERRORS.TooManyOpenFiles));
   assert.ok(isRecoverableAcceptError(ERRORS.NoMemory));

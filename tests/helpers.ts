@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import process from "node:process";
 import { connect, listen, type Stream, ZevError } from "../mod.ts";
-import { reactor } from "../src/reactor.ts";
+import { driver } from "../src/core/driver.ts";
 
 /** Rejects with `message` if `promise` has not settled within `ms`. */
 export async function within<T>(ms: number, message: string, promise: Promise<T>): Promise<T> {
@@ -192,7 +192,7 @@ export async function readsToReset(stream: Stream, ms = 5000): Promise<void> {
 
 /** Spends what is left of this turn's budget: every operation after it waits a turn. */
 export function spendTurn(): void {
-  while (reactor.spend());
+  while (driver.spend());
 }
 
 /** The runtime running the tests, for messages. */

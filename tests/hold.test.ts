@@ -11,7 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { Closed, connect, limits, listen, listenDatagram, sleep, type Stream, ZevError } from "../mod.ts";
-import { reactor } from "../src/reactor.ts";
+import { driver } from "../src/core/driver.ts";
 import { tcpPair, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -28,34 +28,34 @@ async function drain(stream: Stream, bytes: number): Promise<void> {
 }
 
 test("a pending accept holds the loop while the listener is referenced", async () => {
-  const base = reactor.holds;
+  const base = driver.holds;
   const listener = listen({ hostname: "127.0.0.1", port: 0 });
-  assert.equal(reactor.holds, base, "a listener nobody accepts from holds nothing");
+  assert.equal(driver.holds, base, "a listener nobody accepts from holds nothing");
   const accepted = listener.accept();
-  assert.equal(reactor.holds, base + 1, "a pending accept holds");
+  assert.equal(driver.holds, base + 1, "a pending accept holds");
   listener.unref();
   listener.unref();
-  assert.equal(reactor.holds, base, "unref lets go, once");
+  assert.equal(driver.holds, base, "unref lets go, once");
   listener.ref();
   listener.ref();
-  assert.equal(reactor.holds, base + 1, "ref takes it back, once");
+  assert.equal(driver.holds, base + 1, "ref takes it back, once");
   const client = await connect({ port: listener.addr.port });
   const server = await within(2000, "accept", accepted);
-  assert.equal(reactor.holds, base, "the accept is over");
+  assert.equal(driver.holds, base, "the accept is over");
   // An unreferenced listener's accept waits without holding, until ref.
   listener.unref();
   const second = listener.accept();
-  assert.equal(reactor.holds, base);
+  assert.equal(driver.holds, base);
   listener.ref();
-  assert.equal(reactor.holds, base + 1);
+  assert.equal(driver.holds, base + 1);
   listener.close();
   await assert.rejects(second, Closed);
-  assert.equal(reactor.holds, base, "close releases the pending accept");
+  assert.equal(driver.holds, base, "close releases the pending accept");
   listener.ref();
-  assert.equal(reactor.holds, base, "a closed listener never holds again");
+  assert.equal(driver.holds, base, "a closed listener never holds again");
   await client.close();
   await server.close();
-  assert.equal(reactor.holds, base);
+  assert.equal(driver.holds, base);
 });
 
 test("a connect in progress holds the loop until it ends", async () => {
@@ -66,69 +66,69 @@ test("a connect in progress holds the loop until it ends", async () => {
     fill.push(net.connect({ port: listener.addr.port, host: "127.0.0.1" }).on("error", () => {}));
   }
   await sleep(100);
-  const base = reactor.holds;
+  const base = driver.holds;
   const ac = new AbortController();
   const pending = connect({ hostname: "127.0.0.1", port: listener.addr.port, signal: ac.signal });
   await sleep(50);
-  assert.equal(reactor.holds, base + 1, "a connect under way holds");
+  assert.equal(driver.holds, base + 1, "a connect under way holds");
   ac.abort("enough");
   await assert.rejects(pending);
-  assert.equal(reactor.holds, base, "the connect is over");
+  assert.equal(driver.holds, base, "the connect is over");
   for (const c of fill) c.destroy();
   listener.close();
 });
 
 test("a pending read holds the loop while the stream is referenced; close and abort release it", async () => {
   const { listener, client, server } = await tcpPair();
-  const base = reactor.holds;
+  const base = driver.holds;
   const reading = server.read(new Uint8Array(16));
-  assert.equal(reactor.holds, base + 1, "a pending read holds");
+  assert.equal(driver.holds, base + 1, "a pending read holds");
   server.unref();
-  assert.equal(reactor.holds, base, "unref lets go");
+  assert.equal(driver.holds, base, "unref lets go");
   server.ref();
-  assert.equal(reactor.holds, base + 1, "ref takes it back");
+  assert.equal(driver.holds, base + 1, "ref takes it back");
   await client.write(text("hi"));
   assert.equal(await within(2000, "read", reading), 2);
-  assert.equal(reactor.holds, base, "the read is over");
+  assert.equal(driver.holds, base, "the read is over");
   // A read that waits on an unreferenced stream does not hold until ref.
   server.unref();
   const second = server.read(new Uint8Array(16));
-  assert.equal(reactor.holds, base);
+  assert.equal(driver.holds, base);
   server.ref();
-  assert.equal(reactor.holds, base + 1);
+  assert.equal(driver.holds, base + 1);
   await server.close();
   await assert.rejects(second, Closed);
-  assert.equal(reactor.holds, base, "close releases the pending read");
+  assert.equal(driver.holds, base, "close releases the pending read");
   server.ref();
-  assert.equal(reactor.holds, base, "a closed stream never holds again");
+  assert.equal(driver.holds, base, "a closed stream never holds again");
   const third = client.read(new Uint8Array(16));
   assert.equal(await third, null, "the peer's close is the end of the stream");
   const fourth = client.read(new Uint8Array(16));
   assert.equal(await fourth, null);
   client.abort();
   client.ref();
-  assert.equal(reactor.holds, base, "an aborted stream never holds again");
+  assert.equal(driver.holds, base, "an aborted stream never holds again");
   listener.close();
 });
 
 test("a pending write and a close that drains hold the loop until the peer takes the bytes", async () => {
   const { listener, client, server } = await tcpPair();
-  const base = reactor.holds;
+  const base = driver.holds;
   client.setWriteQueueLimit(1);
   // More than the kernel's buffers take: the write waits for the peer to read.
   const size = 16 * 1024 * 1024;
   const writing = client.write(new Uint8Array(size));
-  assert.equal(reactor.holds, base + 1, "a pending write holds");
+  assert.equal(driver.holds, base + 1, "a pending write holds");
   client.unref();
-  assert.equal(reactor.holds, base, "unref lets go");
+  assert.equal(driver.holds, base, "unref lets go");
   client.ref();
-  assert.equal(reactor.holds, base + 1, "ref takes it back");
+  assert.equal(driver.holds, base + 1, "ref takes it back");
   const later = client.write(text("end"));
-  assert.equal(reactor.holds, base + 1, "one hold per stream, whatever waits on it");
+  assert.equal(driver.holds, base + 1, "one hold per stream, whatever waits on it");
   const closing = client.close();
-  assert.equal(reactor.holds, base + 1, "a close that waits for the queue holds");
+  assert.equal(driver.holds, base + 1, "a close that waits for the queue holds");
   await Promise.all([drain(server, size + 3), writing, later, closing]);
-  assert.equal(reactor.holds, base, "all of it is over");
+  assert.equal(driver.holds, base, "all of it is over");
   assert.equal(await server.read(new Uint8Array(8)), null);
   await server.close();
   listener.close();
@@ -136,7 +136,7 @@ test("a pending write and a close that drains hold the loop until the peer takes
 
 test(`at most limits().maxPendingWrites writes wait on a stream; the next is refused by name, and close rejects the rest`, async () => {
   const { listener, client, server } = await tcpPair();
-  const base = reactor.holds;
+  const base = driver.holds;
   const max = limits().maxPendingWrites;
   assert.ok(max >= 1, `maxPendingWrites is ${max}`);
   client.setWriteQueueLimit(1);
@@ -159,7 +159,7 @@ test(`at most limits().maxPendingWrites writes wait on a stream; the next is ref
     );
     return true;
   });
-  assert.equal(reactor.holds, base + 1);
+  assert.equal(driver.holds, base + 1);
   client.abort();
   const results = await within(2000, "the pending writes to end", Promise.all(outcomes));
   assert.equal(results.length, max);
@@ -167,7 +167,7 @@ test(`at most limits().maxPendingWrites writes wait on a stream; the next is ref
     assert.ok(r instanceof Closed, String(r));
     assert.equal(r.message, `write to ${peer}: the stream was closed before the data was sent`);
   }
-  assert.equal(reactor.holds, base, "abort releases every pending write");
+  assert.equal(driver.holds, base, "abort releases every pending write");
   await server.close();
   listener.close();
 });
@@ -207,25 +207,25 @@ test("the ends of a stream say what ended, to the letter", async () => {
 });
 
 test("a pending receive holds the loop while the datagram socket is referenced", async () => {
-  const base = reactor.holds;
+  const base = driver.holds;
   const socket = listenDatagram({ hostname: "127.0.0.1", port: 0 });
-  assert.equal(reactor.holds, base);
+  assert.equal(driver.holds, base);
   const receiving = socket.receive(new Uint8Array(16));
-  assert.equal(reactor.holds, base + 1, "a pending receive holds");
+  assert.equal(driver.holds, base + 1, "a pending receive holds");
   socket.unref();
-  assert.equal(reactor.holds, base);
+  assert.equal(driver.holds, base);
   socket.ref();
-  assert.equal(reactor.holds, base + 1);
+  assert.equal(driver.holds, base + 1);
   await socket.send(text("ping"), { hostname: "127.0.0.1", port: socket.addr.port });
   const got = await within(2000, "receive", receiving);
   assert.equal(got.bytes, 4);
-  assert.equal(reactor.holds, base, "the receive is over");
+  assert.equal(driver.holds, base, "the receive is over");
   const second = socket.receive(new Uint8Array(16));
-  assert.equal(reactor.holds, base + 1);
+  assert.equal(driver.holds, base + 1);
   socket.close();
   await assert.rejects(second, Closed);
   socket.ref();
-  assert.equal(reactor.holds, base, "a closed socket never holds again");
+  assert.equal(driver.holds, base, "a closed socket never holds again");
 });
 
 /** Lets the driver finish its turns and park (nothing is coming). */
@@ -233,7 +233,7 @@ const parked = () => new Promise((resolve) => setTimeout(resolve, 30));
 
 test("a parked loop keeps the process alive exactly while a wait is held or bytes are queued", async () => {
   const { listener, client, server } = await tcpPair();
-  const parker = reactor.parker;
+  const parker = driver.parker;
   await parked();
   assert.equal(parker.keepingAlive, false, "open streams and a listener nobody waits on keep nothing alive");
   const accepting = listener.accept();
@@ -250,7 +250,7 @@ test("a parked loop keeps the process alive exactly while a wait is held or byte
   server.setWriteQueueLimit(limits().maxWriteQueueBytes);
   const size = 8 * 1024 * 1024;
   await server.write(new Uint8Array(size));
-  assert.equal(reactor.holds, 0);
+  assert.equal(driver.holds, 0);
   await parked();
   assert.equal(parker.keepingAlive, true, "queued bytes keep it alive");
   await drain(client, size);

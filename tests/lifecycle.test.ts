@@ -136,7 +136,8 @@ async function backendRun(options: Parameters<typeof runProgram>[1]): Promise<Ma
 }
 
 /** Why "auto" runs epoll, though this kernel allows io_uring. */
-const NOT_LEVEL = "auto picks epoll: io_uring is not yet level with it (its bulk reads are slower; bench/IO_URING.md)";
+const NOT_LEVEL =
+  "auto picks epoll: io_uring is not yet level with it (its bulk reads are slower; docs/design/IO_URING.md)";
 
 test("configure({ backend }) moves an empty loop between backends, each echoes; never while anything is open", async () => {
   for (const env of ["", "auto"]) {

@@ -26,7 +26,8 @@ import {
   withDeadline,
   ZevError,
 } from "../mod.ts";
-import { reportInternal, stderrSupervisor } from "../src/task.ts";
+import { stderrSupervisor } from "../src/tasks/task.ts";
+import { reportInternal } from "../src/core/context.ts";
 import { checkLeaks } from "./leaks.ts";
 import { eventually, openClient, within } from "./helpers.ts";
 

@@ -27,7 +27,7 @@ import {
   ZevError,
 } from "../mod.ts";
 import { eventually, openClient, requestOnce, tcpPair, text, within } from "./helpers.ts";
-import { pendingCancelCount } from "../src/task.ts";
+import { pendingCancelCount } from "../src/tasks/task.ts";
 import { checkLeaks } from "./leaks.ts";
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);

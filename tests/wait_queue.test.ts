@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Deque, Waiter, WaitQueue } from "../src/wait_queue.ts";
+import { Deque, Waiter, WaitQueue } from "../src/core/wait_queue.ts";
 
 class Item extends Waiter {
   constructor(readonly id: number) {

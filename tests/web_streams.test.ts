@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { acceptLoop, connect, listen, stats, type Stream } from "../mod.ts";
-import { reactor } from "../src/reactor.ts";
+import { driver } from "../src/core/driver.ts";
 import { progressing, text, within } from "./helpers.ts";
 import { checkLeaks } from "./leaks.ts";
 
@@ -70,7 +70,7 @@ test("256 MiB each way through a proxy of pipeTo, every byte checked", async () 
     30_000,
     "bytes through the proxy",
     () => sent + got,
-    () => `sent ${sent}, got ${got}, ${JSON.stringify(parts)}, ${reactor.describe()}, ${JSON.stringify(stats())}`,
+    () => `sent ${sent}, got ${got}, ${JSON.stringify(parts)}, ${driver.describe()}, ${JSON.stringify(stats())}`,
     Promise.all([receiving, sending]),
   );
   assert.equal(bad, -1, `byte ${bad} came back wrong`);

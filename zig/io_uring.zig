@@ -1,4 +1,4 @@
-//! The io_uring side of the Linux loop (`ZEV_BACKEND=io_uring`; bench/IO_URING.md).
+//! The io_uring side of the Linux loop (`ZEV_BACKEND=io_uring`; docs/design/IO_URING.md).
 //!
 //! Streams receive through the ring: one receive at a time per stream into a ring of
 //! buffers the loop provides, so a read copies from memory instead of making a system
@@ -17,7 +17,7 @@
 //! Not `DEFER_TASKRUN`: there the kernel signals the eventfd as it queues the work, and on
 //! Linux 6.18 that signal sometimes came one RCU grace period late (4 to 100 ms; about a
 //! fifth of round trips at one connection), so a parked loop slept through its own data
-//! (bench/IO_URING.md, "The 15 ms stall"). Task work signals from the JS thread itself.
+//! (docs/design/IO_URING.md, "The 15 ms stall"). Task work signals from the JS thread itself.
 
 const std = @import("std");
 const linux = std.os.linux;
@@ -45,7 +45,7 @@ pub const no_buffer: u16 = std.math.maxInt(u16);
 const group_id: u16 = 0;
 
 /// Why a loop that asked for io_uring (`auto`) runs on epoll instead; order is ABI
-/// (`zev_backend_fallback`, ffi/mod.ts names each).
+/// (`zev_backend_fallback`; abi_gen.zig writes each `reason` into ffi/abi.ts).
 pub const Unavailable = enum(u32) {
     none = 0,
     /// ENOSYS: the kernel has no io_uring.
@@ -62,6 +62,20 @@ pub const Unavailable = enum(u32) {
     /// Not asked of the kernel: `auto` picks epoll while io_uring is not level with it
     /// (loop.zig `auto_picks_io_uring`).
     not_level = 7,
+
+    /// What `configure().backendReason` says.
+    pub fn reason(u: Unavailable) []const u8 {
+        return switch (u) {
+            .none => "",
+            .missing => "the kernel has no io_uring (ENOSYS)",
+            .forbidden => "io_uring is forbidden here (EPERM: a seccomp filter, as in many containers, or kernel.io_uring_disabled)",
+            .too_old => "the kernel lacks io_uring's SINGLE_ISSUER and COOP_TASKRUN (EINVAL: they need Linux 6.0)",
+            .no_buffer_ring => "the kernel refused provided buffer rings or a registered eventfd (they need Linux 5.19)",
+            .resources => "out of memory, locked memory or descriptors setting up io_uring",
+            .other => "io_uring failed to set up",
+            .not_level => "auto picks epoll: io_uring is not yet level with it (its bulk reads are slower; docs/design/IO_URING.md)",
+        };
+    }
 };
 
 pub const Ring = struct {

@@ -42,7 +42,7 @@ pub const Backend = enum(u32) {
 };
 
 /// Whether `auto` picks io_uring where the kernel allows it. Not while io_uring is not
-/// level with epoll everywhere it is measured (bench/IO_URING.md): its bulk reads are
+/// level with epoll everywhere it is measured (docs/design/IO_URING.md): its bulk reads are
 /// slower (one receive of 4 KiB at a time per stream).
 const auto_picks_io_uring = false;
 

@@ -16,24 +16,27 @@ import { join } from "node:path";
 
 /** The test files that exercise each module. */
 const suites: Record<string, string[]> = {
-  "accept_loop.ts": ["task", "burst", "lifecycle", "cancel", "gather", "web_streams", "errors"],
-  "addr.ts": ["addr", "stream", "errors", "unix"],
-  "channel.ts": ["channel", "cancel", "task", "errors"],
-  "datagram.ts": ["hold", "datagram", "errors", "lifecycle", "cancel"],
-  "deadline.ts": ["task", "cancel", "errors", "gather"],
-  "handle.ts": ["hold", "lifecycle", "datagram"],
-  "gather.ts": ["gather", "task"],
-  "errors.ts": ["errors", "stream"],
-  "listener.ts": ["hold", "stream", "burst", "errors", "lifecycle", "unix", "cancel", "task"],
-  "net.ts": ["stream", "errors", "lifecycle", "cancel", "unix", "task"],
-  "reactor.ts": ["hold", "driver", "burst", "wake", "lifecycle", "cancel", "stream"],
-  "runtime.ts": ["stream", "errors", "unix"],
-  "serve.ts": ["task", "lifecycle", "errors", "cancel", "unix", "workers"],
-  "stream.ts": ["hold", "stream", "errors", "cancel", "web_streams", "unix"],
-  "task.ts": ["supervisor", "gather", "task", "cancel", "channel", "lifecycle"],
-  "workers.ts": ["workers"],
-  "validate.ts": ["errors", "stream", "channel", "cancel"],
-  "wait_queue.ts": ["wait_queue", "channel", "cancel"],
+  "core/context.ts": ["supervisor", "driver", "hold"],
+  "core/driver.ts": ["hold", "driver", "burst", "wake", "lifecycle", "cancel", "stream"],
+  "core/errors.ts": ["errors", "stream"],
+  "core/handle.ts": ["hold", "lifecycle", "datagram"],
+  "core/limits.ts": ["hold", "errors", "datagram"],
+  "core/settings.ts": ["stream", "errors", "unix"],
+  "core/validate.ts": ["errors", "stream", "channel", "cancel"],
+  "core/wait_queue.ts": ["wait_queue", "channel", "cancel"],
+  "net/addr.ts": ["addr", "stream", "errors", "unix"],
+  "net/datagram.ts": ["hold", "datagram", "errors", "lifecycle", "cancel"],
+  "net/listener.ts": ["hold", "stream", "burst", "errors", "lifecycle", "unix", "cancel", "task"],
+  "net/open.ts": ["stream", "errors", "lifecycle", "cancel", "unix", "task"],
+  "net/stream.ts": ["hold", "stream", "errors", "cancel", "web_streams", "unix"],
+  "server/accept_loop.ts": ["task", "burst", "lifecycle", "cancel", "gather", "web_streams", "errors"],
+  "server/serve.ts": ["task", "lifecycle", "errors", "cancel", "unix", "workers"],
+  "server/server.ts": ["task", "lifecycle", "errors", "cancel", "unix", "workers"],
+  "server/workers.ts": ["workers"],
+  "tasks/channel.ts": ["channel", "cancel", "task", "errors"],
+  "tasks/deadline.ts": ["task", "cancel", "errors", "gather"],
+  "tasks/gather.ts": ["gather", "task"],
+  "tasks/task.ts": ["supervisor", "gather", "task", "cancel", "channel", "lifecycle"],
 };
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -46,7 +49,7 @@ copyFileSync(`${root}zig-out/lib/libzev-linux-x86_64-gnu.so`, lib);
 // Every module of src/, so that a new one without a list above fails instead of going unmutated.
 const modules = process.argv.slice(2).length > 0
   ? process.argv.slice(2)
-  : readdirSync(`${root}src`).filter((f) => f.endsWith(".ts")).sort();
+  : (readdirSync(`${root}src`, { recursive: true }) as string[]).filter((f) => f.endsWith(".ts")).sort();
 
 interface MutantResult {
   status: string;
@@ -74,7 +77,7 @@ for (const module of modules) {
     timeoutMS: 10_000,
     coverageAnalysis: "off",
     reporters: ["json", "progress"],
-    jsonReporter: { fileName: `reports/mutation/${module}.json` },
+    jsonReporter: { fileName: `reports/mutation/${module.replace("/", "-")}.json` },
     ignorePatterns: [
       ".tools",
       "zig-out",
@@ -89,7 +92,7 @@ for (const module of modules) {
     cleanTempDir: true,
   };
   console.log(`\n== src/${module}: ${command}`);
-  const configFile = `${root}.stryker-tmp-${module}.json`;
+  const configFile = `${root}.stryker-tmp-${module.replace("/", "-")}.json`;
   writeFileSync(configFile, JSON.stringify(config));
   const r = spawnSync(stryker, ["run", configFile], {
     cwd: root,
@@ -99,7 +102,7 @@ for (const module of modules) {
   });
   rmSync(configFile);
   if (r.status !== 0) throw new Error(`stryker failed on ${module}`);
-  const report = JSON.parse(readFileSync(`${root}reports/mutation/${module}.json`, "utf8"));
+  const report = JSON.parse(readFileSync(`${root}reports/mutation/${module.replace("/", "-")}.json`, "utf8"));
   for (const file of Object.values(report.files) as { mutants: MutantResult[] }[]) {
     for (const m of file.mutants) {
       const where = `src/${module}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName}${

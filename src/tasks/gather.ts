@@ -5,7 +5,7 @@
  */
 
 import { guardWait, Task } from "./task.ts";
-import { show } from "./validate.ts";
+import { show } from "../core/validate.ts";
 
 /** The results of `gather`, in the order of its functions. */
 export type Gathered<F extends readonly (() => unknown)[]> = { -readonly [K in keyof F]: Awaited<ReturnType<F[K]>> };

@@ -4,17 +4,18 @@
  * @module
  */
 
-import { LIMIT, OPT } from "../ffi/mod.ts";
-import { abiError, callSite, Cancelled, fromCallSite, WOULD_BLOCK, ZevError } from "./errors.ts";
-import { reactor } from "./reactor.ts";
+import { OPT } from "../../ffi/mod.ts";
+import { MAX_UNIX_PATH } from "../core/limits.ts";
+import { abiError, callSite, Cancelled, fromCallSite, WOULD_BLOCK, ZevError } from "../core/errors.ts";
+import { driver } from "../core/driver.ts";
 import { Listener } from "./listener.ts";
 import { Stream } from "./stream.ts";
 import { type Addr, formatAddr, literalHost, resolveHosts, type UnixAddr } from "./addr.ts";
-import { cancelledOnEntry, guardWait } from "./task.ts";
-import { checkPort, show } from "./validate.ts";
+import { cancelledOnEntry, guardWait } from "../tasks/task.ts";
+import { checkPort, show } from "../core/validate.ts";
 
-const sym = reactor.native.sym;
-const loop = reactor.loop;
+const sym = driver.native.sym;
+const loop = driver.loop;
 const encoder = new TextEncoder();
 
 /** Options of `listen`. */
@@ -67,8 +68,6 @@ export interface UnixConnectOptions {
   signal?: AbortSignal;
 }
 
-const MAX_UNIX_PATH = sym.zev_limit(LIMIT.maxUnixPath);
-
 /** The options that are TCP's only: an error with `path`. */
 const TCP_ONLY = ["hostname", "port", "noDelay", "keepAlive", "reusePort"] as const;
 
@@ -93,7 +92,7 @@ function checkPath(options: Record<string, unknown>, what: string): Uint8Array {
 
 /** The error for a file access the runtime does not allow (Deno's `--allow-read/write`). */
 function checkPathPermission(path: string, what: string): void {
-  const denied = reactor.native.pathPermission(path);
+  const denied = driver.native.pathPermission(path);
   if (denied !== undefined) throw new ZevError("PermissionDenied", `${what}: ${denied}`);
 }
 
@@ -125,7 +124,7 @@ export function hostPort(host: string, port: number): string {
 
 /** The error for a network access the runtime does not allow (Deno's `--allow-net`). */
 export function checkPermission(host: string, port: number, what: string): void {
-  const denied = reactor.native.netPermission(host, port);
+  const denied = driver.native.netPermission(host, port);
   if (denied !== undefined) throw new ZevError("PermissionDenied", `${what}: ${denied}`);
 }
 
@@ -321,8 +320,16 @@ async function connectTo(
   const bytes = encoder.encode(host);
   const h = sym.zev_connect(loop, bytes, bytes.length, port, opts);
   if (h < 0) throw abiError(h, target);
-  const stream = new Stream(h);
-  const status = sym.zev_status(loop, h);
+  return await connected(new Stream(h), target, signal);
+}
+
+/** A stream whose connect was started: once connected, or aborted with its error. */
+async function connected<S extends Stream<Addr> | Stream<UnixAddr>>(
+  stream: S,
+  target: string,
+  signal: AbortSignal | undefined,
+): Promise<S> {
+  const status = sym.zev_status(loop, stream.handle);
   try {
     if (status === WOULD_BLOCK) await stream.whenConnected(target, signal);
     else if (status < 0) throw abiError(status, target);
@@ -343,13 +350,5 @@ async function connectUnix(options: UnixConnectOptions, what: string): Promise<S
   const h = sym.zev_connect_unix(loop, bytes, bytes.length, 0);
   if (h < 0) throw abiError(h, target);
   const stream = new Stream<UnixAddr>(h, [{ path: "", family: "unix" }, { path: options.path, family: "unix" }]);
-  const status = sym.zev_status(loop, h);
-  try {
-    if (status === WOULD_BLOCK) await stream.whenConnected(target, signal);
-    else if (status < 0) throw abiError(status, target);
-  } catch (error) {
-    stream.abort();
-    throw error;
-  }
-  return stream;
+  return await connected(stream, target, signal);
 }

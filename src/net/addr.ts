@@ -7,9 +7,9 @@
 
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { abiError, ZevError } from "./errors.ts";
-import { show } from "./validate.ts";
-import { reactor } from "./reactor.ts";
+import { abiError, ZevError } from "../core/errors.ts";
+import { show } from "../core/validate.ts";
+import { driver } from "../core/driver.ts";
 
 /** A TCP address. */
 export interface Addr {
@@ -36,7 +36,7 @@ const addrBuf = new Uint8Array(20);
 
 /** The local (or, with `peer`, remote) address of a handle. */
 export function readAddr(handle: number, peer: boolean, what: string): Addr {
-  const r = reactor.native.sym.zev_address(reactor.loop, handle, peer ? 1 : 0, addrBuf);
+  const r = driver.native.sym.zev_address(driver.loop, handle, peer ? 1 : 0, addrBuf);
   if (r < 0) throw abiError(r, what);
   return parseAddr(addrBuf);
 }

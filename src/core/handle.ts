@@ -1,12 +1,12 @@
 /**
  * What a listener, a stream and a datagram socket share: whether they keep the process
- * alive. A handle holds the loop (`reactor.hold`) while it is referenced and has a wait
+ * alive. A handle holds the loop (`driver.hold`) while it is referenced and has a wait
  * pending, and only then, so that a program with nothing left to wait for exits.
  *
  * @module
  */
 
-import { reactor } from "./reactor.ts";
+import { driver } from "./driver.ts";
 
 /**
  * A listener, stream or datagram socket: a native handle that may keep the process alive
@@ -49,7 +49,7 @@ export abstract class Handle {
     const hold = this.#ref && this.waiting;
     if (hold === this.#holding) return;
     this.#holding = hold;
-    if (hold) reactor.hold();
-    else reactor.release();
+    if (hold) driver.hold();
+    else driver.release();
   }
 }

@@ -1,17 +1,16 @@
 /**
- * `serve`, after Janet's `net/server`: listen and run an accept loop in one call, with a
- * graceful shutdown.
+ * A server on this thread: a listener and its accept loop, with a graceful shutdown
+ * (what `serve` runs, and what each Worker of `serve({ workers })` runs).
  *
  * @module
  */
 
-import type { Addr, AnyAddr, UnixAddr } from "./addr.ts";
+import type { Addr, AnyAddr } from "../net/addr.ts";
 import { AcceptLoop, type AcceptLoopOptions, graceMs, type ShutdownOptions } from "./accept_loop.ts";
-import { listen, type ListenOptions, type UnixListenOptions } from "./net.ts";
-import type { Stream } from "./stream.ts";
-import type { Listener } from "./listener.ts";
-import { checkSupervisor, show } from "./validate.ts";
-import { serveWorkers } from "./workers.ts";
+import { listen, type ListenOptions, type UnixListenOptions } from "../net/open.ts";
+import type { Stream } from "../net/stream.ts";
+import type { Listener } from "../net/listener.ts";
+import { checkSupervisor } from "../core/validate.ts";
 
 /** Options of `serve`: those of `listen` and of `acceptLoop`. */
 export interface ServeOptions extends ListenOptions, AcceptLoopOptions {}
@@ -61,60 +60,6 @@ export interface Server<A extends AnyAddr = Addr> {
   close(options?: ShutdownOptions): Promise<void>;
   /** `await using server = serve(...)` closes it (with the default grace period). */
   [Symbol.asyncDispose](): Promise<void>;
-}
-
-/**
- * Listens and runs `handler(stream)` in n Workers (`workers: n`), each with an event
- * loop of its own on the same port (SO_REUSEPORT). Resolves once every Worker listens;
- * a Worker that fails is reported on stderr and replaced; `close` shuts them all down.
- *
- * @example
- * ```ts
- * const server = await serve({ port: 8080, workers: 2 }, async (stream) => {
- *   await stream.write(new TextEncoder().encode("hello\n"));
- * });
- * if (workerIndex() === undefined) console.log(`listening on ${server.addr.port}`);
- * ```
- */
-export function serve(options: WorkersServeOptions, handler: (stream: Stream) => unknown): Promise<Server>;
-/**
- * Listens on a Unix socket (see `listen({ path })`) and runs `handler(stream)` as a
- * supervised task for each connection.
- *
- * @example
- * ```ts
- * const server = serve({ path: "/tmp/app.sock" }, async (stream) => {
- *   await stream.write(new TextEncoder().encode("hello\n"));
- * });
- * ```
- */
-export function serve(options: UnixServeOptions, handler: (stream: Stream<UnixAddr>) => unknown): Server<UnixAddr>;
-/**
- * Listens and runs `handler(stream)` as a supervised task for each connection.
- *
- * @example
- * ```ts
- * const server = serve({ hostname: "127.0.0.1", port: 8080 }, async (stream) => {
- *   const buf = new Uint8Array(4096);
- *   for (let n; (n = await stream.read(buf)) !== null;) await stream.write(buf.subarray(0, n));
- * });
- * process.on("SIGINT", () => server.close({ gracePeriod: 5000 }));
- * await server.finished;
- * ```
- */
-export function serve(options: ServeOptions, handler: (stream: Stream) => unknown): Server;
-export function serve<A extends AnyAddr>(
-  options: ServeOptions | UnixServeOptions | WorkersServeOptions,
-  handler: (stream: Stream<A>) => unknown,
-): Server<A> | Promise<Server> {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`serve: options must be an object, not ${show(options)}`);
-  }
-  if (typeof handler !== "function") throw new TypeError(`serve: handler must be a function, not ${show(handler)}`);
-  if ((options as Partial<WorkersServeOptions>).workers !== undefined) {
-    return serveWorkers(options as WorkersServeOptions, handler as (stream: Stream) => unknown);
-  }
-  return startServer(options as ServeOptions, handler);
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The loop driver: one reactor loop per JS thread, polled from JS without ever blocking
+ * The loop driver: one loop per JS thread, polled from JS without ever blocking
  * the JS thread, and costing what the runtime's own sockets cost at every load.
  *
  * - While polls find events, it polls again with timeout 0 from a macrotask
@@ -30,23 +30,25 @@ import {
   backendChoice,
   backendFallback,
   type BackendName,
-  LIMIT,
+  HANDLE_INDEX_BITS,
   type Native,
   native,
   openParker,
   type Parker,
   STATS,
-} from "../ffi/mod.ts";
+} from "../../ffi/mod.ts";
 import { abiError, setLastErrno } from "./errors.ts";
-import { outsideTasks, reportInternal } from "./task.ts";
+import { outsideTasks, reportInternal } from "./context.ts";
+import { EVENTS_PER_POLL } from "./limits.ts";
 
-/** Something with a handle that the reactor delivers events to. */
+/** Something with a handle that the driver delivers events to. */
 export interface Target {
   readonly handle: number;
   onEvent(flags: number): void;
 }
 
-const INDEX_MASK = (1 << 18) - 1;
+/** The bits of a handle that index the loop's table (and the driver's targets). */
+const INDEX_MASK = (1 << HANDLE_INDEX_BITS) - 1;
 
 /** "io_uring", and why this kernel refuses it. */
 function ioUringRefused(): string {
@@ -61,11 +63,11 @@ function ioUringRefused(): string {
  * A turn that dispatched events grants two more per event, so a busy server answering
  * each event at once is never held back. At about a microsecond per operation this
  * keeps a timer waiting at most a millisecond or so; a budget of 128 (tokio's) cost a
- * write-and-read loop 20 % in Bun for the extra turns (bench/WAKE.md).
+ * write-and-read loop 20 % in Bun for the extra turns (docs/design/WAKE.md).
  */
 export const TURN_BUDGET = 1024;
 
-/** Reactor counters, from the native loop (zig/loop.zig `Stats`). */
+/** The loop's counters (zig/loop.zig `Stats`). */
 export interface Stats {
   /** Connections accepted. */
   accepted: number;
@@ -109,7 +111,7 @@ const enum State {
   Parked,
 }
 
-export class Reactor {
+export class Driver {
   readonly native: Native = native;
   readonly loop: number;
   readonly eventsPerPoll: number;
@@ -138,7 +140,7 @@ export class Reactor {
       throw abiError(loop, `opening the event loop${choice === "io_uring" ? ` on ${ioUringRefused()}` : ""}`);
     }
     this.loop = loop;
-    this.eventsPerPoll = native.sym.zev_limit(LIMIT.eventsPerPoll);
+    this.eventsPerPoll = EVENTS_PER_POLL;
     this.#events = new Uint8Array(this.eventsPerPoll * 8);
     this.#ev32 = new Uint32Array(this.#events.buffer);
   }
@@ -172,10 +174,10 @@ export class Reactor {
   }
 
   /** Opens the loop and everything it will need to park (never acquired later). */
-  static async open(): Promise<Reactor> {
-    const reactor = new Reactor();
-    reactor.#parker = await openParker(reactor.loop, reactor.#onWake);
-    return reactor;
+  static async open(): Promise<Driver> {
+    const driver = new Driver();
+    driver.#parker = await openParker(driver.loop, driver.#onWake);
+    return driver;
   }
 
   /** How this loop parks, and why not with the kernel's wake if it cannot. */
@@ -292,7 +294,7 @@ export class Reactor {
   /**
    * Parks after the microtasks this turn queued: the tasks it woke write their answers
    * before the park's system call rather than after it: a reply a few µs sooner at light
-   * load, to a peer that has had less time to fall idle (bench/WAKE.md).
+   * load, to a peer that has had less time to fall idle (docs/design/WAKE.md).
    */
   #parkAfterTasks(): void {
     this.#state = State.Parked;
@@ -420,12 +422,12 @@ function scheduleTick(tick: () => void): void {
   setImmediate(tick);
 }
 
-/** This thread's reactor. */
+/** This thread's driver. */
 setLastErrno(() => native.sym.zev_last_errno());
-export const reactor: Reactor = await Reactor.open();
+export const driver: Driver = await Driver.open();
 
 /**
- * Schedules `fn` for the reactor's next turn, however often it is asked for before then:
+ * Schedules `fn` for the driver's next turn, however often it is asked for before then:
  * a burst of requests (accepts, receives, gives) costs one service pass, not one each.
  */
 export function onNextTurn(fn: () => void): () => void {
@@ -437,6 +439,6 @@ export function onNextTurn(fn: () => void): () => void {
   return (): void => {
     if (queued) return;
     queued = true;
-    reactor.defer(run);
+    driver.defer(run);
   };
 }

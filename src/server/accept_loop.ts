@@ -6,13 +6,13 @@
  * @module
  */
 
-import { Cancelled } from "./errors.ts";
-import { Listener } from "./listener.ts";
-import type { Addr, AnyAddr } from "./addr.ts";
-import type { Stream } from "./stream.ts";
-import { call, currentTask, go, guardWait, report, supervise, type Supervisor, type Task } from "./task.ts";
-import { sleep } from "./deadline.ts";
-import { checkMs, checkOptions, checkSupervisor, show } from "./validate.ts";
+import { Cancelled } from "../core/errors.ts";
+import { Listener } from "../net/listener.ts";
+import type { Addr, AnyAddr } from "../net/addr.ts";
+import type { Stream } from "../net/stream.ts";
+import { call, currentTask, go, guardWait, report, supervise, type Supervisor, type Task } from "../tasks/task.ts";
+import { sleep } from "../tasks/deadline.ts";
+import { checkMs, checkOptions, checkSupervisor, show } from "../core/validate.ts";
 
 /** Options of `acceptLoop`. */
 export interface AcceptLoopOptions {

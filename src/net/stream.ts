@@ -4,7 +4,7 @@
  *
  * Reads and writes go straight to the native loop in the caller's turn: a read finds
  * buffered data or a write fits in the kernel's buffer without waiting for any event,
- * within the turn's budget (src/reactor.ts), so a peer that is always ready cannot starve
+ * within the turn's budget (src/driver.ts), so a peer that is always ready cannot starve
  * timers and other tasks. Only when the socket would block does the stream wait, for the
  * one event it asked for. Every call first honours an aborted signal or a pending cancel
  * of its task.
@@ -12,19 +12,18 @@
  * @module
  */
 
-import { LIMIT, READ, WRITE } from "../ffi/mod.ts";
-import { abiError, Cancelled, Closed, TimedOut, WOULD_BLOCK, ZevError } from "./errors.ts";
-import { Handle } from "./handle.ts";
-import { reactor } from "./reactor.ts";
-import { cancelledOnEntry, type Guard, guardWait, tieWait, untieWait } from "./task.ts";
+import { READ, WRITE } from "../../ffi/mod.ts";
+import { MAX_PENDING_WRITES, MAX_WRITE_QUEUE_BYTES } from "../core/limits.ts";
+import { abiError, Cancelled, Closed, TimedOut, WOULD_BLOCK, ZevError } from "../core/errors.ts";
+import { Handle } from "../core/handle.ts";
+import { driver } from "../core/driver.ts";
+import { enter, type Guard, guardWait, tieWait, untieWait } from "../tasks/task.ts";
 import { type Addr, type AnyAddr, formatAddr, readAddr, type UnixAddr } from "./addr.ts";
-import { checkBytes, checkMs, checkOptions, checkSignal } from "./validate.ts";
-import { Waiter, WaitQueue } from "./wait_queue.ts";
+import { checkBytes, checkMs, checkOptions, checkSignal } from "../core/validate.ts";
+import { Waiter, WaitQueue } from "../core/wait_queue.ts";
 
-const sym = reactor.native.sym;
-const loop = reactor.loop;
-/** Write calls one stream may have pending at once (README: "Limits"). */
-export const MAX_PENDING_WRITES = sym.zev_limit(LIMIT.maxPendingWrites);
+const sym = driver.native.sym;
+const loop = driver.loop;
 
 /** Options of a single read. */
 export interface ReadOptions {
@@ -160,7 +159,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     super();
     this.handle = handle;
     this.#unix = unix;
-    reactor.register(this);
+    driver.register(this);
   }
 
   /** Whether `close` (or `abort`) has been called. */
@@ -174,7 +173,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
    * write that does not fit waits until the queue drains.
    */
   setWriteQueueLimit(bytes: number): void {
-    const max = sym.zev_limit(LIMIT.maxWriteQueueBytes);
+    const max = MAX_WRITE_QUEUE_BYTES;
     if (!Number.isInteger(bytes) || bytes < 1 || bytes > max) {
       throw new RangeError(`setWriteQueueLimit: invalid limit ${bytes}: expected 1 to ${max} bytes`);
     }
@@ -219,12 +218,10 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   read(buf: Uint8Array, options?: ReadOptions): Promise<number | null> {
     let signal: AbortSignal | undefined, timeout: number | undefined;
     try {
-      signal = checkOptions(options, "read")?.signal;
+      checkBytes(buf, "read", "buf", true);
       timeout = options?.timeout;
       if (timeout !== undefined) checkMs(timeout, "read", "timeout");
-      checkBytes(buf, "read", "buf", true);
-      const cancelled = cancelledOnEntry(signal, "read");
-      if (cancelled) return Promise.reject(cancelled);
+      signal = enter(options, "read");
     } catch (error) {
       return Promise.reject(error);
     }
@@ -236,7 +233,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
         new ZevError("Busy", `${this.#what("read")}: another read is already pending on this stream`),
       );
     }
-    const now = reactor.spend();
+    const now = driver.spend();
     if (now) {
       const r = sym.zev_read(loop, this.handle, buf, buf.length);
       if (r > 0) return Promise.resolve(r);
@@ -258,8 +255,8 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
         );
       }
       // The budget is spent: read on the next turn. Otherwise a READ event follows.
-      if (now) reactor.kick();
-      else reactor.defer(this.#retryRead);
+      if (now) driver.kick();
+      else driver.defer(this.#retryRead);
     });
   }
 
@@ -376,10 +373,8 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   write(data: Uint8Array, options?: WriteOptions): Promise<number> {
     let signal: AbortSignal | undefined;
     try {
-      signal = checkOptions(options, "write")?.signal;
       checkBytes(data, "write", "data", true);
-      const cancelled = cancelledOnEntry(signal, "write");
-      if (cancelled) return Promise.reject(cancelled);
+      signal = enter(options, "write");
     } catch (error) {
       return Promise.reject(error);
     }
@@ -396,10 +391,10 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       return Promise.reject(error);
     }
     if (this.#writers.length === 0) {
-      if (!reactor.spend()) return this.#queueWrite(data, 0, signal, true);
+      if (!driver.spend()) return this.#queueWrite(data, 0, signal, true);
       const r = data.length === 0 ? 0 : sym.zev_write(loop, this.handle, data, data.length);
       if (r === data.length) {
-        reactor.queued(); // what the kernel did not take yet must keep the process alive
+        driver.queued(); // what the kernel did not take yet must keep the process alive
         return Promise.resolve(r);
       }
       if (r < 0) return Promise.reject(abiError(r, this.#what("write")));
@@ -426,8 +421,8 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       if (w.guard === null) return; // cancelled at once
       this.#writers.push(w);
       this.updateHold();
-      if (deferred) reactor.defer(this.#retryWrite);
-      else reactor.kick();
+      if (deferred) driver.defer(this.#retryWrite);
+      else driver.kick();
     });
   }
 
@@ -519,7 +514,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     if (this.#drainers.length === 0 || this.#writers.length > 0) return;
     const left = sym.zev_flush(loop, this.handle);
     if (left > 0) {
-      reactor.kick();
+      driver.kick();
       return; // a WRITE event follows when the queue is empty
     }
     const drainers = this.#drainers.splice(0);
@@ -550,9 +545,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
    */
   async closeWrite(options?: { signal?: AbortSignal }): Promise<void> {
     // (`options` is spelled out: a named type would have to be exported by mod.ts.)
-    const signal = checkOptions(options, "closeWrite")?.signal;
-    const cancelled = cancelledOnEntry(signal, "closeWrite");
-    if (cancelled) throw cancelled;
+    const signal = enter(options, "closeWrite");
     const what = this.#what("closeWrite"); // now: the peer's address is gone once released
     if (this.#closed) throw new Closed(`${what}: the stream is closed`);
     if (this.#shutDown) return;
@@ -572,7 +565,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     const r = sym.zev_shutdown(loop, this.handle);
     if (r < 0) throw abiError(r, what);
     this.#shutDown = true;
-    reactor.queued(); // the FIN waits behind the queued bytes: keep the process alive for them
+    driver.queued(); // the FIN waits behind the queued bytes: keep the process alive for them
   }
 
   /**
@@ -666,7 +659,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   }
 
   #release(reset: boolean): void {
-    if (!reactor.unregister(this)) return;
+    if (!driver.unregister(this)) return;
     // Kept by the library, no system call: a handler that logs its peer after close can.
     if (this.#unix === undefined && this.#remote === undefined) {
       try {
@@ -701,7 +694,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       if (pending.guard === null) return;
       this.#connecting = pending;
       this.updateHold();
-      reactor.kick();
+      driver.kick();
     });
   }
 

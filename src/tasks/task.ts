@@ -13,9 +13,10 @@
  * @module
  */
 
-import { AsyncLocalStorage } from "node:async_hooks";
-import { Cancelled, TimedOut } from "./errors.ts";
-import { checkSignal, checkSupervisor, show } from "./validate.ts";
+import type { AsyncLocalStorage } from "node:async_hooks";
+import { outsideTasks, running } from "../core/context.ts";
+import { Cancelled, TimedOut } from "../core/errors.ts";
+import { checkOptions, checkSignal, checkSupervisor, show } from "../core/validate.ts";
 
 /** Receives the errors of the tasks it supervises. */
 export type Supervisor = ((error: unknown, task: Task<unknown>) => void) | TaskEventSink;
@@ -107,7 +108,7 @@ export function setDefaultSupervisor(supervisor: Supervisor): void {
 }
 
 /** The task whose code is running, across awaits. */
-const current = new AsyncLocalStorage<Task<unknown>>();
+const current = running as AsyncLocalStorage<Task<unknown>>;
 
 /** Tasks with a cancel not yet delivered (so that most zev calls need not look one up). */
 let pendingCancels = 0;
@@ -293,19 +294,6 @@ export class Task<T> {
   }
 }
 
-/**
- * Calls `fn(...args)` outside every task, so that what it schedules (the loop driver's
- * turns and timers) belongs to no task and keeps none alive.
- */
-export function outsideTasks<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): R {
-  return current.getStore() === undefined ? fn(...args) : current.exit(fn, ...args);
-}
-
-/** Reports a failure inside zev itself (a bug): never silent, never thrown at a caller. */
-export function reportInternal(error: unknown): void {
-  console.error("zev: internal error (please report it):", error);
-}
-
 /** The running task, if the caller runs inside one. */
 export function currentTask(): Task<unknown> | undefined {
   return current.getStore();
@@ -324,6 +312,19 @@ export function abortedBy(signal: AbortSignal): Cancelled | TimedOut {
     return error;
   }
   return new Cancelled(reason);
+}
+
+/**
+ * The prologue of every call that may wait: its options checked (an object or undefined,
+ * with an AbortSignal or none), then an aborted signal or a pending cancel of the calling
+ * task honoured. Returns the signal; throws what the call must reject with. (Checks of
+ * the call's other arguments come first, in the caller.)
+ */
+export function enter(options: { signal?: AbortSignal } | undefined, what: string): AbortSignal | undefined {
+  const signal = checkOptions(options, what)?.signal;
+  const cancelled = cancelledOnEntry(signal, what);
+  if (cancelled) throw cancelled;
+  return signal;
 }
 
 /**

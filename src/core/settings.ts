@@ -4,9 +4,9 @@
  * @module
  */
 
-import { type BackendChoice, LIMIT, parseBackend } from "../ffi/mod.ts";
+import { type BackendChoice, LIMIT, parseBackend } from "../../ffi/mod.ts";
 import { abiError } from "./errors.ts";
-import { type BackendLabel, reactor, type Stats } from "./reactor.ts";
+import { type BackendLabel, driver, type Stats } from "./driver.ts";
 import { show } from "./validate.ts";
 
 export type { BackendLabel, Stats };
@@ -44,7 +44,7 @@ export interface Limits {
  * ```
  */
 export function limits(): Limits {
-  const get = reactor.native.sym.zev_limit;
+  const get = driver.native.sym.zev_limit;
   return {
     eventsPerPoll: get(LIMIT.eventsPerPoll),
     acceptBatch: get(LIMIT.acceptBatch),
@@ -68,7 +68,7 @@ export function limits(): Limits {
  * ```
  */
 export function stats(): Stats {
-  return reactor.stats();
+  return driver.stats();
 }
 
 /** Settings of the loop driver. */
@@ -77,7 +77,7 @@ export interface Settings {
    * How long, in microseconds, the driver keeps polling after the last event before it
    * parks (default 0: park at once). Polling trades CPU for latency: 200 µs cut the
    * median round trip of a lightly loaded echo server by a few tens of microseconds, for
-   * up to a whole core while requests trickle in (bench/WAKE.md has the figures).
+   * up to a whole core while requests trickle in (docs/design/WAKE.md has the figures).
    */
   spinMicros?: number;
   /**
@@ -85,7 +85,7 @@ export interface Settings {
    * "io_uring" (Linux 6.0: streams receive through the ring; an error where the kernel
    * lacks or forbids it), or "auto" (the one zev picks: epoll for now, as io_uring is
    * not yet level with it; the reason is in `backendReason`). Default: `ZEV_BACKEND`, else "epoll"
-   * (bench/IO_URING.md says why). It can change only before the first listener or
+   * (docs/design/IO_URING.md says why). It can change only before the first listener or
    * stream opens; asking for the one in effect is allowed at any time, and does nothing.
    * Not a string is a TypeError; another name, a RangeError.
    */
@@ -134,18 +134,18 @@ export function configure(settings: Settings = {}): Configuration {
   }
   const backend = settings.backend === undefined ? undefined : checkBackend(settings.backend);
   // Asking for the backend in effect is no change, allowed with a listener or stream open.
-  if (backend !== undefined && (reactor.open === 0 || !isCurrentBackend(backend))) reactor.switchBackend(backend);
-  if (us !== undefined) reactor.spinMicros = us;
-  const parker = reactor.parker;
-  const backendReason = reactor.backendReason;
+  if (backend !== undefined && (driver.open === 0 || !isCurrentBackend(backend))) driver.switchBackend(backend);
+  if (us !== undefined) driver.spinMicros = us;
+  const parker = driver.parker;
+  const backendReason = driver.backendReason;
   return {
-    spinMicros: reactor.spinMicros,
-    library: reactor.native.path,
-    runtime: reactor.native.runtime,
-    listenerMode: reactor.native.sym.zev_listener_mode() === 1 ? "edge-single" : "level-batch",
+    spinMicros: driver.spinMicros,
+    library: driver.native.path,
+    runtime: driver.native.runtime,
+    listenerMode: driver.native.sym.zev_listener_mode() === 1 ? "edge-single" : "level-batch",
     wake: parker.kind,
     ...(parker.reason === undefined ? {} : { wakeReason: parker.reason }),
-    backend: reactor.backendLabel,
+    backend: driver.backendLabel,
     ...(backendReason === undefined ? {} : { backendReason }),
   };
 }
@@ -169,8 +169,8 @@ function checkBackend(name: unknown): BackendChoice {
  * the loop settled on io_uring or, having asked for "auto", fell back to epoll.
  */
 function isCurrentBackend(choice: BackendChoice): boolean {
-  if (choice === "auto") return reactor.backend === "io_uring" || reactor.backendReason !== undefined;
-  return reactor.backend === choice;
+  if (choice === "auto") return driver.backend === "io_uring" || driver.backendReason !== undefined;
+  return driver.backend === choice;
 }
 
 /**
@@ -184,7 +184,7 @@ function isCurrentBackend(choice: BackendChoice): boolean {
  */
 export function raiseFileLimit(want: number): number {
   if (!Number.isInteger(want) || want < 1) throw new RangeError(`raiseFileLimit: invalid limit ${show(want)}`);
-  const r = reactor.native.sym.zev_raise_fd_limit(Math.min(want, 0x7fffffff));
+  const r = driver.native.sym.zev_raise_fd_limit(Math.min(want, 0x7fffffff));
   if (r < 0) throw abiError(r, "raiseFileLimit");
   return r;
 }

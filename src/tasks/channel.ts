@@ -9,11 +9,11 @@
  * @module
  */
 
-import { Closed } from "./errors.ts";
-import { onNextTurn, reactor } from "./reactor.ts";
-import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
-import { checkOptions, show } from "./validate.ts";
-import { Deque, Waiter, WaitQueue } from "./wait_queue.ts";
+import { Closed } from "../core/errors.ts";
+import { driver, onNextTurn } from "../core/driver.ts";
+import { cancelledOnEntry, enter, type Guard, tieWait, untieWait } from "./task.ts";
+import { show } from "../core/validate.ts";
+import { Deque, Waiter, WaitQueue } from "../core/wait_queue.ts";
 
 /** Options of `give`, `take` and `select`. */
 export interface ChannelWaitOptions {
@@ -160,14 +160,12 @@ export class Channel<T> {
   give(value: T, options?: ChannelWaitOptions): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
-      signal = checkOptions(options, "give")?.signal;
-      const cancelled = cancelledOnEntry(signal, "give");
-      if (cancelled) return Promise.reject(cancelled);
+      signal = enter(options, "give");
     } catch (error) {
       return Promise.reject(error);
     }
     if (this.#closed) return Promise.reject(new Closed("give: the channel is closed"));
-    if (this.#givers.length === 0 && this.#canTakeGive() && reactor.spend()) {
+    if (this.#givers.length === 0 && this.#canTakeGive() && driver.spend()) {
       this.#giveNow(value);
       return Promise.resolve();
     }
@@ -184,13 +182,11 @@ export class Channel<T> {
   take(options?: ChannelWaitOptions): Promise<T> {
     let signal: AbortSignal | undefined;
     try {
-      signal = checkOptions(options, "take")?.signal;
-      const cancelled = cancelledOnEntry(signal, "take");
-      if (cancelled) return Promise.reject(cancelled);
+      signal = enter(options, "take");
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.#takers.length === 0 && this.#hasValue() && reactor.spend()) return Promise.resolve(this.#takeNow());
+    if (this.#takers.length === 0 && this.#hasValue() && driver.spend()) return Promise.resolve(this.#takeNow());
     if (this.#closed && !this.#hasValue()) return Promise.reject(new Closed("take: the channel is closed"));
     return new Promise<T>((resolve, reject) => {
       const pending = new Pending<T>(resolve, reject);
@@ -481,7 +477,7 @@ function selectNow<const C extends readonly SelectClause[]>(
   clauses: C,
   signal: AbortSignal | undefined,
 ): Promise<SelectResult<C[number]>> {
-  if (reactor.spend()) {
+  if (driver.spend()) {
     for (const [i, c] of clauses.entries()) {
       const done = Channel.tryNow(channelOf(c), isGive(c), isGive(c) ? c[1] : undefined);
       if (done) {

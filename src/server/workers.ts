@@ -11,18 +11,18 @@
  * @module
  */
 
-import type { Addr } from "./addr.ts";
+import type { Addr } from "../net/addr.ts";
 import { graceMs, type ShutdownOptions } from "./accept_loop.ts";
-import { ZevError } from "./errors.ts";
-import { reactor } from "./reactor.ts";
-import { type Server, startServer, type WorkersServeOptions } from "./serve.ts";
-import type { Stream } from "./stream.ts";
-import { checkListen } from "./net.ts";
-import { checkMs, checkSupervisor, show } from "./validate.ts";
+import { ZevError } from "../core/errors.ts";
+import { driver } from "../core/driver.ts";
+import { type Server, startServer, type WorkersServeOptions } from "./server.ts";
+import type { Stream } from "../net/stream.ts";
+import { checkListen } from "../net/open.ts";
+import { checkMs, checkSupervisor, show } from "../core/validate.ts";
+import { MAX_WORKERS } from "../core/limits.ts";
 
-const native = reactor.native;
+const native = driver.native;
 /** One loop stays for the main thread (`limits().maxLoops` is 64). */
-const MAX_WORKERS = 63;
 /** How long a Worker may take to load the program and listen, unless `startTimeout` says. */
 const DEFAULT_START_MS = 30_000;
 /**
@@ -95,7 +95,7 @@ function serveHere(options: WorkersServeOptions, handler: (stream: Stream) => un
     event.preventDefault();
     // Out of service at once: the listener leaves the port's group with the loop; then
     // the Worker ends before its loop driver can find the loop gone.
-    native.sym.zev_loop_close(reactor.loop);
+    native.sym.zev_loop_close(driver.loop);
     scope.postMessage({ zev: "failed", message: String((what as Error)?.stack ?? what) });
     scope.close();
   };

@@ -4,9 +4,9 @@
  * @module
  */
 
-import { Cancelled, TimedOut } from "./errors.ts";
-import { cancelledOnEntry, guardWait, Task } from "./task.ts";
-import { checkMs, checkOptions } from "./validate.ts";
+import { Cancelled, TimedOut } from "../core/errors.ts";
+import { enter, guardWait, Task } from "./task.ts";
+import { checkMs } from "../core/validate.ts";
 
 /** Options of `sleep`. */
 export interface SleepOptions {
@@ -26,9 +26,7 @@ export interface SleepOptions {
 export function sleep(ms: number, options?: SleepOptions): Promise<void> {
   try {
     checkMs(ms, "sleep");
-    checkOptions(options, "sleep");
-    const cancelled = cancelledOnEntry(options?.signal, "sleep");
-    if (cancelled) return Promise.reject(cancelled);
+    enter(options, "sleep");
   } catch (error) {
     return Promise.reject(error);
   }

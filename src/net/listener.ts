@@ -7,21 +7,18 @@
  * @module
  */
 
-import { ACCEPT, LIMIT, PAUSED } from "../ffi/mod.ts";
-import { abiError, Closed, isRecoverableAcceptError, WOULD_BLOCK, ZevError } from "./errors.ts";
-import { Handle } from "./handle.ts";
-import { onNextTurn, reactor } from "./reactor.ts";
-import { MAX_PENDING_WRITES, Stream } from "./stream.ts";
-import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
+import { ACCEPT, PAUSED } from "../../ffi/mod.ts";
+import { abiError, Closed, isRecoverableAcceptError, WOULD_BLOCK, ZevError } from "../core/errors.ts";
+import { Handle } from "../core/handle.ts";
+import { driver, onNextTurn } from "../core/driver.ts";
+import { Stream } from "./stream.ts";
+import { ACCEPT_BATCH, MAX_PENDING_ACCEPTS } from "../core/limits.ts";
+import { enter, type Guard, tieWait, untieWait } from "../tasks/task.ts";
 import { type Addr, type AnyAddr, formatAddr, readAddr, type UnixAddr } from "./addr.ts";
-import { checkOptions } from "./validate.ts";
-import { Deque, Waiter, WaitQueue } from "./wait_queue.ts";
+import { Deque, Waiter, WaitQueue } from "../core/wait_queue.ts";
 
-const sym = reactor.native.sym;
-const loop = reactor.loop;
-const ACCEPT_BATCH = sym.zev_limit(LIMIT.acceptBatch);
-/** Accepts one listener may have waiting, as for a stream's writes and a UDP socket's receives. */
-const MAX_PENDING_ACCEPTS = MAX_PENDING_WRITES;
+const sym = driver.native.sym;
+const loop = driver.loop;
 
 /** Options of `accept`. */
 export interface AcceptOptions {
@@ -82,7 +79,7 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
       this.addr = addr as A;
       this.#unix = [addr, { path: "", family: "unix" }];
     }
-    reactor.register(this);
+    driver.register(this);
   }
 
   /** Whether `close` has been called. */
@@ -94,9 +91,7 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
   accept(options?: AcceptOptions): Promise<Stream<A>> {
     let signal: AbortSignal | undefined;
     try {
-      signal = checkOptions(options, "accept")?.signal;
-      const cancelled = cancelledOnEntry(signal, "accept");
-      if (cancelled) return Promise.reject(cancelled);
+      signal = enter(options, "accept");
     } catch (error) {
       return Promise.reject(error);
     }
@@ -111,7 +106,7 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
         const error = this.#pull();
         if (error) return Promise.reject(error);
       }
-      if (this.#ready.length > 0 && reactor.spend()) {
+      if (this.#ready.length > 0 && driver.spend()) {
         return Promise.resolve(new Stream<A>(this.#ready.shift()!, this.#unix));
       }
     }
@@ -124,7 +119,7 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
       // Connections already here wait for the next turn (the budget is spent); otherwise
       // an ACCEPT event says when they come.
       if (this.#ready.length > 0) this.#serveSoon();
-      else reactor.kick();
+      else driver.kick();
     });
   }
 
@@ -143,7 +138,7 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
   #pull(): ZevError | undefined {
     const r = sym.zev_accept(loop, this.handle, this.#batchBytes, ACCEPT_BATCH);
     // Any accept may have paused the listener (no descriptors, a full handle table).
-    reactor.pausesChanged();
+    driver.pausesChanged();
     if (r > 0) {
       for (let i = 0; i < r; i++) this.#ready.push(this.#batch[i]);
       return undefined;
@@ -215,7 +210,7 @@ export class Listener<A extends AnyAddr = Addr> extends Handle {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    reactor.unregister(this);
+    driver.unregister(this);
     sym.zev_close(loop, this.handle, 0);
     // Accepted in the last batch but never asked for: nobody will serve them.
     for (let h = this.#ready.shift(); h !== undefined; h = this.#ready.shift()) sym.zev_close(loop, h, 0);

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type ErrorName, ERRORS } from "../ffi/abi.ts";
+import { type ErrorName, ERRORS } from "../../ffi/abi.ts";
 
 /**
  * Every error code of the C ABI (generated from zig/errors.zig into ffi/abi.ts): the

@@ -1,28 +1,28 @@
 /**
  * UDP sockets (Janet's `net/send-to` and `net/recv-from`): one datagram per call, driven
- * by the same reactor as streams, every wait cancellable, every queue bounded.
+ * by the same loop as streams, every wait cancellable, every queue bounded.
  *
  * @module
  */
 
-import { LIMIT, OPT, READ, WRITE } from "../ffi/mod.ts";
+import { OPT, READ, WRITE } from "../../ffi/mod.ts";
 import { type Addr, formatAddr, literalHost, parseAddr, readAddr, resolveHosts } from "./addr.ts";
-import { abiError, Closed, WOULD_BLOCK, ZevError } from "./errors.ts";
-import { cancellable, checkPermission, hostPort } from "./net.ts";
-import { Handle } from "./handle.ts";
-import { onNextTurn, reactor } from "./reactor.ts";
-import { MAX_PENDING_WRITES } from "./stream.ts";
-import { cancelledOnEntry, type Guard, tieWait, untieWait } from "./task.ts";
-import { checkBytes, checkOptions, checkPort, show } from "./validate.ts";
-import { Waiter, WaitQueue } from "./wait_queue.ts";
+import { abiError, Closed, WOULD_BLOCK, ZevError } from "../core/errors.ts";
+import { cancellable, checkPermission, hostPort } from "./open.ts";
+import { Handle } from "../core/handle.ts";
+import { driver, onNextTurn } from "../core/driver.ts";
+import { MAX_DATAGRAM_BYTES, MAX_PENDING_DATAGRAMS } from "../core/limits.ts";
+import { cancelledOnEntry, enter, type Guard, tieWait, untieWait } from "../tasks/task.ts";
+import { checkBytes, checkPort, show } from "../core/validate.ts";
+import { Waiter, WaitQueue } from "../core/wait_queue.ts";
 
-const sym = reactor.native.sym;
-const loop = reactor.loop;
+const sym = driver.native.sym;
+const loop = driver.loop;
 const encoder = new TextEncoder();
 /** The most bytes one datagram carries (`limits().maxDatagramBytes`). */
-const MAX_DATAGRAM = sym.zev_limit(LIMIT.maxDatagramBytes);
+const MAX_DATAGRAM = MAX_DATAGRAM_BYTES;
 /** Receives or sends one socket may have waiting at once, each. */
-const MAX_PENDING = MAX_PENDING_WRITES;
+const MAX_PENDING = MAX_PENDING_DATAGRAMS;
 
 /** Options of `listenDatagram`. */
 export interface ListenDatagramOptions {
@@ -122,7 +122,7 @@ export class DatagramSocket extends Handle {
     super();
     this.handle = handle;
     this.addr = readAddr(handle, false, "listenDatagram");
-    reactor.register(this);
+    driver.register(this);
   }
 
   /** Whether `close` has been called. */
@@ -137,16 +137,14 @@ export class DatagramSocket extends Handle {
   receive(buf: Uint8Array, options?: DatagramReceiveOptions): Promise<Datagram> {
     let signal: AbortSignal | undefined;
     try {
-      signal = checkOptions(options, "receive")?.signal;
-      const cancelled = cancelledOnEntry(signal, "receive");
-      if (cancelled) return Promise.reject(cancelled);
       checkBytes(buf, "receive", "buf", false);
+      signal = enter(options, "receive");
     } catch (error) {
       return Promise.reject(error);
     }
     if (this.#closed) return Promise.reject(new Closed(`${this.#on("receive")}: the socket is closed`));
     let tried = false;
-    if (this.#receivers.length === 0 && reactor.spend()) {
+    if (this.#receivers.length === 0 && driver.spend()) {
       const got = this.#receive(buf);
       if (got instanceof Error) return Promise.reject(got);
       if (got !== undefined) return Promise.resolve(got);
@@ -197,7 +195,7 @@ export class DatagramSocket extends Handle {
     if (this.#closed) throw new Closed(`${target}: the socket is closed`);
     const hostBytes = encoder.encode(host);
     let tried = false;
-    if (this.#senders.length === 0 && reactor.spend()) {
+    if (this.#senders.length === 0 && driver.spend()) {
       const r = sym.zev_send_to(loop, this.handle, data, data.length, hostBytes, hostBytes.length, port);
       if (r >= 0) return;
       if (r !== WOULD_BLOCK) throw abiError(r, target);
@@ -218,7 +216,7 @@ export class DatagramSocket extends Handle {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    reactor.unregister(this);
+    driver.unregister(this);
     sym.zev_close(loop, this.handle, 0);
     for (const w of this.#receivers.drain()) {
       untieWait(w.guard, w.cancel);
@@ -263,7 +261,7 @@ export class DatagramSocket extends Handle {
     // Tried and would block: the native loop was asked for the READ or WRITE event that
     // says when to try again. Not tried (queued behind others, or the turn's budget was
     // spent): the next turn tries.
-    if (tried) reactor.kick();
+    if (tried) driver.kick();
     else this.#serveSoon();
   }
 
