@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { AnyAddr, UnixAddr } from "../net/addr.ts";
+import type { UnixAddr } from "../net/addr.ts";
 import type { Stream } from "../net/stream.ts";
 import { show } from "../core/validate.ts";
 import {
@@ -60,10 +60,10 @@ export function serve(options: UnixServeOptions, handler: (stream: Stream<UnixAd
  * ```
  */
 export function serve(options: ServeOptions, handler: (stream: Stream) => unknown): Server;
-export function serve<A extends AnyAddr>(
+export function serve(
   options: ServeOptions | UnixServeOptions | WorkersServeOptions,
-  handler: (stream: Stream<A>) => unknown,
-): Server<A> | Promise<Server> {
+  handler: ((stream: Stream) => unknown) | ((stream: Stream<UnixAddr>) => unknown),
+): Server | Server<UnixAddr> | Promise<Server> {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`serve: options must be an object, not ${show(options)}`);
   }
@@ -71,5 +71,5 @@ export function serve<A extends AnyAddr>(
   if ((options as Partial<WorkersServeOptions>).workers !== undefined) {
     return serveWorkers(options as WorkersServeOptions, handler as (stream: Stream) => unknown);
   }
-  return startServer(options as ServeOptions, handler);
+  return startServer(options as ServeOptions, handler as (stream: Stream) => unknown);
 }
