@@ -33,8 +33,8 @@ ZIG_SOURCES := build.zig build.zig.zon $(wildcard zig/*.zig)
 
 DENO_TEST := $(DENO) test --allow-all
 BUN_TEST = $(1) test --timeout 120000
-TS_TESTS := $(sort $(wildcard tests/*.test.ts))
-BURST_TESTS := tests/burst.test.ts
+TS_TESTS := $(sort $(wildcard tests/*/*.test.ts))
+BURST_TESTS := tests/server/burst.test.ts
 
 .PHONY: check check-ts setup lib lib-edge cross abi tools dist test test-lint test-install test-mutants mutate test-zig test-musl-c test-ts test-edge test-bun-musl test-soak demo bench bench-bridge clean
 
@@ -109,7 +109,7 @@ test: setup
 
 # The habits of the ecosystem: formatting, lint, documentation lint (what JSR scores),
 # the type check of every TypeScript file, and zig fmt.
-TS_ALL := mod.ts $(wildcard src/*.ts src/*/*.ts ffi/*.ts tests/*.ts tests/*/*.ts bench/*.ts examples/*.ts tools/*.ts)
+TS_ALL := mod.ts $(wildcard src/*/*.ts ffi/*.ts tests/*/*.ts tests/*/*/*.ts bench/*.ts examples/*.ts tools/*.ts)
 test-lint: node_modules/.installed | $(VENV)/.zig-$(ZIG_VERSION)
 	$(DENO) fmt --check
 	$(DENO) lint

@@ -9,7 +9,7 @@
 
 import process from "node:process";
 import { type EchoServer, ioUringStudy, option } from "./curve.ts";
-import { example } from "./server.ts";
+import { example } from "../tests/harness/server.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => option(args, name, fallback);

@@ -16,7 +16,7 @@
  */
 
 import { readFileSync } from "node:fs";
-import { load, type Server, startServer } from "./server.ts";
+import { load, type Server, startServer } from "../tests/harness/server.ts";
 
 /** A load the generator (bench/load.zig) puts on a server. */
 export interface Level {

@@ -6,7 +6,7 @@
  * Janet's listener behaviour (`-Dlistener-mode=edge-single`), where it stalls.
  */
 
-import { example, load, root, startServer, table } from "./server.ts";
+import { example, load, root, startServer, table } from "../tests/harness/server.ts";
 
 const ROUNDS = 200;
 const CLIENTS = 20;

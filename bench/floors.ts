@@ -10,7 +10,7 @@
 
 import process from "node:process";
 import { type EchoServer, ioUringStudy, option } from "./curve.ts";
-import { root } from "./server.ts";
+import { root } from "../tests/harness/server.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => option(args, name, fallback);

@@ -22,7 +22,7 @@
 import process from "node:process";
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { BUN, DENO, example, root, startServer, table } from "./server.ts";
+import { BUN, DENO, example, root, startServer, table } from "../tests/harness/server.ts";
 import {
   curveTable,
   echoLevel,

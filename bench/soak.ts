@@ -10,7 +10,7 @@
  */
 
 import process from "node:process";
-import { example, load, startServer } from "./server.ts";
+import { example, load, startServer } from "../tests/harness/server.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string) => {

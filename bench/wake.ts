@@ -13,7 +13,7 @@
 
 import process from "node:process";
 import { curveTable, type EchoServer, LEVELS, measureCurve, option, printStudy } from "./curve.ts";
-import { BUN, DENO, example, root } from "./server.ts";
+import { BUN, DENO, example, root } from "../tests/harness/server.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => option(args, name, fallback);

@@ -10,7 +10,7 @@
  */
 
 import process from "node:process";
-import { example, load, startServer, table } from "./server.ts";
+import { example, load, startServer, table } from "../tests/harness/server.ts";
 
 interface Row {
   name: string;

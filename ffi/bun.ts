@@ -108,10 +108,9 @@ class WorkerParker implements Parker {
   /**
    * Waits while `done` is `seen`, until the worker has answered request `seq`; then wakes
    * the driver (always from a promise job, never inside `park`). A resolved waitAsync is
-   * only a hint: Bun 1.4.5 resolves it "ok" now and then with `done` unchanged (about 1
-   * in 200 parks of tests/wake.test.ts). Trusting it woke the driver with the worker
-   * still parked; the next park then found `done` behind, resolved at once, and the
-   * driver spun on microtasks, deaf even to SIGTERM, until killed.
+   * only a hint (Bun resolves it "ok" now and then with `done` unchanged), so `done` is
+   * read again: a wake taken on the hint alone would leave the worker parked and the
+   * next park resolving at once, forever.
    */
   #await(seq: number, seen: number): void {
     const wait = Atomics.waitAsync(this.ctl, CTL.done, seen);

@@ -4,7 +4,8 @@
 //! duration of a call. Results are `i32`: zero or more is success, negative is an error
 //! code from errors.zig. Loops and handles are generation-checked integers, so a stale,
 //! forged or already-closed one gets `BadLoop` / `BadHandle` rather than a crash.
-//! The declarations for C callers are in zev.h; the JS symbol table is ffi/symbols.ts.
+//! The declarations for C callers are in zev.h; the JS symbol table is ffi/abi.ts (both generated
+//! from this file by abi_gen.zig).
 //!
 //! Threads: a loop belongs to the thread that opened it. Only `zev_park` and `zev_wake`
 //! may be called from another thread, and that is what they are for.

@@ -2,7 +2,8 @@
 //!
 //! Every ABI function returns an `i32`: zero or more is success, a negative value is one
 //! of the codes below. The codes are zev's own, not errno values, so they mean the same
-//! on Linux, macOS and FreeBSD, where errno numbers differ. `ffi/errors.ts` mirrors them.
+//! on Linux, macOS and FreeBSD, where errno numbers differ. abi_gen.zig writes them into
+//! ffi/abi.ts (`ERRORS`), and src/core/errors.ts names each.
 
 const std = @import("std");
 const posix = std.posix;

@@ -37,7 +37,7 @@ pub const accept_backoff_max_ms: u32 = 100;
 /// `send` refuses more; `receive` reports a datagram longer than its buffer as truncated.
 pub const max_datagram_bytes: u32 = 65507;
 
-/// Write calls one stream may have waiting at once (in mod.ts): each holds the caller's
+/// Write calls one stream may have waiting at once (src/net/stream.ts): each holds the caller's
 /// buffer, so their number is bounded too. Past it, `write` rejects with `Limit`.
 pub const max_pending_writes: u32 = 1024;
 

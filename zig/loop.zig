@@ -53,7 +53,7 @@ const no_buffer: u16 = std.math.maxInt(u16);
 /// only to prove that the burst tests catch it. Never set it in a real build.
 pub const listener_edge_single = std.mem.eql(u8, build_options.listener_mode, "edge-single");
 
-/// Event flags written by `poll` (the ABI mirrors them in ffi/symbols.ts).
+/// Event flags written by `poll` (abi_gen.zig writes them into ffi/abi.ts).
 pub const Flag = struct {
     /// A stream that wanted to read can read now (data, end of stream or an error).
     pub const read: u32 = 1;
@@ -1548,7 +1548,7 @@ pub const Loop = struct {
     }
 };
 
-/// TCP_NODELAY unless `Opt.delay`, SO_KEEPALIVE if `Opt.keep_alive`.
+/// The backlog asked of the kernel: the caller's, or the default, at most the limit.
 fn backlogOf(backlog: u32) u32 {
     return if (backlog == 0) limits.listen_backlog else @min(backlog, limits.listen_backlog);
 }
@@ -1563,6 +1563,7 @@ fn isStale(path: [:0]const u8) Error!bool {
     return false;
 }
 
+/// TCP_NODELAY unless `Opt.delay`, SO_KEEPALIVE if `Opt.keep_alive`.
 fn setStreamOptions(fd: sys.fd_t, opts: u32) Error!void {
     const posix = std.posix;
     if (opts & Opt.delay == 0) try sys.setInt(fd, posix.IPPROTO.TCP, sys.tcp_nodelay, 1);

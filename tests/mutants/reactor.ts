@@ -16,7 +16,7 @@
 
 import process from "node:process";
 import { spawn } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -218,6 +218,14 @@ export const mutants: Mutant[] = [
 ];
 
 const root = new URL("../../", import.meta.url).pathname;
+/** A test file by its name (tests/<layer>/<name>.test.ts). */
+const testFile = (name: string): string => {
+  const found = (readdirSync(`${root}tests`, { recursive: true }) as string[]).find((f) =>
+    f.endsWith(`/${name}.test.ts`)
+  );
+  if (found === undefined) throw new Error(`no test file named ${name}`);
+  return `tests/${found}`;
+};
 const zig = [`${root}.tools/venv/bin/python`, "-m", "ziglang"];
 const bun = `${root}node_modules/.bin/bun`;
 
@@ -255,7 +263,7 @@ async function tryMutant(m: Mutant): Promise<{ killedBy: string[]; error?: strin
     for (const t of m.tests) {
       const r = t === "zig"
         ? await run([...zig, "build", "test"], dir, m.env)
-        : await run([bun, "test", "--bail", "--timeout", "60000", join(root, `tests/${t}.test.ts`)], root, {
+        : await run([bun, "test", "--bail", "--timeout", "60000", join(root, testFile(t))], root, {
           ...m.env,
           ZEV_LIB: join(dir, "zig-out/lib/libzev-linux-x86_64-gnu.so"),
         });
