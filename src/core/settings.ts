@@ -8,6 +8,14 @@ import { type BackendChoice, LIMIT, parseBackend } from "../../ffi/mod.ts";
 import { abiError } from "./errors.ts";
 import { type BackendLabel, driver, type Stats } from "./driver.ts";
 import { show } from "./validate.ts";
+import {
+  ACCEPT_BATCH,
+  EVENTS_PER_POLL,
+  MAX_DATAGRAM_BYTES,
+  MAX_PENDING_WRITES,
+  MAX_UNIX_PATH,
+  MAX_WRITE_QUEUE_BYTES,
+} from "./limits.ts";
 
 export type { BackendLabel, Stats };
 
@@ -46,16 +54,16 @@ export interface Limits {
 export function limits(): Limits {
   const get = driver.native.sym.zev_limit;
   return {
-    eventsPerPoll: get(LIMIT.eventsPerPoll),
-    acceptBatch: get(LIMIT.acceptBatch),
+    eventsPerPoll: EVENTS_PER_POLL,
+    acceptBatch: ACCEPT_BATCH,
     maxHandles: get(LIMIT.defaultMaxHandles),
     writeQueueBytes: get(LIMIT.defaultWriteQueueBytes),
-    maxWriteQueueBytes: get(LIMIT.maxWriteQueueBytes),
+    maxWriteQueueBytes: MAX_WRITE_QUEUE_BYTES,
     listenBacklog: get(LIMIT.listenBacklog),
     acceptBackoffMaxMs: get(LIMIT.acceptBackoffMaxMs),
-    maxPendingWrites: get(LIMIT.maxPendingWrites),
-    maxUnixPath: get(LIMIT.maxUnixPath),
-    maxDatagramBytes: get(LIMIT.maxDatagramBytes),
+    maxPendingWrites: MAX_PENDING_WRITES,
+    maxUnixPath: MAX_UNIX_PATH,
+    maxDatagramBytes: MAX_DATAGRAM_BYTES,
   };
 }
 

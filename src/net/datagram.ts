@@ -19,10 +19,6 @@ import { Waiter, WaitQueue } from "../core/wait_queue.ts";
 const sym = driver.native.sym;
 const loop = driver.loop;
 const encoder = new TextEncoder();
-/** The most bytes one datagram carries (`limits().maxDatagramBytes`). */
-const MAX_DATAGRAM = MAX_DATAGRAM_BYTES;
-/** Receives or sends one socket may have waiting at once, each. */
-const MAX_PENDING = MAX_PENDING_DATAGRAMS;
 
 /** Options of `listenDatagram`. */
 export interface ListenDatagramOptions {
@@ -149,9 +145,9 @@ export class DatagramSocket extends Handle {
       if (got instanceof Error) return Promise.reject(got);
       if (got !== undefined) return Promise.resolve(got);
       tried = true;
-    } else if (this.#receivers.length >= MAX_PENDING) {
+    } else if (this.#receivers.length >= MAX_PENDING_DATAGRAMS) {
       return Promise.reject(
-        new ZevError("Limit", `${this.#on("receive")}: ${MAX_PENDING} receives are already pending`),
+        new ZevError("Limit", `${this.#on("receive")}: ${MAX_PENDING_DATAGRAMS} receives are already pending`),
       );
     }
     return new Promise((resolve, reject) => {
@@ -170,8 +166,8 @@ export class DatagramSocket extends Handle {
       throw new TypeError(`send: options must be an object with a port, not ${show(options)}`);
     }
     checkBytes(data, "send", "data", true);
-    if (data.length > MAX_DATAGRAM) {
-      throw new RangeError(`send: data is ${data.length} bytes: a UDP datagram carries at most ${MAX_DATAGRAM}`);
+    if (data.length > MAX_DATAGRAM_BYTES) {
+      throw new RangeError(`send: data is ${data.length} bytes: a UDP datagram carries at most ${MAX_DATAGRAM_BYTES}`);
     }
     const port = checkPort(options.port, "send", false);
     // Only a missing hostname means the default: null is a mistake, named as one.
@@ -200,8 +196,11 @@ export class DatagramSocket extends Handle {
       if (r >= 0) return;
       if (r !== WOULD_BLOCK) throw abiError(r, target);
       tried = true;
-    } else if (this.#senders.length >= MAX_PENDING) {
-      throw new ZevError("Limit", `${target}: ${MAX_PENDING} sends are already pending on this socket; await them`);
+    } else if (this.#senders.length >= MAX_PENDING_DATAGRAMS) {
+      throw new ZevError(
+        "Limit",
+        `${target}: ${MAX_PENDING_DATAGRAMS} sends are already pending on this socket; await them`,
+      );
     }
     return new Promise<void>((resolve, reject) => {
       const wait = new SendWait(this, data, hostBytes, port, target, resolve, reject);

@@ -6,11 +6,20 @@
  * @module
  */
 
-import { Cancelled } from "../core/errors.ts";
 import { Listener } from "../net/listener.ts";
 import type { Addr, AnyAddr } from "../net/addr.ts";
 import type { Stream } from "../net/stream.ts";
-import { call, currentTask, go, guardWait, report, supervise, type Supervisor, type Task } from "../tasks/task.ts";
+import {
+  call,
+  currentTask,
+  go,
+  guardWait,
+  reasonOf,
+  report,
+  supervise,
+  type Supervisor,
+  type Task,
+} from "../tasks/task.ts";
 import { sleep } from "../tasks/deadline.ts";
 import { checkMs, checkOptions, checkSupervisor, show } from "../core/validate.ts";
 
@@ -239,7 +248,7 @@ export function acceptLoop<A extends AnyAddr>(
     const release = guardWait((error) => {
       cancelled = true;
       const end = () => reject(error);
-      loop.stop(0, error instanceof Cancelled ? error.reason : error).then(end, end);
+      loop.stop(0, reasonOf(error)).then(end, end);
     });
     if (release === null) return;
     loop.done.then(

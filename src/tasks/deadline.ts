@@ -4,8 +4,8 @@
  * @module
  */
 
-import { Cancelled, TimedOut } from "../core/errors.ts";
-import { enter, guardWait, Task } from "./task.ts";
+import { TimedOut } from "../core/errors.ts";
+import { enter, guardWait, reasonOf, Task } from "./task.ts";
 import { checkMs } from "../core/validate.ts";
 
 /** Options of `sleep`. */
@@ -91,7 +91,7 @@ export function withDeadline<A extends unknown[], T>(
       reject(error);
     };
     // The caller's cancel reaches the task (it is the caller's work, under a deadline).
-    release = guardWait((error) => stop(error, error instanceof Cancelled ? error.reason : error));
+    release = guardWait((error) => stop(error, reasonOf(error)));
     if (release === null) return;
     timer = setTimeout(() => stop(deadline, deadline), ms);
     task.run(fn, args);

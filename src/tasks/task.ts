@@ -314,6 +314,11 @@ export function abortedBy(signal: AbortSignal): Cancelled | TimedOut {
   return new Cancelled(reason);
 }
 
+/** The reason a wait's end carries on: a cancel's reason, or the error itself (a deadline). */
+export function reasonOf(error: Cancelled | TimedOut): unknown {
+  return error instanceof Cancelled ? error.reason : error;
+}
+
 /**
  * The prologue of every call that may wait: its options checked (an object or undefined,
  * with an AbortSignal or none), then an aborted signal or a pending cancel of the calling
