@@ -183,7 +183,7 @@ export const BACKEND = {
   auto: 2,
 } as const;
 
-/** Why a loop asked for "auto" runs on epoll, by `zev_backend_fallback`'s code (zig/io_uring.zig `Unavailable`). */
+/** Why a loop asked for "auto" runs on epoll, by `zev_backend_fallback`'s code (zig/backends/io_uring.zig `Unavailable`). */
 export const BACKEND_FALLBACK: readonly string[] = [
   "",
   "the kernel has no io_uring (ENOSYS)",

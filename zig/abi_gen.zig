@@ -13,7 +13,7 @@ const abi = @import("abi.zig");
 const errors = @import("errors.zig");
 const loop = @import("loop.zig");
 const handles = @import("handles.zig");
-const uring = @import("io_uring.zig");
+const uring = @import("backends/io_uring.zig");
 
 const source = @embedFile("abi.zig");
 
@@ -211,7 +211,7 @@ fn renderTs(gpa: std.mem.Allocator, w: *std.Io.Writer) !void {
     try w.print("\n/** Low bits of a handle that index its loop's table (zig/handles.zig). */\nexport const HANDLE_INDEX_BITS = {d};\n", .{handles.index_bits});
     try w.writeAll("\n/** `zev_loop_open_backend`'s codes (zig/loop.zig `Backend`). */\nexport const BACKEND = {\n");
     inline for (@typeInfo(loop.Backend).@"enum".fields) |f| try w.print("  {s}: {d},\n", .{ f.name, f.value });
-    try w.writeAll("} as const;\n\n/** Why a loop asked for \"auto\" runs on epoll, by `zev_backend_fallback`'s code (zig/io_uring.zig `Unavailable`). */\nexport const BACKEND_FALLBACK: readonly string[] = [\n");
+    try w.writeAll("} as const;\n\n/** Why a loop asked for \"auto\" runs on epoll, by `zev_backend_fallback`'s code (zig/backends/io_uring.zig `Unavailable`). */\nexport const BACKEND_FALLBACK: readonly string[] = [\n");
     inline for (@typeInfo(uring.Unavailable).@"enum".fields) |f| try w.print("  \"{s}\",\n", .{@as(uring.Unavailable, @enumFromInt(f.value)).reason()});
     try w.writeAll("];\n");
 }

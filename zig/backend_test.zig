@@ -27,7 +27,7 @@ test "backend: auto runs epoll while io_uring is not level with it, and says so"
     const loop = try Loop.create(testing.allocator, 16, .auto);
     defer loop.destroy();
     try testing.expectEqual(loop_mod.Backend.poll, loop.backendKind());
-    try testing.expectEqual(@import("io_uring.zig").Unavailable.not_level, loop.fallback);
+    try testing.expectEqual(@import("backends/io_uring.zig").Unavailable.not_level, loop.fallback);
     try echoOnce(loop);
 }
 

@@ -41,7 +41,7 @@ pub const max_datagram_bytes: u32 = 65507;
 /// buffer, so their number is bounded too. Past it, `write` rejects with `Limit`.
 pub const max_pending_writes: u32 = 1024;
 
-/// The io_uring backend (`ZEV_BACKEND=io_uring`, zig/io_uring.zig): receive buffers the
+/// The io_uring backend (`ZEV_BACKEND=io_uring`, zig/backends/io_uring.zig): receive buffers the
 /// loop provides to the kernel, their size, and how many one stream may hold unread (past
 /// it, its receive stops until it is read); submission and completion queue entries.
 pub const ring_buffers: u16 = 512;

@@ -1,7 +1,8 @@
-//! The reactor's behaviour on real sockets over loopback: accept batches under a burst,
-//! drained reads and writes, the bounded write queue, half-close, resets, descriptor
-//! exhaustion, stale handles, and parking. Each test bounds its waits and fails rather
-//! than hangs.
+//! The loop's behaviour on real sockets over loopback: accept batches under a burst,
+//! drained reads and writes, the bounded write queue, half-close, resets, stale handles,
+//! Unix and UDP sockets, and parking; and the helpers the other socket tests share
+//! (listener_test.zig, ring_test.zig). Each test bounds its waits and fails rather than
+//! hangs.
 
 const std = @import("std");
 const testing = std.testing;
@@ -12,15 +13,15 @@ const Opt = @import("loop.zig").Opt;
 const limits = @import("limits.zig");
 const sys = @import("sys.zig");
 
-const Events = struct {
+pub const Events = struct {
     buf: [2 * 256]u32 = undefined,
     n: usize = 0,
 
-    fn poll(e: *Events, loop: *Loop, timeout_ms: i32) !void {
+    pub fn poll(e: *Events, loop: *Loop, timeout_ms: i32) !void {
         e.n = try loop.poll(&e.buf, timeout_ms);
     }
 
-    fn has(e: *const Events, h: u32, flag: u32) bool {
+    pub fn has(e: *const Events, h: u32, flag: u32) bool {
         for (0..e.n) |i| {
             if (e.buf[2 * i] == h and e.buf[2 * i + 1] & flag != 0) return true;
         }
@@ -34,7 +35,7 @@ pub fn backendUnderTest() loop_mod.Backend {
     return if (std.mem.eql(u8, want, "io_uring")) .io_uring else .poll;
 }
 
-fn open(max_handles: u32) !*Loop {
+pub fn open(max_handles: u32) !*Loop {
     return Loop.create(testing.allocator, max_handles, backendUnderTest());
 }
 
@@ -45,7 +46,7 @@ pub fn portOf(loop: *Loop, h: u32) !u32 {
 }
 
 /// Polls until `h` gets `flag`, at most `ms` milliseconds.
-fn waitFor(loop: *Loop, h: u32, flag: u32, ms: i64) !void {
+pub fn waitFor(loop: *Loop, h: u32, flag: u32, ms: i64) !void {
     var e: Events = .{};
     const deadline = std.time.milliTimestamp() + ms;
     while (std.time.milliTimestamp() < deadline) {
@@ -127,7 +128,7 @@ test "loop: listen, connect, accept, echo, close" {
 }
 
 /// Connects `clients.len` streams to listener `l`, the accepted ends in `servers`.
-fn connectPairs(loop: *Loop, l: u32, clients: []u32, servers: []u32) !void {
+pub fn connectPairs(loop: *Loop, l: u32, clients: []u32, servers: []u32) !void {
     const port = try portOf(loop, l);
     for (clients, servers) |*c, *s| {
         c.* = try connectNow(loop, port);
@@ -138,7 +139,7 @@ fn connectPairs(loop: *Loop, l: u32, clients: []u32, servers: []u32) !void {
 /// `connectPairs`; then each client writes `chunk.len` bytes of its index, and the loop
 /// polls 200 ms while nobody reads, so that everything arrives (and the write queues
 /// drain meanwhile).
-fn sendTagged(loop: *Loop, l: u32, clients: []u32, servers: []u32, chunk: []u8) !void {
+pub fn sendTagged(loop: *Loop, l: u32, clients: []u32, servers: []u32, chunk: []u8) !void {
     try connectPairs(loop, l, clients, servers);
     for (clients, 0..) |c, i| {
         @memset(chunk, @intCast(i));
@@ -149,7 +150,7 @@ fn sendTagged(loop: *Loop, l: u32, clients: []u32, servers: []u32, chunk: []u8) 
 }
 
 /// Every byte of `got` is `i`, as `sendTagged`'s client `i` sent it.
-fn expectTagged(got: []const u8, i: usize) !void {
+pub fn expectTagged(got: []const u8, i: usize) !void {
     for (got) |b| try testing.expectEqual(@as(u8, @intCast(i)), b);
 }
 
@@ -175,47 +176,6 @@ test "loop: many streams receive at once and none reads: every byte arrives once
     for (servers) |s| try loop.close(s, false);
     try loop.close(l, false);
     try testing.expectEqual(@as(u64, 0), loop.snapshot().live_handles);
-}
-
-test "loop: io_uring: a read that gives buffers back lets streams that ran out receive again, with no poll" {
-    // A parked loop polls only after a completion, and a stream that ran out of buffers
-    // has no receive armed to complete: the read that frees buffers must start it again.
-    const loop = try open(512);
-    defer loop.destroy();
-    if (loop.ring == null) return error.SkipZigTest;
-    const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    // Each stream's bytes fit its share of buffers; together they need more than the ring has.
-    const share = @as(usize, limits.ring_buffers_per_stream) * limits.ring_buffer_bytes;
-    const n = limits.ring_buffers / limits.ring_buffers_per_stream + 16;
-    var clients: [n]u32 = undefined;
-    var servers: [n]u32 = undefined;
-    var chunk: [share]u8 = undefined;
-    try sendTagged(loop, l, &clients, &servers, &chunk);
-    try testing.expect(loop.starving_len > 0);
-    // The last poll found nothing: the loop would park now. Read all that was received.
-    var e: Events = .{};
-    try e.poll(loop, 0);
-    try testing.expectEqual(@as(usize, 0), e.n);
-    var got: [n]usize = @splat(0);
-    for (servers, 0..) |s, i| {
-        while (got[i] < share) {
-            const k = loop.read(s, chunk[0 .. share - got[i]]) catch |err| switch (err) {
-                error.WouldBlock => break,
-                else => return err,
-            };
-            try expectTagged(chunk[0..k], i);
-            got[i] += k;
-        }
-    }
-    // A stream that ran out receives again at once: its completion ends the park.
-    try testing.expect(try loop.park(2000));
-    for (servers, 0..) |s, i| {
-        try readFull(loop, s, chunk[0 .. share - got[i]]);
-        try expectTagged(chunk[0 .. share - got[i]], i);
-    }
-    for (clients) |c| try loop.close(c, false);
-    for (servers) |s| try loop.close(s, false);
-    try loop.close(l, false);
 }
 
 test "loop: a burst of 1000 connections is accepted in bounded batches, none left behind" {
@@ -369,65 +329,6 @@ test "loop: a refused connect and a reset peer are reported as errors" {
     try testing.expectError(error.ConnectionReset, readFull(loop, s, &buf));
 }
 
-test "loop: descriptor exhaustion pauses the listener without spinning, and it recovers" {
-    const loop = try open(64);
-    defer loop.destroy();
-    const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const port = try portOf(loop, l);
-    const c1 = try connectNow(loop, port);
-    _ = try connectNow(loop, port);
-    _ = try connectNow(loop, port);
-    // Accepting one re-arms the listener (the polls above disarmed it, nobody accepting):
-    // the pause below must disarm it again.
-    _ = try acceptOne(loop, l);
-
-    // Lower the soft limit and fill every free descriptor below it, so that accept fails
-    // with EMFILE. (No /proc: the same test runs where there is none.)
-    const posix = std.posix;
-    const saved = try posix.getrlimit(.NOFILE);
-    defer posix.setrlimit(.NOFILE, saved) catch {};
-    try posix.setrlimit(.NOFILE, .{ .cur = @min(saved.max, 512), .max = saved.max });
-    var fillers: [512]sys.fd_t = undefined;
-    var fillers_len: usize = 0;
-    defer for (fillers[0..fillers_len]) |fd| sys.close(fd);
-    while (fillers_len < fillers.len) : (fillers_len += 1) {
-        fillers[fillers_len] = sys.socket(posix.AF.INET) catch break;
-    }
-    try testing.expect(fillers_len < fillers.len);
-
-    var out: [4]u32 = undefined;
-    try testing.expectError(error.TooManyOpenFiles, loop.accept(l, &out));
-    // (A caller that waits to accept asks again after every ACCEPT event, below.)
-    try testing.expectEqual(@as(u64, 1), loop.snapshot().accept_paused);
-    // Paused: the next poll tells it once, with the reason; then polls report nothing
-    // for the listener (no spin) while no descriptor is free.
-    var e: Events = .{};
-    try e.poll(loop, 0);
-    try testing.expect(e.has(l, Flag.paused));
-    try testing.expectError(error.TooManyOpenFiles, loop.status(l));
-    try loop.status(l);
-    // No spin: while paused the listener reports nothing. Only a backoff that expires
-    // (1 ms, doubling; a slow machine or qemu may see some) re-arms it, for one ACCEPT
-    // and one pause notice: never a report per poll.
-    const pauses_before = loop.snapshot().accept_paused;
-    var reports: u64 = 0;
-    for (0..20) |_| {
-        _ = loop.accept(l, &out) catch |err| switch (err) {
-            error.WouldBlock, error.TooManyOpenFiles => {},
-            else => return err,
-        };
-        try e.poll(loop, 0);
-        if (e.has(l, Flag.accept) or e.has(l, Flag.paused)) reports += 1;
-    }
-    try testing.expect(reports <= 2 * (loop.snapshot().accept_paused - pauses_before));
-    // Free a descriptor: the listener resumes at once and both pending connections come in
-    // as descriptors allow.
-    try loop.close(c1, false);
-    try testing.expect(try acceptOne(loop, l) > 0);
-    try posix.setrlimit(.NOFILE, saved);
-    try testing.expect(try acceptOne(loop, l) > 0);
-}
-
 test "loop: park returns when the loop has events, and wake ends it" {
     const loop = try open(16);
     defer loop.destroy();
@@ -448,34 +349,6 @@ test "loop: park returns when the loop has events, and wake ends it" {
     _ = c;
     try testing.expect(try loop.park(5000));
     try waitFor(loop, l, Flag.accept, 2000);
-}
-
-test "loop: more paused listeners than any fixed table, each told once, none left spinning" {
-    const loop = try open(2048);
-    defer loop.destroy();
-    const n = 300;
-    var ls: [n]u32 = undefined;
-    for (&ls) |*l| l.* = try loop.listen("127.0.0.1", 0, 0, 0);
-    for (ls) |l| {
-        const s = loop.sockets.get(l).?;
-        loop.pause(l, s, error.NoMemory);
-    }
-    var told: usize = 0;
-    var e: Events = .{};
-    for (0..4) |_| {
-        try e.poll(loop, 0);
-        for (0..e.n) |i| {
-            if (e.buf[2 * i + 1] & Flag.paused != 0) told += 1;
-        }
-    }
-    try testing.expectEqual(@as(usize, n), told);
-    for (ls) |l| try testing.expectError(error.NoMemory, loop.status(l));
-    for (ls) |l| try testing.expectEqual(@as(u32, 1), try loop.pausesUntold(l));
-    for (ls) |l| try testing.expectEqual(@as(u32, 0), try loop.pausesUntold(l));
-    // Closing a paused listener takes it out of every list.
-    for (ls[0 .. n / 2]) |l| try loop.close(l, false);
-    try e.poll(loop, 0);
-    try testing.expectEqual(@as(usize, 0), e.n);
 }
 
 test "loop: a connect to IPv6 keeps the whole peer address" {
@@ -522,13 +395,13 @@ test "loop: socket options: no delay by default, keep-alive and reuse-port when 
     const l2 = try loop.listen("127.0.0.1", try portOf(loop, l), 0, Opt.reuse_port | Opt.keep_alive);
     const c = try connectNow(loop, try portOf(loop, l));
     const s = acceptOne(loop, l) catch try acceptOne(loop, l2);
-    const fd = loop.sockets.get(s).?.fd;
+    const fd = loop.sockets.get(s).?.fd();
     try testing.expect(try sys.getInt(fd, posix.IPPROTO.TCP, sys.tcp_nodelay) != 0);
     try testing.expect(try sys.getInt(fd, posix.SOL.SOCKET, posix.SO.KEEPALIVE) != 0);
-    const cfd = loop.sockets.get(c).?.fd;
+    const cfd = loop.sockets.get(c).?.fd();
     try testing.expect(try sys.getInt(cfd, posix.SOL.SOCKET, posix.SO.KEEPALIVE) == 0);
     const d = try loop.connect("127.0.0.1", try portOf(loop, l), Opt.delay);
-    try testing.expect(try sys.getInt(loop.sockets.get(d).?.fd, posix.IPPROTO.TCP, sys.tcp_nodelay) == 0);
+    try testing.expect(try sys.getInt(loop.sockets.get(d).?.fd(), posix.IPPROTO.TCP, sys.tcp_nodelay) == 0);
 }
 
 // ---- Unix sockets -----------------------------------------------------------------------
@@ -691,282 +564,4 @@ test "udp: datagrams both ways with the sender's address; a long one is reported
     try loop.close(a, false);
     try testing.expectError(error.BadHandle, loop.recvFrom(a, &buf, &from));
     loop.checkInvariants();
-}
-
-test "loop: a connection the kernel will not watch is counted, and the listener backs off with the reason" {
-    const loop = try open(64);
-    defer loop.destroy();
-    const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const port = try portOf(loop, l);
-    _ = try connectNow(loop, port);
-    _ = try connectNow(loop, port);
-    loop.test_fail_watch = 1;
-    var out: [4]u32 = undefined;
-    // The first connection is lost (counted), and the second is not taken with it: the
-    // listener pauses, so it waits in the backlog.
-    try testing.expectError(error.WouldBlock, loop.accept(l, &out));
-    try testing.expectEqual(@as(u64, 1), loop.snapshot().accept_rejected);
-    try testing.expectEqual(@as(u64, 1), loop.snapshot().accept_paused);
-    var e: Events = .{};
-    try e.poll(loop, 0);
-    try testing.expect(e.has(l, Flag.paused));
-    try testing.expectError(error.NoMemory, loop.status(l));
-    // The backoff ends and the second connection comes in.
-    try testing.expect(try acceptOne(loop, l) > 0);
-    try testing.expectEqual(@as(u64, 1), loop.snapshot().accepted);
-}
-
-test "loop: io_uring: a write whose bytes were taken but whose writability cannot be watched fails the stream on the next poll, not the write" {
-    const loop = try open(64);
-    defer loop.destroy();
-    if (loop.ring == null) return error.SkipZigTest;
-    const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const c = try connectNow(loop, try portOf(loop, l));
-    _ = try acceptOne(loop, l); // never reads: the client's send buffer fills
-    const chunk = try testing.allocator.alloc(u8, 64 * 1024);
-    defer testing.allocator.free(chunk);
-    @memset(chunk, 'x');
-    // Fill the send buffer until a write is short (the rest queued) with the arm failing.
-    loop.test_fail_watch = 1;
-    var took: usize = 0;
-    for (0..1000) |_| {
-        const n = try loop.write(c, chunk); // bytes taken are never an error
-        took += n;
-        if (loop.test_fail_watch == 0) break;
-    }
-    try testing.expectEqual(@as(u32, 0), loop.test_fail_watch);
-    try testing.expect(took > 0);
-    // The writer is told at the next poll, and the queue is gone with the error.
-    var e: Events = .{};
-    try e.poll(loop, 0);
-    try testing.expect(e.has(c, Flag.write));
-    try testing.expectError(error.Limit, loop.flush(c));
-    try testing.expectEqual(@as(u64, 0), loop.snapshot().queued_bytes);
-}
-
-test "loop: io_uring: a park after the epoll set's multishot poll ended arms it again, so a connection still wakes it" {
-    const loop = try open(16);
-    defer loop.destroy();
-    const r = loop.ring orelse return error.SkipZigTest;
-    const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    var out: [1]u32 = undefined;
-    try testing.expectError(error.WouldBlock, loop.accept(l, &out)); // wants an ACCEPT
-    var e: Events = .{};
-    try e.poll(loop, 0); // arms the multishot poll on the epoll set
-    // End it, as a full completion queue would, and let a poll take its last completion.
-    try r.cancelOp(@import("io_uring.zig").userData(.epoll, 0));
-    try e.poll(loop, 0);
-    try testing.expectEqual(@as(usize, 0), e.n);
-    // Parked (the poll above found nothing), a connection from outside the loop, so
-    // that only the listener can wake it, must wake it.
-    const peer = try std.net.tcpConnectToAddress(try std.net.Address.parseIp4("127.0.0.1", @intCast(try portOf(loop, l))));
-    defer peer.close();
-    try testing.expect(try loop.park(2000));
-    try e.poll(loop, 0);
-    try testing.expect(e.has(l, Flag.accept));
-}
-
-test "loop: io_uring: streams left over by a small poll are each reported once, by the polls after it" {
-    const loop = try open(256);
-    defer loop.destroy();
-    if (loop.ring == null) return error.SkipZigTest;
-    const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const n = 60;
-    var clients: [n]u32 = undefined;
-    var servers: [n]u32 = undefined;
-    var buf: [8]u8 = undefined;
-    try connectPairs(loop, l, &clients, &servers);
-    // Each wants a READ event: nothing to read yet.
-    for (servers) |sv| try testing.expectError(error.WouldBlock, loop.read(sv, &buf));
-    for (clients) |c| try testing.expectEqual(@as(usize, 1), try loop.write(c, "x"));
-    // Polls of 4 events at a time: every server once, none twice, none lost.
-    var seen: [n]u32 = @splat(0);
-    var out: [2 * 4]u32 = undefined;
-    const deadline = std.time.milliTimestamp() + 5000;
-    var total: usize = 0;
-    while (total < n and std.time.milliTimestamp() < deadline) {
-        const k = try loop.poll(&out, 10);
-        for (0..k) |j| {
-            for (servers, 0..) |s, i| {
-                if (out[2 * j] == s and out[2 * j + 1] & Flag.read != 0) {
-                    seen[i] += 1;
-                    total += 1;
-                }
-            }
-        }
-    }
-    for (seen) |count| try testing.expectEqual(@as(u32, 1), count);
-}
-
-test "loop: a listener whose re-arm fails when its pause ends is paused again, and its ACCEPT still comes" {
-    const loop = try open(64);
-    defer loop.destroy();
-    const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const port = try portOf(loop, l);
-    _ = try connectNow(loop, port);
-    _ = try connectNow(loop, port);
-    loop.test_fail_watch = 1; // the first accept's connection cannot be watched: paused
-    var out: [4]u32 = undefined;
-    try testing.expectError(error.WouldBlock, loop.accept(l, &out));
-    loop.test_fail_arm = 1; // and the re-arm when that pause ends fails
-    // Nobody calls accept again: the caller waits for the ACCEPT event.
-    var e: Events = .{};
-    var accept_told = false;
-    const deadline = std.time.milliTimestamp() + 2000;
-    while (!accept_told and std.time.milliTimestamp() < deadline) {
-        try e.poll(loop, 20);
-        accept_told = e.has(l, Flag.accept);
-    }
-    try testing.expect(accept_told);
-    try testing.expectEqual(@as(u32, 0), loop.test_fail_arm);
-    try testing.expectEqual(@as(u64, 2), loop.snapshot().accept_paused);
-    try testing.expect(try acceptOne(loop, l) > 0);
-}
-
-fn sendLater(fd: sys.fd_t) void {
-    std.Thread.sleep(1500 * std.time.ns_per_ms);
-    // (The socket itself: the loop is not for threads.) The end of stream ends the
-    // multishot receive, so the old wait ends too, late, instead of never.
-    _ = sys.send(fd, "late") catch {};
-    sys.shutdownWrite(fd) catch {};
-}
-
-test "loop: io_uring: closing a stream whose cancel the ring refused does not wait for its peer, and the next poll lets the socket go" {
-    const loop = try open(16);
-    defer loop.destroy();
-    if (loop.ring == null) return error.SkipZigTest;
-    const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const c = try connectNow(loop, try portOf(loop, l));
-    const s = try acceptOne(loop, l); // its receive is armed, and nothing comes
-    var e: Events = .{};
-    try e.poll(loop, 0);
-    loop.test_fail_cancel = 1;
-    // A peer that would end the receive only much later (the old wait's only way out).
-    const late = try std.Thread.spawn(.{}, sendLater, .{loop.sockets.get(c).?.fd});
-    defer late.join();
-    const started = std.time.milliTimestamp();
-    try loop.close(s, false);
-    try testing.expect(std.time.milliTimestamp() - started < 1000);
-    // The next poll asks the cancel again: the kernel lets the socket go, and the peer
-    // reads its end of stream long before the late sender would have ended it.
-    var buf: [8]u8 = undefined;
-    var eof = false;
-    while (!eof and std.time.milliTimestamp() - started < 1000) {
-        try e.poll(loop, 10);
-        const n = loop.read(c, &buf) catch |err| switch (err) {
-            error.WouldBlock => continue,
-            else => return err,
-        };
-        eof = n == 0;
-    }
-    try testing.expect(eof);
-}
-
-test "loop: of two listeners due at once, the first failing its re-arm stays paused and is resumed later; the second resumes" {
-    const loop = try open(64);
-    defer loop.destroy();
-    var ls: [2]u32 = undefined;
-    var out: [4]u32 = undefined;
-    for (&ls) |*l| {
-        l.* = try loop.listen("127.0.0.1", 0, 0, 0);
-        _ = try connectNow(loop, try portOf(loop, l.*));
-        _ = try connectNow(loop, try portOf(loop, l.*));
-        loop.test_fail_watch = 1; // paused: its first connection cannot be watched
-        try testing.expectError(error.WouldBlock, loop.accept(l.*, &out));
-    }
-    // Both pauses end together; the re-arm of the first resumed fails.
-    loop.test_fail_arm = 1;
-    std.Thread.sleep(5 * std.time.ns_per_ms);
-    var e: Events = .{};
-    var told: [2]bool = .{ false, false };
-    const deadline = std.time.milliTimestamp() + 2000;
-    while (!(told[0] and told[1]) and std.time.milliTimestamp() < deadline) {
-        try e.poll(loop, 20);
-        loop.checkInvariants();
-        for (ls, 0..) |l, i| told[i] = told[i] or e.has(l, Flag.accept);
-    }
-    try testing.expect(told[0] and told[1]);
-}
-
-test "loop: io_uring: streams made ready again while a small poll's leftovers wait, past the list's size, are each reported" {
-    const loop = try open(16); // the dirty list holds 16: it fills, and moves down
-    defer loop.destroy();
-    if (loop.ring == null) return error.SkipZigTest;
-    const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const n = 7;
-    const rounds = 20;
-    var clients: [n]u32 = undefined;
-    var servers: [n]u32 = undefined;
-    var sent: [n]u32 = @splat(0);
-    var got: [n]u32 = @splat(0);
-    var buf: [64]u8 = undefined;
-    try connectPairs(loop, l, &clients, &servers);
-    for (servers) |sv| try testing.expectError(error.WouldBlock, loop.read(sv, &buf));
-    for (0..n) |i| {
-        _ = try loop.write(clients[i], "x");
-        sent[i] = 1;
-    }
-    var out: [2 * 2]u32 = undefined; // two events a poll: the rest wait on the list
-    const deadline = std.time.milliTimestamp() + 5000;
-    var done: usize = 0;
-    while (done < n and std.time.milliTimestamp() < deadline) {
-        const k = try loop.poll(&out, 10);
-        for (0..k) |j| {
-            const i = std.mem.indexOfScalar(u32, &servers, out[2 * j]) orelse continue;
-            while (true) {
-                const r = loop.read(servers[i], &buf) catch |err| switch (err) {
-                    error.WouldBlock => break,
-                    else => return err,
-                };
-                got[i] += @intCast(r);
-            }
-            // Ready again at once, while others still wait behind the head.
-            if (sent[i] < rounds) {
-                _ = try loop.write(clients[i], "x");
-                sent[i] += 1;
-            } else if (got[i] == rounds) done += 1;
-        }
-    }
-    for (got) |g| try testing.expectEqual(@as(u32, rounds), g);
-    // The case this test is for happened: the list filled behind its head and moved down.
-    try testing.expect(loop.test_moved_down > 0);
-}
-
-test "loop: io_uring: a parked loop with data waiting and no wake sent counts one stall; a woken one none" {
-    const loop = try open(16);
-    defer loop.destroy();
-    const r = loop.ring orelse return error.SkipZigTest;
-    const l = try loop.listen("127.0.0.1", 0, 0, 0);
-    const c = try connectNow(loop, try portOf(loop, l));
-    const s = try acceptOne(loop, l);
-    var buf: [8]u8 = undefined;
-    try testing.expectError(error.WouldBlock, loop.read(s, &buf)); // wants a READ
-    var e: Events = .{};
-    try e.poll(loop, 0);
-    try testing.expectEqual(@as(usize, 0), e.n); // parked: signals on
-    loop.lookForStall();
-    try testing.expectEqual(@as(u64, 0), loop.stats.stalls); // nothing waits
-    // Data, and the wake the kernel sends for it: no stall.
-    _ = try loop.write(c, "one");
-    loop.lookForStall();
-    try testing.expectEqual(@as(u64, 0), loop.stats.stalls);
-    try e.poll(loop, 0);
-    try testing.expect(e.has(s, Flag.read));
-    try testing.expectEqual(@as(usize, 3), try loop.read(s, &buf));
-    try testing.expectError(error.WouldBlock, loop.read(s, &buf));
-    try e.poll(loop, 0);
-    try testing.expectEqual(@as(usize, 0), e.n); // parked again
-    // Data whose wake is lost (taken off the eventfd, as a kernel that never sent it):
-    // one stall, counted once however often it is looked for.
-    _ = try loop.write(c, "two");
-    var sink: u64 = 0;
-    try testing.expectEqual(@as(usize, 8), try sys.read(r.efd, std.mem.asBytes(&sink)));
-    loop.lookForStall();
-    loop.lookForStall();
-    try testing.expectEqual(@as(u64, 1), loop.stats.stalls);
-    // A loop that runs is not parked: its next poll takes the data.
-    try e.poll(loop, 0);
-    try testing.expect(e.has(s, Flag.read));
-    loop.lookForStall();
-    try testing.expectEqual(@as(u64, 1), loop.stats.stalls);
 }

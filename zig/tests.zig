@@ -6,9 +6,11 @@ test {
     _ = @import("write_queue.zig");
     _ = @import("address.zig");
     _ = @import("loop_test.zig");
+    _ = @import("listener_test.zig");
+    _ = @import("ring_test.zig");
     _ = @import("backend_test.zig");
     _ = @import("ring_wake.zig");
-    _ = @import("io_uring.zig");
+    _ = @import("backends/io_uring.zig");
     _ = @import("abi.zig");
     _ = @import("abi_test.zig");
 }

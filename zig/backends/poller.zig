@@ -32,7 +32,7 @@ pub const Poller = switch (builtin.os.tag) {
 comptime {
     const P = Poller;
     const fd_t = std.posix.fd_t;
-    const Error = @import("errors.zig").Error;
+    const Error = @import("../errors.zig").Error;
     const interface = .{
         .{ "init", fn () Error!P },
         .{ "deinit", fn (*P) void },

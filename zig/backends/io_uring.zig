@@ -21,10 +21,10 @@
 
 const std = @import("std");
 const linux = std.os.linux;
-const sys = @import("sys.zig");
-const errors = @import("errors.zig");
+const sys = @import("../sys.zig");
+const errors = @import("../errors.zig");
 const Error = errors.Error;
-const limits = @import("limits.zig");
+const limits = @import("../limits.zig");
 
 pub const Op = enum(u8) { recv = 1, pollout, epoll, cancel, pollin };
 
@@ -341,7 +341,7 @@ pub const Ring = struct {
 const testing = std.testing;
 
 test "a parked ring fires the kernel's wake once per completion, never before one" {
-    var w = try @import("ring_wake.zig").openForTest();
+    var w = try @import("../ring_wake.zig").openForTest();
     defer w.deinit();
     const epfd: sys.fd_t = @intCast(try sys.check(linux.epoll_create1(linux.EPOLL.CLOEXEC)));
     defer sys.close(epfd);

@@ -9,10 +9,10 @@
 const std = @import("std");
 const c = std.c;
 const posix = std.posix;
-const sys = @import("sys.zig");
-const Error = @import("errors.zig").Error;
-const Event = @import("backend.zig").Event;
-const limits = @import("limits.zig");
+const sys = @import("../sys.zig");
+const Error = @import("../errors.zig").Error;
+const Event = @import("poller.zig").Event;
+const limits = @import("../limits.zig");
 const check = sys.check;
 
 /// Ident and token of the waker's EVFILT_USER event; handles are never 0.

@@ -7,11 +7,11 @@
 
 const std = @import("std");
 const linux = std.os.linux;
-const sys = @import("sys.zig");
-const Error = @import("errors.zig").Error;
+const sys = @import("../sys.zig");
+const Error = @import("../errors.zig").Error;
 const check = sys.check;
-const Event = @import("backend.zig").Event;
-const limits = @import("limits.zig");
+const Event = @import("poller.zig").Event;
+const limits = @import("../limits.zig");
 
 /// Token of the waker; handles are never 0.
 const waker_token: u32 = 0;
