@@ -2,8 +2,9 @@
  * zev: a networking event loop for Deno and Bun, on a Zig epoll/kqueue reactor.
  *
  * Janet's `ev` and `net` in TypeScript: `go`, `call` and `acceptLoop` run supervised
- * tasks; `listen` and `connect` give streams with backpressure; deadlines, cancellation
- * and channels work across all of them.
+ * tasks; `scope` and `race` run tasks that cannot outlive their work; `listen` and
+ * `connect` give streams with backpressure; deadlines, cancellation and channels work
+ * across all of them.
  *
  * @example
  * ```ts
@@ -61,6 +62,7 @@ export {
 } from "./src/tasks/task.ts";
 export { sleep, type SleepOptions, withDeadline } from "./src/tasks/deadline.ts";
 export { gather, type Gathered } from "./src/tasks/gather.ts";
+export { type OpenScope, openScope, race, Scope, scope, type ScopeOptions } from "./src/tasks/scope.ts";
 export {
   Channel,
   type ChannelWaitOptions,

@@ -1,7 +1,8 @@
 /**
  * The flags the examples share: `--host` (default 127.0.0.1), `--port` (default 0, any
  * free port), `--spin-micros` (default 0: see `configure`) and `--workers` (default 0:
- * one loop on the main thread; N: `serve({ workers: N })`). A bad flag exits with
+ * one loop on the main thread; N: `serve({ workers: N })`), and the string flags an
+ * example asks for by name (`--upstream` for examples/proxy.ts). A bad flag exits with
  * status 2 and says what was wrong.
  */
 
@@ -12,9 +13,12 @@ export interface Flags {
   port: number;
   spinMicros: number;
   workers: number;
+  /** `--upstream` (examples/proxy.ts), when the example takes it. */
+  upstream?: string;
 }
 
-export function parseFlags(args: string[]): Flags {
+/** Parses `args`; `extra` names the string flags this example takes beside the shared ones. */
+export function parseFlags(args: string[], extra: readonly "upstream"[] = []): Flags {
   const flags: Flags = { host: "127.0.0.1", port: 0, spinMicros: 0, workers: 0 };
   for (let i = 0; i < args.length; i++) {
     const [name, inline] = args[i].split("=", 2);
@@ -26,11 +30,14 @@ export function parseFlags(args: string[]): Flags {
       flags.spinMicros = Number(value);
     } else if (name === "--workers" && value !== undefined && /^\d+$/.test(value)) {
       flags.workers = Number(value);
+    } else if (name === "--upstream" && extra.includes("upstream") && value) {
+      flags.upstream = value;
     } else {
+      const more = extra.map((f) => ` [--${f} VALUE]`).join("");
       console.error(
         `${
           name === "--port" ? `invalid --port ${JSON.stringify(value)}` : `unknown flag ${JSON.stringify(args[i])}`
-        }; usage: [--host ADDRESS] [--port 0-65535] [--spin-micros N] [--workers N]`,
+        }; usage: [--host ADDRESS] [--port 0-65535] [--spin-micros N] [--workers N]${more}`,
       );
       process.exit(2);
     }

@@ -38,7 +38,7 @@ import {
   STATS,
 } from "../../ffi/mod.ts";
 import { abiError, setLastErrno } from "./errors.ts";
-import { outsideTasks, reportInternal } from "./context.ts";
+import { live, outsideTasks, reportInternal } from "./context.ts";
 import { EVENTS_PER_POLL } from "./limits.ts";
 
 /** Something with a handle that the driver delivers events to. */
@@ -92,12 +92,16 @@ export interface Stats {
   stalls: number;
   /** The kernel interface the loop waits on ("epoll", "kqueue" or "io_uring"). */
   backend: BackendLabel;
+  /** Tasks started and not yet settled (`go`, `call`, scopes, handlers...). */
+  tasks: number;
+  /** zev's timers pending (`sleep`, `withDeadline`). */
+  timers: number;
 }
 
 /** A backend as users name it. */
 export type BackendLabel = "epoll" | "kqueue" | "io_uring";
 
-type Counter = Exclude<keyof Stats, "backend">;
+type Counter = Exclude<keyof Stats, "backend" | "tasks" | "timers">;
 
 /** The counters in the order the library writes them; each must be a key of `Stats`. */
 const STAT_KEYS: readonly Counter[] = STATS;
@@ -412,7 +416,7 @@ export class Driver {
   stats(): Stats {
     const out = this.#stats;
     native.sym.zev_stats(this.loop, new Uint8Array(out.buffer), out.length);
-    const stats = { backend: this.backendLabel } as Stats;
+    const stats = { backend: this.backendLabel, tasks: live.tasks, timers: live.timers } as Stats;
     STAT_KEYS.forEach((key, i) => (stats[key] = out[i]));
     return stats;
   }

@@ -12,7 +12,6 @@ import type { Stream } from "../net/stream.ts";
 import {
   call,
   currentTask,
-  go,
   guardWait,
   reasonOf,
   report,
@@ -21,6 +20,7 @@ import {
   type Task,
 } from "../tasks/task.ts";
 import { sleep } from "../tasks/deadline.ts";
+import { Scope } from "../tasks/scope.ts";
 import { checkMs, checkOptions, checkSupervisor, show } from "../core/validate.ts";
 
 /** Options of `acceptLoop`. */
@@ -63,9 +63,13 @@ export function graceMs(options: ShutdownOptions | undefined): number {
 /** @internal The accept loop and the connection tasks it started. */
 export class AcceptLoop<A extends AnyAddr = Addr> {
   readonly done: Promise<void>;
-  /** Connection tasks still running, with their streams. */
+  /**
+   * The connection tasks: a scope whose failures go to the supervisor (one handler's
+   * error is not the server's), cancelled as one when the server stops.
+   */
+  readonly #handlers = new Scope("report");
+  /** The streams of the connection tasks still running. */
   readonly #live = new Map<Task<void>, Stream<A>>();
-  #idle: (() => void)[] = [];
   /** Ends a retry pause early once the loop is told to stop. */
   readonly #stop = new AbortController();
   #stopping: Promise<void> | undefined;
@@ -114,7 +118,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
           continue;
         }
         failures = 0;
-        const task = go(serve, stream);
+        const task = this.#handlers.go(serve, stream);
         this.#live.set(task, stream);
         task.done.then(this.#forget(task), this.#forget(task));
       }
@@ -123,20 +127,16 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
     this.done = (options.supervisor ? supervise(options.supervisor, run) : call(run)).done;
   }
 
-  #forget = (task: Task<void>) => (): void => {
-    this.#live.delete(task);
-    if (this.#live.size === 0) { for (const resolve of this.#idle.splice(0)) resolve(); }
-  };
+  #forget = (task: Task<void>) => (): void => void this.#live.delete(task);
 
   /** Resolves once no connection handler is running. */
   whenIdle(): Promise<void> {
-    if (this.#live.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+    return this.#handlers.whenIdle();
   }
 
   /** Connection handlers still running. */
   get connections(): number {
-    return this.#live.size;
+    return this.#handlers.running;
   }
 
   /**
@@ -175,17 +175,15 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
         for (const stream of this.#live.values()) stream._endReads(AcceptLoop.CLOSING);
         await this.#idleWithin(ms);
       }
-      for (const [task, stream] of this.#live) {
-        task.cancel(reason);
-        stream.abort();
-      }
+      this.#handlers.cancel(reason);
+      for (const stream of this.#live.values()) stream.abort();
       // Cancelled handlers end at their next zev call (their streams are reset), then run
       // their cleanup: done means done. A handler that ignores its cancel (awaiting
       // something outside zev without `task.signal`) would hold the server forever: past
       // a bound it is left running, and said so.
       if (!await this.#idleWithin(CLEANUP_MS)) {
         console.error(
-          `zev: ${this.#live.size} connection handler(s) still running ${CLEANUP_MS} ms after their cancel; the server stopped without them`,
+          `zev: ${this.#handlers.running} connection handler(s) still running ${CLEANUP_MS} ms after their cancel; the server stopped without them`,
         );
       }
     })();
@@ -193,7 +191,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
 
   /** Whether every handler settles within `ms`. */
   async #idleWithin(ms: number): Promise<boolean> {
-    if (this.#live.size === 0) return true;
+    if (this.#handlers.running === 0) return true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
     const idle = await Promise.race([this.whenIdle().then(() => true), late]);

@@ -5,6 +5,7 @@
  */
 
 import { TimedOut } from "../core/errors.ts";
+import { live } from "../core/context.ts";
 import { enter, guardWait, reasonOf, Task } from "./task.ts";
 import { checkMs } from "../core/validate.ts";
 
@@ -35,11 +36,14 @@ export function sleep(ms: number, options?: SleepOptions): Promise<void> {
     // deno-lint-ignore prefer-const
     let timer: ReturnType<typeof setTimeout> | undefined;
     const release = guardWait((error) => {
+      if (timer !== undefined) live.timers--;
       clearTimeout(timer);
       reject(error);
     }, options?.signal);
     if (release === null) return;
+    live.timers++;
     timer = setTimeout(() => {
+      live.timers--;
       release();
       resolve();
     }, ms);
@@ -76,13 +80,19 @@ export function withDeadline<A extends unknown[], T>(
   task.reportsErrors = false;
   return new Promise<T>((resolve, reject) => {
     // Both are set before the task starts; a cancel on entry finds neither and starts nothing.
-    // deno-lint-ignore prefer-const
     let timer: ReturnType<typeof setTimeout> | undefined;
     // deno-lint-ignore prefer-const
     let release: (() => void) | null | undefined;
+    /** The timer stopped (once: the deadline, the caller's cancel or the task's end). */
+    const clear = () => {
+      if (timer === undefined) return;
+      clearTimeout(timer);
+      timer = undefined;
+      live.timers--;
+    };
     /** Ends the wait with `error`, the task cancelled with `reason` (deadline or caller). */
     const stop = (error: unknown, reason: unknown) => {
-      clearTimeout(timer);
+      clear();
       release?.();
       if (release !== undefined) {
         task.reportsErrors = true;
@@ -93,17 +103,18 @@ export function withDeadline<A extends unknown[], T>(
     // The caller's cancel reaches the task (it is the caller's work, under a deadline).
     release = guardWait((error) => stop(error, reasonOf(error)));
     if (release === null) return;
+    live.timers++;
     timer = setTimeout(() => stop(deadline, deadline), ms);
     task.run(fn, args);
     task.done.then(
       (value) => {
-        clearTimeout(timer);
+        clear();
         release!();
         resolve(value);
       },
       (error) => {
         // (Cut off at the deadline, the promise was rejected with it already, by `stop`.)
-        clearTimeout(timer);
+        clear();
         release!();
         reject(error);
       },

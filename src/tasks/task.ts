@@ -14,7 +14,7 @@
  */
 
 import type { AsyncLocalStorage } from "node:async_hooks";
-import { outsideTasks, running } from "../core/context.ts";
+import { live, outsideTasks, running } from "../core/context.ts";
 import { Cancelled, TimedOut } from "../core/errors.ts";
 import { checkOptions, checkSignal, checkSupervisor, show } from "../core/validate.ts";
 
@@ -138,6 +138,8 @@ export class Task<T> {
   #wait: CancelWait | undefined;
   #moreWaits: Set<CancelWait> | undefined;
   #pendingCancel: Cancelled | undefined;
+  /** Told of the cancel without taking it (an open scope's tasks): it still reaches a wait. */
+  #watchers: Set<CancelWait> | undefined;
   /** 0 running, 1 returned, 2 threw. */
   #state: 0 | 1 | 2 = 0;
   #outcome: unknown;
@@ -203,10 +205,23 @@ export class Task<T> {
       pendingCancels++;
     }
     for (const cancel of waits) cancel(error);
+    for (const watch of this.#watchers ?? []) watch(error);
+    this.#watchers = undefined;
+  }
+
+  /**
+   * @internal Calls `watch` when the task is cancelled, without taking the cancel from
+   * the task's own waits. Returns the function that stops watching.
+   */
+  watchCancel(watch: CancelWait): () => void {
+    if (this.#state !== 0 || this.#cancelled) return () => {};
+    (this.#watchers ??= new Set()).add(watch);
+    return () => void this.#watchers?.delete(watch);
   }
 
   /** @internal Runs `fn` as this task. */
   run<A extends unknown[]>(fn: (...args: A) => T | PromiseLike<T>, args: A): void {
+    live.tasks++;
     let result: T | PromiseLike<T>;
     try {
       result = current.run(this as Task<unknown>, fn, ...args);
@@ -219,6 +234,7 @@ export class Task<T> {
   }
 
   #succeed(value: T): void {
+    live.tasks--;
     this.#state = 1;
     this.#outcome = value;
     this.#dropPendingCancel();
@@ -229,6 +245,7 @@ export class Task<T> {
   }
 
   #fail(error: unknown): void {
+    live.tasks--;
     this.#state = 2;
     this.#outcome = error;
     this.#dropPendingCancel();
@@ -259,8 +276,9 @@ export class Task<T> {
     });
   }
 
-  /** A cancel that was never delivered ends with its task. */
+  /** A cancel that was never delivered ends with its task (and nobody watches for one). */
   #dropPendingCancel(): void {
+    this.#watchers = undefined;
     if (this.#pendingCancel === undefined) return;
     this.#pendingCancel = undefined;
     pendingCancels--;
@@ -404,7 +422,7 @@ export function guardWait(cancel: CancelWait, signal?: AbortSignal): (() => void
 }
 
 /** A task's function: checked when the task is made, not when it would run. */
-function checkFn(fn: unknown, what: string): void {
+export function checkFn(fn: unknown, what: string): void {
   if (typeof fn !== "function") throw new TypeError(`${what}: fn must be a function, not ${show(fn)}`);
 }
 
@@ -429,9 +447,18 @@ function flushRunQueue(): void {
 export function go<A extends unknown[], T>(fn: (...args: A) => T | PromiseLike<T>, ...args: A): Task<T> {
   checkFn(fn, "go");
   const task = new Task<T>(fn.name, undefined);
+  runNextTurn(task, fn, args);
+  return task;
+}
+
+/** @internal Runs `task` as `fn(...args)` on the loop's next turn (as `go` does). */
+export function runNextTurn<A extends unknown[], T>(
+  task: Task<T>,
+  fn: (...args: A) => T | PromiseLike<T>,
+  args: A,
+): void {
   runQueue.push({ task: task as Task<unknown>, fn: fn as (...args: never[]) => unknown, args });
   if (runQueue.length === 1) setImmediate(flushRunQueue);
-  return task;
 }
 
 /**

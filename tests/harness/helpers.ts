@@ -220,13 +220,16 @@ export interface Program {
   stdout(): string;
   /** Sends it a signal. */
   signal(signal: NodeJS.Signals): void;
+  /** Its process id (its open descriptors are in /proc/PID/fd). */
+  pid: number;
   /** Settles when it exits (or is killed for running past its time). */
   done: Promise<ProgramRun>;
 }
 
 /**
- * Starts tests/programs/NAME.ts as its own process, in the runtime running the tests (so
- * what keeps a process alive, or crashes it, is seen from outside), or in the project's
+ * Starts tests/process/programs/NAME.ts (examples/NAME.ts with `example`) as its own
+ * process, in the runtime running the tests (so what keeps a process alive, or crashes
+ * it, is seen from outside), or in the project's
  * Deno when `inDeno` (what only Deno has, its permissions, checked from either runtime).
  * `nofile` lowers the descriptor limit first; `denoFlags` replaces Deno's `--allow-all`;
  * `noIoUring` runs it where io_uring is forbidden (`make tools` builds the wrapper).
@@ -242,9 +245,13 @@ export function startProgram(
     inDeno?: boolean;
     /** Under tests/no_io_uring.zig: io_uring_setup fails with EPERM, as in many containers. */
     noIoUring?: boolean;
+    /** NAME is one of examples/. */
+    example?: boolean;
   } = {},
 ): Program {
-  const file = new URL(`../process/programs/${name}.ts`, import.meta.url).pathname;
+  const file =
+    new URL(options.example ? `../../examples/${name}.ts` : `../process/programs/${name}.ts`, import.meta.url)
+      .pathname;
   const deno = options.inDeno || runtime === "deno";
   const exec = runtime === "deno" ? process.execPath : projectDeno();
   let argv = deno ? [exec, "run", ...(options.denoFlags ?? ["--allow-all"]), file] : [process.execPath, file];
@@ -267,7 +274,7 @@ export function startProgram(
   });
   // process.kill, not child.kill: Deno's node:child_process reports a child it signalled
   // itself as killed by the signal even when the child exits 0.
-  return { stdout: () => stdout, signal: (sig) => process.kill(child.pid!, sig), done };
+  return { stdout: () => stdout, signal: (sig) => process.kill(child.pid!, sig), pid: child.pid!, done };
 }
 
 /** `startProgram`, waiting for the program to exit. */

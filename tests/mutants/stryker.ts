@@ -36,6 +36,7 @@ const suites: Record<string, string[]> = {
   "tasks/channel.ts": ["channel", "cancel", "task", "errors"],
   "tasks/deadline.ts": ["task", "cancel", "errors", "gather"],
   "tasks/gather.ts": ["gather", "task"],
+  "tasks/scope.ts": ["scope", "gather", "serve", "proxy"],
   "tasks/task.ts": ["supervisor", "gather", "task", "cancel", "channel", "lifecycle"],
 };
 

@@ -21,6 +21,7 @@ const blocks = [...guide.matchAll(/<!-- run -->\s*```ts\n([\s\S]*?)```/g)].map((
 const expected: RegExp[] = [
   /^server closing, bye\n\nnull\n$/,
   /^(worker \d: (1|4|9|16)\n){4}true\n$/,
+  /^sibling: true\none request failed\nfast\n$/,
   /^ping false\n$/,
   /^hello over \/tmp\/zev-guide-\d+\.sock\n$/,
 ];
