@@ -29,7 +29,14 @@ export {
   type UnixListenOptions,
 } from "./src/net/open.ts";
 export { type AcceptOptions, Listener } from "./src/net/listener.ts";
-export { type CloseOptions, type ReadOptions, Stream, type WriteOptions } from "./src/net/stream.ts";
+export { type CloseOptions, type ReadOptions, Stream, type TlsInfo, type WriteOptions } from "./src/net/stream.ts";
+export {
+  type Pem,
+  startTls,
+  type StartTlsOptions,
+  type TlsClientOptions,
+  type TlsServerOptions,
+} from "./src/net/tls.ts";
 export type { Addr, AnyAddr, UnixAddr } from "./src/net/addr.ts";
 export type { Handle } from "./src/core/handle.ts";
 export {

@@ -2,7 +2,7 @@
  * A TCP echo server on `acceptLoop` + `go`.
  *
  *   deno run --allow-ffi --allow-read --allow-env --allow-net examples/echo.ts [--host 127.0.0.1] [--port 0]
- *   bun examples/echo.ts [--host 127.0.0.1] [--port 0] [--workers N]
+ *   bun examples/echo.ts [--host 127.0.0.1] [--port 0] [--workers N] [--tls-cert FILE --tls-key FILE]
  *
  * Prints `listening on HOST:PORT` once ready; exits 0 on SIGINT or SIGTERM. With
  * `--workers N`, N Workers serve the port, each running this module again.
@@ -12,7 +12,7 @@ import process from "node:process";
 import { configure, serve, type ServeOptions, type Stream, workerIndex, ZevError } from "../mod.ts";
 import { parseFlags } from "./flags.ts";
 
-const { host, port, spinMicros, workers } = parseFlags(process.argv.slice(2));
+const { host, port, spinMicros, workers, tls } = parseFlags(process.argv.slice(2));
 configure({ spinMicros });
 let lastLog = 0;
 
@@ -40,6 +40,7 @@ async function echo(stream: Stream): Promise<void> {
 const options: ServeOptions = {
   hostname: host,
   port,
+  tls,
   // Out of descriptors: zev pauses accepting and retries; say so, at most once a second.
   onAcceptError(error) {
     if (Date.now() - lastLog < 1000) return;

@@ -3,7 +3,7 @@
  * same small body. Pipelined requests are answered in order, in one write per read.
  *
  *   deno run --allow-ffi --allow-read --allow-env --allow-net examples/http.ts [--host 127.0.0.1] [--port 0]
- *   bun examples/http.ts [--host 127.0.0.1] [--port 0]
+ *   bun examples/http.ts [--host 127.0.0.1] [--port 0] [--tls-cert FILE --tls-key FILE]
  *
  * Prints `listening on HOST:PORT` once ready; exits 0 on SIGINT or SIGTERM.
  */
@@ -100,9 +100,9 @@ async function exchange(stream: Stream): Promise<void> {
   }
 }
 
-const { host, port, spinMicros } = parseFlags(process.argv.slice(2));
+const { host, port, spinMicros, tls } = parseFlags(process.argv.slice(2));
 configure({ spinMicros });
-const server = serve({ hostname: host, port }, handle);
+const server = serve({ hostname: host, port, tls }, handle);
 // A graceful shutdown: stop accepting, give open connections 5 s, then cut them.
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => server.close({ gracePeriod: 5000 }));
 console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);

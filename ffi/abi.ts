@@ -8,7 +8,7 @@
  */
 
 /** The ABI version this binding speaks; a library reporting another is refused. */
-export const ABI_VERSION = 8;
+export const ABI_VERSION = 9;
 
 /** Every exported function, in Deno's FFI vocabulary (ffi/bun.ts translates it). */
 export const symbols = {
@@ -51,6 +51,17 @@ export const symbols = {
   zev_queued: { parameters: ["u32"], result: "i32" },
   zev_raise_fd_limit: { parameters: ["u32"], result: "i32" },
   zev_last_errno: { parameters: [], result: "i32" },
+  zev_tls_engine: { parameters: ["buffer", "u32"], result: "i32" },
+  zev_tls_engine_version: { parameters: ["buffer", "u32"], result: "i32" },
+  zev_tls_context: { parameters: ["u32", "u32"], result: "i32" },
+  zev_tls_context_free: { parameters: ["u32"], result: "i32" },
+  zev_tls_context_cert: { parameters: ["u32", "buffer", "u32", "buffer", "u32"], result: "i32" },
+  zev_tls_context_ca: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  zev_tls_context_alpn: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  zev_tls_start: { parameters: ["u32", "u32", "u32", "buffer", "u32"], result: "i32" },
+  zev_tls_handshake: { parameters: ["u32", "u32"], result: "i32" },
+  zev_tls_info: { parameters: ["u32", "u32", "u32", "buffer", "u32"], result: "i32" },
+  zev_tls_detail: { parameters: ["u32", "buffer", "u32"], result: "i32" },
 } as const;
 
 /** The functions both loaders provide. */
@@ -94,6 +105,17 @@ export interface Symbols {
   zev_queued(id: number): number;
   zev_raise_fd_limit(want: number): number;
   zev_last_errno(): number;
+  zev_tls_engine(table: Uint8Array, count: number): number;
+  zev_tls_engine_version(out: Uint8Array, cap: number): number;
+  zev_tls_context(server: number, flags: number): number;
+  zev_tls_context_free(ctx: number): number;
+  zev_tls_context_cert(ctx: number, cert: Uint8Array, certLen: number, key: Uint8Array, keyLen: number): number;
+  zev_tls_context_ca(ctx: number, pem: Uint8Array, len: number): number;
+  zev_tls_context_alpn(ctx: number, wire: Uint8Array, len: number): number;
+  zev_tls_start(id: number, h: number, ctx: number, name: Uint8Array, nameLen: number): number;
+  zev_tls_handshake(id: number, h: number): number;
+  zev_tls_info(id: number, h: number, what: number, out: Uint8Array, cap: number): number;
+  zev_tls_detail(id: number, out: Uint8Array, cap: number): number;
 }
 
 /** Error codes (zig/errors.zig), by name. */
@@ -123,6 +145,9 @@ export const ERRORS = {
   NotFound: -23,
   StaleSocket: -24,
   BacklogFull: -25,
+  TlsFailed: -26,
+  TlsUnverified: -27,
+  TlsTruncated: -28,
   Unexpected: -99,
 } as const;
 
@@ -194,3 +219,85 @@ export const BACKEND_FALLBACK: readonly string[] = [
   "io_uring failed to set up",
   "auto picks epoll: io_uring is not yet level with it (its bulk reads are slower; docs/design/IO_URING.md)",
 ];
+
+/** The OpenSSL functions `zev_tls_engine` takes, in order (zig/tls/openssl.zig `Api`). */
+export const OPENSSL_SYMBOLS = [
+  "OpenSSL_version",
+  "TLS_server_method",
+  "TLS_client_method",
+  "SSL_CTX_new",
+  "SSL_CTX_free",
+  "SSL_CTX_ctrl",
+  "SSL_CTX_callback_ctrl",
+  "SSL_CTX_set_options",
+  "SSL_CTX_use_certificate",
+  "SSL_CTX_use_PrivateKey",
+  "SSL_CTX_check_private_key",
+  "SSL_CTX_get_cert_store",
+  "SSL_CTX_set_default_verify_paths",
+  "SSL_CTX_set_verify",
+  "SSL_CTX_set_alpn_select_cb",
+  "SSL_CTX_set_session_id_context",
+  "SSL_new",
+  "SSL_free",
+  "SSL_set_bio",
+  "SSL_set_accept_state",
+  "SSL_set_connect_state",
+  "SSL_do_handshake",
+  "SSL_read",
+  "SSL_write",
+  "SSL_shutdown",
+  "SSL_get_shutdown",
+  "SSL_get_error",
+  "SSL_ctrl",
+  "SSL_set1_host",
+  "SSL_set_alpn_protos",
+  "SSL_get0_alpn_selected",
+  "SSL_get_version",
+  "SSL_get_current_cipher",
+  "SSL_CIPHER_get_name",
+  "SSL_get_servername",
+  "SSL_set_SSL_CTX",
+  "SSL_get_verify_result",
+  "SSL_get0_param",
+  "X509_VERIFY_PARAM_set1_ip_asc",
+  "SSL_get1_peer_certificate",
+  "SSL_session_reused",
+  "SSL_select_next_proto",
+  "BIO_s_mem",
+  "BIO_new",
+  "BIO_new_mem_buf",
+  "BIO_free",
+  "BIO_read",
+  "BIO_write",
+  "BIO_ctrl",
+  "BIO_ctrl_pending",
+  "PEM_read_bio_X509",
+  "PEM_read_bio_PrivateKey",
+  "X509_free",
+  "EVP_PKEY_free",
+  "X509_STORE_add_cert",
+  "X509_verify_cert_error_string",
+  "i2d_X509",
+  "ERR_get_error",
+  "ERR_clear_error",
+  "ERR_error_string_n",
+] as const;
+
+/** Options of `zev_tls_context` (zig/tls/contexts.zig `Flag`), a bit set. */
+export const TLS_FLAG = {
+  verifyPeer: 1,
+  requirePeerCert: 2,
+  tls13Only: 4,
+  all: 7,
+} as const;
+
+/** What `zev_tls_info` tells (zig/tls/session.zig `Info`). */
+export const TLS_INFO = {
+  protocol: 0,
+  cipher: 1,
+  alpn: 2,
+  servername: 3,
+  peerCertificate: 4,
+  resumed: 5,
+} as const;

@@ -6,10 +6,20 @@
  * @module
  */
 
-import { dlopen, FFIType } from "bun:ffi";
+import { CString, dlopen, FFIType } from "bun:ffi";
+import { linuxLibc } from "./locate.ts";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
-import { type Native, type Parker, type Symbols, symbols, type Watch, type Workers } from "./symbols.ts";
+import {
+  type Native,
+  type Parker,
+  RTLD_DEEPBIND,
+  RTLD_NOW,
+  type Symbols,
+  symbols,
+  type Watch,
+  type Workers,
+} from "./symbols.ts";
 
 /** Slots of the control array shared with the parking worker (ffi/park_worker.ts). */
 export const CTL = { request: 0, done: 1, loop: 2, ready: 3 } as const;
@@ -42,7 +52,60 @@ export function load(path: string): Native {
     pathPermission: () => undefined,
     workers,
     threadParker: (loop, onWake, reason) => WorkerParker.open(path, loop, onWake, reason),
+    resolve,
   };
+}
+
+/** Where dlopen is: the C library this process runs on. */
+function libcNames(): string[] {
+  if (process.platform === "darwin") return ["libSystem.B.dylib"];
+  if (process.platform === "freebsd") return ["libc.so.7"];
+  return linuxLibc() === "musl" ? ["libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"] : ["libc.so.6"];
+}
+
+/** `Native.resolve` with libc's dlopen and dlsym (glibc: with RTLD_DEEPBIND). */
+function resolve(libraries: readonly string[], names: readonly string[]): { table: Uint8Array } | { error: string } {
+  const defs = {
+    dlopen: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.ptr },
+    dlsym: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.ptr },
+    dlerror: { args: [], returns: FFIType.ptr },
+  } as const;
+  let libc: ReturnType<typeof dlopen<typeof defs>> | undefined;
+  for (const name of libcNames()) {
+    try {
+      libc = dlopen(name, defs);
+      break;
+    } catch {
+      // the next name
+    }
+  }
+  if (libc === undefined) return { error: `no C library to load it with (${libcNames().join(", ")})` };
+  try {
+    const cstr = (s: string) => new TextEncoder().encode(`${s}\0`);
+    const deep = process.platform === "linux" && linuxLibc() === "gnu";
+    const flags = RTLD_NOW | (deep ? RTLD_DEEPBIND : 0);
+    const why = () => {
+      const p = libc!.symbols.dlerror();
+      return p ? new CString(p).toString() : "unknown";
+    };
+    let handle: ReturnType<typeof libc.symbols.dlopen> = null;
+    const errors: string[] = [];
+    for (const name of libraries) {
+      handle = libc.symbols.dlopen(cstr(name), flags);
+      if (handle) break;
+      errors.push(why());
+    }
+    if (!handle) return { error: errors.join("; ") };
+    const table = new BigUint64Array(names.length);
+    for (const [i, name] of names.entries()) {
+      const p = libc.symbols.dlsym(handle, cstr(name));
+      if (!p) return { error: `${name}: ${why()}` };
+      table[i] = BigInt(p);
+    }
+    return { table: new Uint8Array(table.buffer) };
+  } finally {
+    libc.close();
+  }
 }
 
 /**

@@ -11,7 +11,16 @@
  */
 
 import net from "node:net";
-import { type Native, type Parker, type Symbols, symbols, type Watch, type Workers } from "./symbols.ts";
+import {
+  type Native,
+  type Parker,
+  RTLD_DEEPBIND,
+  RTLD_NOW,
+  type Symbols,
+  symbols,
+  type Watch,
+  type Workers,
+} from "./symbols.ts";
 
 /** The C library Deno itself runs on. */
 function libcPath(): string {
@@ -37,7 +46,43 @@ export function load(path: string): Native {
     pathPermission,
     workers,
     threadParker: (loop, onWake, reason) => Promise.resolve(new PollParker(sym, loop, onWake, reason)),
+    resolve,
   };
+}
+
+/** `Native.resolve` with libc's dlopen and dlsym (Deno's own dlopen gives no addresses). */
+function resolve(libraries: readonly string[], names: readonly string[]): { table: Uint8Array } | { error: string } {
+  const libc = Deno.dlopen(libcPath(), {
+    dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+    dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+    dlerror: { parameters: [], result: "pointer" },
+  });
+  try {
+    const cstr = (s: string) => new TextEncoder().encode(`${s}\0`);
+    const flags = RTLD_NOW | (Deno.build.os === "linux" ? RTLD_DEEPBIND : 0);
+    const why = () => {
+      const p = libc.symbols.dlerror();
+      return p === null ? "unknown" : Deno.UnsafePointerView.getCString(p);
+    };
+    let handle: Deno.PointerValue = null;
+    const errors: string[] = [];
+    for (const name of libraries) {
+      handle = libc.symbols.dlopen(cstr(name), flags);
+      if (handle !== null) break;
+      errors.push(why());
+    }
+    if (handle === null) return { error: errors.join("; ") };
+    const table = new BigUint64Array(names.length);
+    for (const [i, name] of names.entries()) {
+      const p = libc.symbols.dlsym(handle, cstr(name));
+      if (p === null) return { error: `${name}: ${why()}` };
+      table[i] = BigInt(Deno.UnsafePointer.value(p));
+    }
+    return { table: new Uint8Array(table.buffer) };
+  } finally {
+    // The library stays loaded (never dlclosed): the table points into it.
+    libc.close();
+  }
 }
 
 /**

@@ -9,9 +9,11 @@
 import { envVar, locateLibrary } from "./locate.ts";
 import { ABI_VERSION, BACKEND, BACKEND_FALLBACK, type Native, type Parker } from "./symbols.ts";
 import { openParker as open, type WakeMode } from "./parker.ts";
+import { type TlsEngine, tlsEngine } from "./openssl.ts";
 
 export * from "./symbols.ts";
 export { cacheDir, platformName } from "./locate.ts";
+export type { TlsEngine } from "./openssl.ts";
 export type { WakeMode } from "./parker.ts";
 
 async function load(): Promise<Native> {
@@ -33,6 +35,11 @@ if (abi !== ABI_VERSION) {
   throw new Error(
     `zev: ${native.path} speaks ABI ${abi}, this binding speaks ${ABI_VERSION}; rebuild it with \`make lib\`.`,
   );
+}
+
+/** The TLS engine (OpenSSL 3, found at run time), or why there is none. */
+export function tls(): TlsEngine {
+  return tlsEngine(native);
 }
 
 /** How to park, from `ZEV_WAKE` ("auto", the default, or "thread"). */

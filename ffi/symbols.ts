@@ -57,7 +57,18 @@ export interface Native {
   workers: Workers;
   /** A parker that waits on another thread (the fallback where io_uring is missing). */
   threadParker(loop: number, onWake: () => void, reason: string): Promise<Parker>;
+  /**
+   * Opens the first of `libraries` the system's dynamic loader finds (with its own
+   * dependencies bound before the process's symbols, where the loader can: a runtime
+   * that carries a TLS library of its own must not lend it to this one) and resolves
+   * `names` in it: their addresses as 8 bytes each, little-endian, or why not.
+   */
+  resolve(libraries: readonly string[], names: readonly string[]): { table: Uint8Array } | { error: string };
 }
+
+/** dlopen's flags: every symbol now, kept local; and on glibc, the library's own first. */
+export const RTLD_NOW = 2;
+export const RTLD_DEEPBIND = 8;
 
 /** A socket of the runtime's own watching a descriptor for zev (see `Native.watch`). */
 export interface Watch {

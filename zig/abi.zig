@@ -16,10 +16,13 @@ const errors = @import("errors.zig");
 const sys = @import("sys.zig");
 const address = @import("address.zig");
 const Loop = @import("loop.zig").Loop;
+const openssl = @import("tls/openssl.zig");
+const tls_contexts = @import("tls/contexts.zig");
+const tls_session = @import("tls/session.zig");
 const Backend = @import("loop.zig").Backend;
 const listener_edge_single = @import("loop.zig").listener_edge_single;
 
-pub const abi_version: u32 = 8;
+pub const abi_version: u32 = 9;
 
 /// Allocator for loops, handle tables and write queues (tests swap in a checking one).
 pub var allocator: std.mem.Allocator = std.heap.page_allocator;
@@ -422,4 +425,96 @@ pub export fn zev_raise_fd_limit(want: u32) i32 {
 /// The errno behind the last `Unexpected` (-99) result, for diagnostics.
 pub export fn zev_last_errno() i32 {
     return errors.last_unexpected_errno.load(.monotonic);
+}
+
+// ---- TLS (zig/tls/): the system's OpenSSL 3, driven inside the loop -------------------
+
+/// Hands the library the OpenSSL functions the runtime resolved: `count` addresses (each
+/// 8 bytes, little-endian) in the order of `OPENSSL_SYMBOLS` (zig/tls/openssl.zig `Api`).
+/// Process-wide, once; a later call keeps the first table. `InvalidArgument` if any is missing.
+pub export fn zev_tls_engine(table: ?[*]const u8, count: u32) i32 {
+    if (count != openssl.symbol_count) return fail(error.InvalidArgument);
+    const t = bytes(table, count * 8) orelse return fail(error.InvalidArgument);
+    var ptrs: [openssl.symbol_count]usize = undefined;
+    for (&ptrs, 0..) |*p, i| p.* = @intCast(std.mem.readInt(u64, t[i * 8 ..][0..8], .little));
+    if (!openssl.install(&ptrs)) return fail(error.InvalidArgument);
+    return 0;
+}
+
+/// The engine's version ("OpenSSL 3.0.19 27 Jan 2026") into `out`: its length.
+pub export fn zev_tls_engine_version(out: ?[*]u8, cap: u32) i32 {
+    const o = openssl.get() orelse return fail(error.Unsupported);
+    const b = bytesMut(out, cap) orelse return fail(error.InvalidArgument);
+    const v = std.mem.span(o.OpenSSL_version(0) orelse "");
+    const n = @min(v.len, b.len);
+    @memcpy(b[0..n], v[0..n]);
+    return @intCast(n);
+}
+
+/// A TLS context for servers (`server` 1) or clients (0), with `TLS_FLAG_*` options.
+/// Returns its id (process-wide).
+pub export fn zev_tls_context(server: u32, flags: u32) i32 {
+    return result(tls_contexts.create(server != 0, flags));
+}
+
+/// Frees a TLS context; streams started with it keep working.
+pub export fn zev_tls_context_free(ctx: u32) i32 {
+    tls_contexts.destroy(ctx) catch |err| return fail(err);
+    return 0;
+}
+
+/// A context's certificate chain and private key, both PEM.
+pub export fn zev_tls_context_cert(ctx: u32, cert: ?[*]const u8, cert_len: u32, key: ?[*]const u8, key_len: u32) i32 {
+    const c = bytes(cert, cert_len) orelse return fail(error.InvalidArgument);
+    const k = bytes(key, key_len) orelse return fail(error.InvalidArgument);
+    tls_contexts.setCertificate(ctx, c, k) catch |err| return fail(err);
+    return 0;
+}
+
+/// The CAs a context trusts (PEM), or with `len` 0 the system's store.
+pub export fn zev_tls_context_ca(ctx: u32, pem: ?[*]const u8, len: u32) i32 {
+    const p = bytes(pem, len) orelse return fail(error.InvalidArgument);
+    tls_contexts.setCa(ctx, p) catch |err| return fail(err);
+    return 0;
+}
+
+/// A context's ALPN protocols, in wire format (length-prefixed names, preferred first).
+pub export fn zev_tls_context_alpn(ctx: u32, wire: ?[*]const u8, len: u32) i32 {
+    const w = bytes(wire, len) orelse return fail(error.InvalidArgument);
+    tls_contexts.setAlpn(ctx, w) catch |err| return fail(err);
+    return 0;
+}
+
+/// Puts a TLS session of context `ctx` on a connected stream; a client names the server
+/// (SNI, and the name its certificate must carry). Then `zev_tls_handshake`.
+pub export fn zev_tls_start(id: u32, h: u32, ctx: u32, name: ?[*]const u8, name_len: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const n = bytes(name, name_len) orelse return fail(error.InvalidArgument);
+    tls_session.start(loop, h, ctx, n) catch |err| return fail(err);
+    return 0;
+}
+
+/// Runs a stream's handshake as far as it can: 0 done, WouldBlock (a READ event
+/// follows), or the error (`zev_tls_detail` says why).
+pub export fn zev_tls_handshake(id: u32, h: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    tls_session.handshake(loop, h) catch |err| return fail(err);
+    return 0;
+}
+
+/// What a TLS stream agreed (`TLS_INFO_*`) into `out`: its length (0: none).
+pub export fn zev_tls_info(id: u32, h: u32, what: u32, out: ?[*]u8, cap: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const b = bytesMut(out, cap) orelse return fail(error.InvalidArgument);
+    return result(tls_session.info(loop, h, what, b));
+}
+
+/// Why the loop's last TLS call failed (OpenSSL's reason) into `out`, once: its length.
+pub export fn zev_tls_detail(id: u32, out: ?[*]u8, cap: u32) i32 {
+    const loop = lookup(id) orelse return fail(error.BadLoop);
+    const b = bytesMut(out, cap) orelse return fail(error.InvalidArgument);
+    const n = @min(loop.tls_detail_len, b.len);
+    @memcpy(b[0..n], loop.tls_detail[0..n]);
+    loop.tls_detail_len = 0; // told once: a later, unrelated error must not carry it
+    return @intCast(n);
 }

@@ -14,6 +14,9 @@ const errors = @import("errors.zig");
 const loop = @import("loop.zig");
 const handles = @import("handles.zig");
 const uring = @import("backends/io_uring.zig");
+const openssl = @import("tls/openssl.zig");
+const tls_contexts = @import("tls/contexts.zig");
+const tls_session = @import("tls/session.zig");
 
 const source = @embedFile("abi.zig");
 
@@ -214,6 +217,13 @@ fn renderTs(gpa: std.mem.Allocator, w: *std.Io.Writer) !void {
     try w.writeAll("} as const;\n\n/** Why a loop asked for \"auto\" runs on epoll, by `zev_backend_fallback`'s code (zig/backends/io_uring.zig `Unavailable`). */\nexport const BACKEND_FALLBACK: readonly string[] = [\n");
     inline for (@typeInfo(uring.Unavailable).@"enum".fields) |f| try w.print("  \"{s}\",\n", .{@as(uring.Unavailable, @enumFromInt(f.value)).reason()});
     try w.writeAll("];\n");
+    try w.writeAll("\n/** The OpenSSL functions `zev_tls_engine` takes, in order (zig/tls/openssl.zig `Api`). */\nexport const OPENSSL_SYMBOLS = [\n");
+    inline for (@typeInfo(openssl.Api).@"struct".fields) |f| try w.print("  \"{s}\",\n", .{f.name});
+    try w.writeAll("] as const;\n\n/** Options of `zev_tls_context` (zig/tls/contexts.zig `Flag`), a bit set. */\nexport const TLS_FLAG = {\n");
+    inline for (@typeInfo(tls_contexts.Flag).@"struct".decls) |d| try w.print("  {s}: {d},\n", .{ try camel(gpa, d.name), @field(tls_contexts.Flag, d.name) });
+    try w.writeAll("} as const;\n\n/** What `zev_tls_info` tells (zig/tls/session.zig `Info`). */\nexport const TLS_INFO = {\n");
+    inline for (@typeInfo(tls_session.Info).@"enum".fields) |f| try w.print("  {s}: {d},\n", .{ try camel(gpa, f.name), f.value });
+    try w.writeAll("} as const;\n");
 }
 
 pub fn main() !void {

@@ -40,6 +40,9 @@ pub const Error = error{
     StaleSocket,
     /// A Unix listener's backlog is full (connect(2) says EAGAIN: nothing was started).
     BacklogFull,
+    TlsFailed,
+    TlsUnverified,
+    TlsTruncated,
     Unexpected,
 };
 
@@ -71,6 +74,9 @@ pub fn code(err: Error) i32 {
         error.NotFound => -23,
         error.StaleSocket => -24,
         error.BacklogFull => -25,
+        error.TlsFailed => -26,
+        error.TlsUnverified => -27,
+        error.TlsTruncated => -28,
         error.Unexpected => -99,
     };
 }

@@ -49,3 +49,10 @@ pub const ring_buffer_bytes: u32 = 4096;
 pub const ring_buffers_per_stream: u16 = 8;
 pub const ring_sq_entries: u16 = 1024;
 pub const ring_cq_entries: u32 = 8192;
+
+/// TLS contexts in the process (listeners' and clients' settings, shared by their streams).
+pub const max_tls_contexts: u32 = 1024;
+/// Ciphertext a TLS stream may queue past its write queue limit: what one record and a
+/// handshake flight add after the plaintext that filled the queue (it encrypts only under
+/// the limit, and ciphertext, once made, cannot be dropped).
+pub const tls_queue_slack: u32 = 64 * 1024;

@@ -148,6 +148,9 @@ pub const Loop = struct {
     fallback: Unavailable = .none,
     /// `stats.polls` when the last stall was counted: one count per park.
     stall_polls: u64 = std.math.maxInt(u64),
+    /// Why the last TLS call on this loop failed (OpenSSL's reason), for its error message.
+    tls_detail: [256]u8 = undefined,
+    tls_detail_len: usize = 0,
 
     pub fn create(allocator: std.mem.Allocator, max_handles: u32, kind: Backend) Error!*Loop {
         const self = allocator.create(Loop) catch return error.NoMemory;

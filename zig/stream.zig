@@ -19,6 +19,7 @@ const Loop = loop_mod.Loop;
 const Opt = loop_mod.Opt;
 const Flag = loop_mod.Flag;
 const ring_streams = @import("backends/ring_streams.zig");
+const tls = @import("tls/session.zig");
 
 pub const Stream = struct {
     fd: sys.fd_t,
@@ -45,6 +46,8 @@ pub const Stream = struct {
     peer: [address.abi_len]u8 = @splat(0),
     /// The io_uring backend's receive state (empty elsewhere).
     ring: ring_streams.RingStream = .{},
+    /// A TLS stream's engine (tls/session.zig), between the socket and the caller.
+    tls: ?*tls.Session = null,
 
     /// A read found nothing (EAGAIN): not readable until the next edge, which the
     /// caller wants reported as a READ event.
@@ -139,6 +142,12 @@ pub fn status(s: *Stream) Error!void {
 pub fn read(loop: *Loop, h: u32, buf: []u8) Error!usize {
     const s = try loop.get(h, .stream);
     if (buf.len == 0) return error.InvalidArgument;
+    if (s.tls != null) return tls.read(loop, s, buf);
+    return readRaw(loop, s, buf);
+}
+
+/// `read` from the socket itself: what a TLS stream's engine reads its ciphertext with.
+pub fn readRaw(loop: *Loop, s: *Stream, buf: []u8) Error!usize {
     if (loop.ringStreams()) |r| return r.read(loop, s, buf);
     if (s.connecting or (!s.readable and !s.hup)) {
         s.want_read = true;
@@ -167,6 +176,15 @@ pub fn write(loop: *Loop, h: u32, data: []const u8) Error!usize {
     if (s.shut_pending or s.shut_done) return error.Closed;
     if (s.failed) |err| return s.failure(err);
     if (s.connecting) return error.NotConnected;
+    if (s.tls != null) return tls.write(loop, s, data);
+    return writeRaw(loop, s, data, s.queue_limit);
+}
+
+/// `write` to the socket itself, queueing up to `limit` bytes: what a TLS stream's
+/// engine sends its ciphertext with (with no limit of its own: it encrypts only while the
+/// queue is under the stream's).
+pub fn writeRaw(loop: *Loop, s: *Stream, data: []const u8, limit: u32) Error!usize {
+    if (s.failed) |err| return s.failure(err);
     var done: usize = 0;
     if (s.queue.isEmpty() and s.writable) {
         while (done < data.len) {
@@ -189,7 +207,7 @@ pub fn write(loop: *Loop, h: u32, data: []const u8) Error!usize {
         }
     }
     if (done < data.len) {
-        const took = try s.queue.push(loop.allocator, s.queue_limit, data[done..]);
+        const took = try s.queue.push(loop.allocator, limit, data[done..]);
         loop.stats.queued_bytes += took;
         done += took;
     }
@@ -222,6 +240,8 @@ pub fn shutdown(loop: *Loop, h: u32) Error!void {
     const s = try loop.get(h, .stream);
     if (s.shut_done or s.shut_pending) return;
     if (s.connecting) return error.NotConnected;
+    // A TLS stream's end is its close_notify, then the FIN.
+    if (s.tls != null) try tls.notify(loop, s);
     if (s.queue.isEmpty()) {
         s.shut_done = true;
         try sys.shutdownWrite(s.fd);
@@ -234,6 +254,7 @@ pub fn shutdown(loop: *Loop, h: u32) Error!void {
 /// sent waited for `flush` to reach 0), and a reset asked for if `reset`.
 pub fn forget(loop: *Loop, s: *Stream, reset: bool) void {
     if (loop.ringStreams()) |r| r.forget(loop, s);
+    tls.free(loop, s);
     loop.stats.queued_bytes -= s.queue.len();
     s.queue.deinit(loop.allocator);
     if (reset) sys.setLingerZero(s.fd) catch {};

@@ -5,7 +5,7 @@
 #define ZEV_H
 #include <stdint.h>
 
-#define ZEV_ABI_VERSION 8u
+#define ZEV_ABI_VERSION 9u
 
 #define ZEV_READ 1u
 #define ZEV_WRITE 2u
@@ -43,6 +43,9 @@
 #define ZEV_E_NOT_FOUND (-23)
 #define ZEV_E_STALE_SOCKET (-24)
 #define ZEV_E_BACKLOG_FULL (-25)
+#define ZEV_E_TLS_FAILED (-26)
+#define ZEV_E_TLS_UNVERIFIED (-27)
+#define ZEV_E_TLS_TRUNCATED (-28)
 #define ZEV_E_UNEXPECTED (-99)
 
 #define ZEV_LIMIT_EVENTS_PER_POLL 0u
@@ -208,5 +211,43 @@ int32_t zev_raise_fd_limit(uint32_t want);
 
 /* The errno behind the last `Unexpected` (-99) result, for diagnostics. */
 int32_t zev_last_errno(void);
+
+/* Hands the library the OpenSSL functions the runtime resolved: `count` addresses (each */
+/* 8 bytes, little-endian) in the order of `OPENSSL_SYMBOLS` (zig/tls/openssl.zig `Api`). */
+/* Process-wide, once; a later call keeps the first table. `InvalidArgument` if any is missing. */
+int32_t zev_tls_engine(const uint8_t *table, uint32_t count);
+
+/* The engine's version ("OpenSSL 3.0.19 27 Jan 2026") into `out`: its length. */
+int32_t zev_tls_engine_version(uint8_t *out, uint32_t cap);
+
+/* A TLS context for servers (`server` 1) or clients (0), with `TLS_FLAG_*` options. */
+/* Returns its id (process-wide). */
+int32_t zev_tls_context(uint32_t server, uint32_t flags);
+
+/* Frees a TLS context; streams started with it keep working. */
+int32_t zev_tls_context_free(uint32_t ctx);
+
+/* A context's certificate chain and private key, both PEM. */
+int32_t zev_tls_context_cert(uint32_t ctx, const uint8_t *cert, uint32_t cert_len, const uint8_t *key, uint32_t key_len);
+
+/* The CAs a context trusts (PEM), or with `len` 0 the system's store. */
+int32_t zev_tls_context_ca(uint32_t ctx, const uint8_t *pem, uint32_t len);
+
+/* A context's ALPN protocols, in wire format (length-prefixed names, preferred first). */
+int32_t zev_tls_context_alpn(uint32_t ctx, const uint8_t *wire, uint32_t len);
+
+/* Puts a TLS session of context `ctx` on a connected stream; a client names the server */
+/* (SNI, and the name its certificate must carry). Then `zev_tls_handshake`. */
+int32_t zev_tls_start(uint32_t id, uint32_t h, uint32_t ctx, const uint8_t *name, uint32_t name_len);
+
+/* Runs a stream's handshake as far as it can: 0 done, WouldBlock (a READ event */
+/* follows), or the error (`zev_tls_detail` says why). */
+int32_t zev_tls_handshake(uint32_t id, uint32_t h);
+
+/* What a TLS stream agreed (`TLS_INFO_*`) into `out`: its length (0: none). */
+int32_t zev_tls_info(uint32_t id, uint32_t h, uint32_t what, uint8_t *out, uint32_t cap);
+
+/* Why the loop's last TLS call failed (OpenSSL's reason) into `out`, once: its length. */
+int32_t zev_tls_detail(uint32_t id, uint8_t *out, uint32_t cap);
 
 #endif

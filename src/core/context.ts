@@ -10,9 +10,10 @@ import { AsyncLocalStorage } from "node:async_hooks";
 
 /**
  * What runs and waits on this thread, above the loop (`stats()` tells it): tasks
- * started and not yet settled, and zev's timers (`sleep`, `withDeadline`) still pending.
+ * started and not yet settled, zev's timers (`sleep`, `withDeadline`) still pending, and
+ * TLS handshakes of listeners that failed (never handed to an accept).
  */
-export const live = { tasks: 0, timers: 0 };
+export const live = { tasks: 0, timers: 0, tlsHandshakesFailed: 0 };
 
 /** The running task (src/tasks/task.ts); typed there. */
 export const running: AsyncLocalStorage<unknown> = new AsyncLocalStorage<unknown>();

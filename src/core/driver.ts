@@ -37,7 +37,7 @@ import {
   type Parker,
   STATS,
 } from "../../ffi/mod.ts";
-import { abiError, setLastErrno } from "./errors.ts";
+import { abiError, setLastErrno, setTlsDetail } from "./errors.ts";
 import { live, outsideTasks, reportInternal } from "./context.ts";
 import { EVENTS_PER_POLL } from "./limits.ts";
 
@@ -96,12 +96,14 @@ export interface Stats {
   tasks: number;
   /** zev's timers pending (`sleep`, `withDeadline`). */
   timers: number;
+  /** TLS handshakes of listeners that failed or timed out (told to `onAcceptError`). */
+  tlsHandshakesFailed: number;
 }
 
 /** A backend as users name it. */
 export type BackendLabel = "epoll" | "kqueue" | "io_uring";
 
-type Counter = Exclude<keyof Stats, "backend" | "tasks" | "timers">;
+type Counter = Exclude<keyof Stats, "backend" | "tasks" | "timers" | "tlsHandshakesFailed">;
 
 /** The counters in the order the library writes them; each must be a key of `Stats`. */
 const STAT_KEYS: readonly Counter[] = STATS;
@@ -416,7 +418,7 @@ export class Driver {
   stats(): Stats {
     const out = this.#stats;
     native.sym.zev_stats(this.loop, new Uint8Array(out.buffer), out.length);
-    const stats = { backend: this.backendLabel, tasks: live.tasks, timers: live.timers } as Stats;
+    const stats = { backend: this.backendLabel, ...live } as Stats;
     STAT_KEYS.forEach((key, i) => (stats[key] = out[i]));
     return stats;
   }
@@ -428,6 +430,11 @@ function scheduleTick(tick: () => void): void {
 
 /** This thread's driver. */
 setLastErrno(() => native.sym.zev_last_errno());
+const detailBuf = new Uint8Array(256);
+setTlsDetail(() => {
+  const n = native.sym.zev_tls_detail(driver.loop, detailBuf, detailBuf.length);
+  return n > 0 ? new TextDecoder().decode(detailBuf.subarray(0, n)) : "";
+});
 export const driver: Driver = await Driver.open();
 
 /**

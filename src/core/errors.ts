@@ -41,6 +41,12 @@ const MESSAGES: Record<ErrorName, [code: string, message: string]> = {
     "a socket file no process listens on is in the way (left by one that exited): remove it, or listen with replaceStale: true",
   ],
   BacklogFull: ["ConnectionRefused", "the listener's backlog is full"],
+  TlsFailed: ["TlsFailed", "the TLS handshake or a TLS record failed"],
+  TlsUnverified: ["TlsUnverified", "the peer's certificate could not be verified"],
+  TlsTruncated: [
+    "TlsTruncated",
+    "the peer ended the TLS stream without close_notify: what was read may be cut short",
+  ],
   Unexpected: ["Unexpected", "unexpected system error"],
 };
 
@@ -131,6 +137,13 @@ function describe(reason: unknown): string {
 
 /** The errno behind the last `Unexpected` result, told by the library. */
 let lastErrno: () => number = () => 0;
+/** Why the last TLS call failed (OpenSSL's reason, once), told by the library. */
+let tlsDetail: () => string = () => "";
+
+/** @internal Wires `abiError` to the library's `zev_tls_detail`. */
+export function setTlsDetail(get: () => string): void {
+  tlsDetail = get;
+}
 
 /** @internal Wires `abiError` to the library's `zev_last_errno`. */
 export function setLastErrno(get: () => number): void {
@@ -141,6 +154,10 @@ export function setLastErrno(get: () => number): void {
 export function abiError(code: number, what: string): ZevError {
   const [name, message] = BY_CODE.get(code) ?? ["Unexpected", `unknown error code ${code}`];
   const errno = code === ERRORS.Unexpected ? ` (errno ${lastErrno()})` : "";
+  if (code === ERRORS.TlsFailed || code === ERRORS.TlsUnverified) {
+    const detail = tlsDetail();
+    if (detail) return new ZevError(name, `${what}: ${message}: ${detail}`);
+  }
   if (name === "Closed") return new Closed(`${what}: ${message}`);
   if (name === "TimedOut") return new TimedOut(`${what}: ${message}`);
   return new ZevError(name, `${what}: ${message}${errno}`);

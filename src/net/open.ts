@@ -9,6 +9,7 @@ import { MAX_UNIX_PATH } from "../core/limits.ts";
 import { abiError, callSite, Cancelled, fromCallSite, WOULD_BLOCK, ZevError } from "../core/errors.ts";
 import { driver } from "../core/driver.ts";
 import { Listener } from "./listener.ts";
+import { secureClient, serverContext, type TlsClientOptions, TlsListener, type TlsServerOptions } from "./tls.ts";
 import { Stream } from "./stream.ts";
 import { type Addr, formatAddr, literalHost, resolveHosts, type UnixAddr } from "./addr.ts";
 import { cancelledOnEntry, guardWait } from "../tasks/task.ts";
@@ -42,6 +43,11 @@ export interface ListenOptions {
    * closed). For logging; `stats().acceptPaused` counts them.
    */
   onAcceptError?: (error: ZevError) => void;
+  /**
+   * Serve TLS: accepted streams are TLS streams whose handshake has finished (one that
+   * fails or passes its deadline is told to `onAcceptError`, never to `accept`).
+   */
+  tls?: TlsServerOptions;
 }
 
 /** Options of `listen` on a Unix socket. */
@@ -157,10 +163,17 @@ export function listen(options: ListenOptions | UnixListenOptions): Listener<Uni
   }
   if (isUnix(options)) return listenUnix(options as UnixListenOptions, what);
   const { host, port, backlog, opts } = checkListen(options as ListenOptions, what);
+  const tls = (options as ListenOptions).tls;
+  // The certificate is checked before the port is taken: a bad one opens nothing.
+  const ctx = tls === undefined ? undefined : serverContext(tls, what);
   const bytes = encoder.encode(host);
   const h = sym.zev_listen(loop, bytes, bytes.length, port, backlog, opts);
-  if (h < 0) throw abiError(h, `${what} on ${hostPort(host, port)}`);
-  return new Listener<Addr>(h, (options as ListenOptions).onAcceptError);
+  if (h < 0) {
+    if (ctx) sym.zev_tls_context_free(ctx.id);
+    throw abiError(h, `${what} on ${hostPort(host, port)}`);
+  }
+  const onAcceptError = (options as ListenOptions).onAcceptError;
+  return ctx ? new TlsListener<Addr>(h, ctx, onAcceptError) : new Listener<Addr>(h, onAcceptError);
 }
 
 /**
@@ -222,6 +235,11 @@ export interface ConnectOptions {
   noDelay?: boolean;
   /** Have the kernel probe an idle peer (SO_KEEPALIVE). Default false. */
   keepAlive?: boolean;
+  /**
+   * Speak TLS: `true` verifies the server against the system's CAs and `hostname` (sent
+   * as SNI); an object says more (its own CAs, a client certificate, ALPN...).
+   */
+  tls?: true | TlsClientOptions;
 }
 
 /**
@@ -299,8 +317,14 @@ async function connectFrom(options: ConnectOptions | UnixConnectOptions): Promis
     const late = cancelledOnEntry(signal, what);
     if (late) throw late;
     try {
-      return await connectTo(host, port, opts, signal, what);
+      const stream = await connectTo(host, port, opts, signal, what);
+      // TLS on the address that answered (a failed handshake tries no other).
+      if (options.tls !== undefined) {
+        await secureClient(stream, options.tls, name, `${what} to ${hostPort(host, port)}`, signal);
+      }
+      return stream;
     } catch (error) {
+      if (error instanceof ZevError && error.code.startsWith("Tls")) throw error;
       if (!(error instanceof ZevError) || error instanceof Cancelled || error.code === "PermissionDenied") throw error;
       failure = error;
     }

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { READ, WRITE } from "../../ffi/mod.ts";
+import { READ, TLS_INFO, WRITE } from "../../ffi/mod.ts";
 import { MAX_PENDING_WRITES, MAX_WRITE_QUEUE_BYTES } from "../core/limits.ts";
 import { abiError, Cancelled, Closed, TimedOut, WOULD_BLOCK, ZevError } from "../core/errors.ts";
 import { Handle } from "../core/handle.ts";
@@ -80,6 +80,22 @@ interface PendingConnect {
   reject: (error: unknown) => void;
   guard: Guard | null;
   cancel: (error: unknown) => void;
+}
+
+/** What a TLS stream agreed with its peer (`stream.tls`). */
+export interface TlsInfo {
+  /** "TLSv1.3" or "TLSv1.2". */
+  protocol: string;
+  /** The cipher suite, as OpenSSL names it ("TLS_AES_256_GCM_SHA384"). */
+  cipher: string;
+  /** The ALPN protocol agreed, if any. */
+  alpn: string | undefined;
+  /** The server name the client asked for (SNI), if any. */
+  servername: string | undefined;
+  /** The peer's certificate (DER), if it sent one. */
+  peerCertificate: Uint8Array | undefined;
+  /** Whether the session was resumed from an earlier one. */
+  resumed: boolean;
 }
 
 /** A `close` waiting for the write queue to drain, and the calls tied to it. */
@@ -153,6 +169,10 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   #remote: Addr | undefined;
   /** A Unix stream's local and remote addresses (the kernel keeps no path for us). */
   #unix: readonly [UnixAddr, UnixAddr] | undefined;
+  /** A TLS session was started on it (`startTls`). */
+  #tls = false;
+  /** The TLS handshake under way. */
+  #handshaking: PendingConnect | undefined;
 
   /** @internal Streams come from `connect` and `Listener.accept`. */
   constructor(handle: number, unix?: readonly [local: UnixAddr, remote: UnixAddr]) {
@@ -531,7 +551,72 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
 
   /** A read, a write, a drain (close, closeWrite) or a connect is pending. */
   protected get waiting(): boolean {
-    return this.#reading || this.#writers.length > 0 || this.#drainers.length > 0 || this.#connecting !== undefined;
+    return this.#reading || this.#writers.length > 0 || this.#drainers.length > 0 || this.#connecting !== undefined ||
+      this.#handshaking !== undefined;
+  }
+
+  /** What TLS agreed for this stream, or undefined for a plain stream. */
+  get tls(): TlsInfo | undefined {
+    if (!this.#tls || this.#released !== 0) return undefined;
+    const text = (what: number): string | undefined => {
+      const buf = new Uint8Array(256);
+      const n = sym.zev_tls_info(loop, this.handle, what, buf, buf.length);
+      return n > 0 ? new TextDecoder().decode(buf.subarray(0, n)) : undefined;
+    };
+    const cert = new Uint8Array(16 * 1024);
+    const n = sym.zev_tls_info(loop, this.handle, TLS_INFO.peerCertificate, cert, cert.length);
+    return {
+      protocol: text(TLS_INFO.protocol) ?? "",
+      cipher: text(TLS_INFO.cipher) ?? "",
+      alpn: text(TLS_INFO.alpn),
+      servername: text(TLS_INFO.servername),
+      peerCertificate: n > 0 ? cert.slice(0, n) : undefined,
+      resumed: text(TLS_INFO.resumed) === "1",
+    };
+  }
+
+  /** @internal Puts a TLS session of context `ctx` on the stream (src/net/tls.ts). */
+  _startTls(ctx: number, servername: string, what: string): void {
+    const r = sym.zev_tls_start(loop, this.handle, ctx, new TextEncoder().encode(servername), servername.length);
+    if (r < 0) throw abiError(r, what);
+    this.#tls = true;
+  }
+
+  /** @internal Runs the TLS handshake; rejects with its error (or a cancel, or `signal`'s). */
+  _handshake(what: string, signal?: AbortSignal): Promise<void> {
+    const r = sym.zev_tls_handshake(loop, this.handle);
+    if (r === 0) return Promise.resolve();
+    if (r !== WOULD_BLOCK) return Promise.reject(abiError(r, what));
+    return new Promise((resolve, reject) => {
+      const pending: PendingConnect = {
+        what,
+        resolve,
+        reject,
+        guard: undefined,
+        cancel: (error) => this.#endHandshake(error),
+      };
+      pending.guard = tieWait(pending.cancel, signal);
+      if (pending.guard === null) return;
+      this.#handshaking = pending;
+      this.updateHold();
+      driver.kick();
+    });
+  }
+
+  #endHandshake(error?: unknown): void {
+    const pending = this.#handshaking;
+    if (!pending) return;
+    this.#handshaking = undefined;
+    untieWait(pending.guard, pending.cancel);
+    this.updateHold();
+    if (error === undefined) pending.resolve();
+    else pending.reject(error);
+  }
+
+  #onHandshake(): void {
+    const r = sym.zev_tls_handshake(loop, this.handle);
+    if (r === WOULD_BLOCK) return;
+    this.#endHandshake(r === 0 ? undefined : abiError(r, this.#handshaking!.what));
   }
 
   /**
@@ -596,6 +681,8 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
 
   #close(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     if (this.#reading) this.#endRead(new Closed(`${this.#what("read")}: the stream was closed while reading`));
+    // A TLS stream ends with close_notify, so that its peer reads a clean end.
+    if (this.#writers.length === 0) this.#notifyTls();
     if (this.#writers.length === 0 && !(sym.zev_flush(loop, this.handle) > 0)) {
       this.#release(false);
       return Promise.resolve();
@@ -622,6 +709,12 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       // Drained: closed. The stream failed (a peer that reset), or `abort` reset it
       // meanwhile: its queue is lost, and close says so.
       const drained = (status: number) => {
+        // The writes are out: a TLS stream's close_notify follows them.
+        if (status === DRAINED && this.#notifyTls() && sym.zev_flush(loop, this.handle) > 0) {
+          this.#drainers.push(drained);
+          this.updateHold();
+          return driver.kick();
+        }
         if (status < 0) wait.finish(abiError(status, what));
         else if (status === RELEASED && this.#released === 2) {
           wait.finish(new Closed(`${what}: the stream was reset before its queue was sent`));
@@ -640,6 +733,13 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       }, timeoutMs);
       this.#checkDrained();
     });
+  }
+
+  /** Sends a TLS stream's close_notify (and FIN) if it is not sent yet; true if it was now. */
+  #notifyTls(): boolean {
+    if (!this.#tls || this.#shutDown || this.#released !== 0) return false;
+    this.#shutDown = true;
+    return sym.zev_shutdown(loop, this.handle) >= 0;
   }
 
   /** Ties the calling task and `signal` to the close under way: a cancel resets the stream. */
@@ -675,6 +775,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     }
     const drainers = this.#drainers.splice(0);
     if (this.#connecting) this.#endConnect(new Closed(`${this.#connecting.what}: the stream was closed`));
+    if (this.#handshaking) this.#endHandshake(new Closed(`${this.#handshaking.what}: the stream was closed`));
     this.updateHold();
     for (const done of drainers) done(RELEASED);
     sym.zev_close(loop, this.handle, reset ? 1 : 0);
@@ -722,6 +823,11 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   onEvent(flags: number): void {
     if (this.#connecting) {
       if (flags & WRITE) this.#onConnected();
+      return;
+    }
+    if (this.#handshaking) {
+      if (flags & READ) this.#onHandshake();
+      if (flags & WRITE) this.#checkDrained();
       return;
     }
     if (flags & READ && this.#reading) this.#onReadable();
