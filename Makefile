@@ -54,7 +54,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 .tools/debs-test: tools/install-debs.sh
-	tools/install-debs.sh musl-gcc:musl-tools qemu-aarch64:qemu-user
+	tools/install-debs.sh musl-gcc:musl-tools qemu-aarch64:qemu-user openssl:openssl curl:curl
 	mkdir -p .tools && touch $@
 
 .tools/debs-bench: tools/install-debs.sh
@@ -184,7 +184,7 @@ test-edge: lib-edge node_modules/.installed
 
 # Bun's own musl build, in a real musl process, with the musl library found on its own.
 test-bun-musl: lib tools $(BUN_MUSL)
-	$(call BUN_TEST,$(BUN_MUSL)) $(TS_TESTS)
+	ZEV_OPENSSL=$(abspath .tools/bun-musl/lib/libssl.so.3) $(call BUN_TEST,$(BUN_MUSL)) $(TS_TESTS)
 
 # 75 s of churn, traffic and park/wake cycles per runtime and library, once with the
 # fallback parker and once on io_uring, all five at once (each watches its own server);

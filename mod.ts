@@ -89,4 +89,5 @@ export {
   type Settings,
   type Stats,
   stats,
+  type TlsEngine,
 } from "./src/core/settings.ts";

@@ -30,7 +30,8 @@ async function echo(stream: Stream): Promise<void> {
     }
   } catch (error) {
     // A peer that resets is routine for a server, not an error to report.
-    if (!(error instanceof ZevError && (error.code === "ConnectionReset" || error.code === "BrokenPipe"))) throw error;
+    const code = error instanceof ZevError ? error.code : "";
+    if (!["ConnectionReset", "BrokenPipe", "TlsTruncated"].includes(code)) throw error;
   } finally {
     // Every write was awaited, so zev holds no reference to `buf` any more.
     if (spare.length < 1024) spare.push(buf);

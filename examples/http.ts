@@ -55,7 +55,8 @@ async function handle(stream: Stream): Promise<void> {
     await exchange(stream);
   } catch (error) {
     // A client that resets is routine for a server, not an error to report.
-    if (!(error instanceof ZevError && (error.code === "ConnectionReset" || error.code === "BrokenPipe"))) throw error;
+    const code = error instanceof ZevError ? error.code : "";
+    if (!["ConnectionReset", "BrokenPipe", "TlsTruncated"].includes(code)) throw error;
   }
 }
 

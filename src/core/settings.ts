@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type BackendChoice, LIMIT, parseBackend } from "../../ffi/mod.ts";
+import { type BackendChoice, LIMIT, parseBackend, tls, type TlsEngine } from "../../ffi/mod.ts";
 import { abiError } from "./errors.ts";
 import { type BackendLabel, driver, type Stats } from "./driver.ts";
 import { show } from "./validate.ts";
@@ -17,7 +17,7 @@ import {
   MAX_WRITE_QUEUE_BYTES,
 } from "./limits.ts";
 
-export type { BackendLabel, Stats };
+export type { BackendLabel, Stats, TlsEngine };
 
 /** The bounds of the native loop (README: "Limits"). */
 export interface Limits {
@@ -120,6 +120,11 @@ export interface Configuration extends Required<Settings> {
   backend: BackendLabel;
   /** Why it is not io_uring although "auto" asked for it, if so. */
   backendReason?: string;
+  /**
+   * The TLS engine: `{ engine: "openssl", version, library }` (the system's OpenSSL 3,
+   * found at run time), or `{ engine: null, reason }` where there is none.
+   */
+  tls: TlsEngine;
 }
 
 /**
@@ -155,6 +160,7 @@ export function configure(settings: Settings = {}): Configuration {
     ...(parker.reason === undefined ? {} : { wakeReason: parker.reason }),
     backend: driver.backendLabel,
     ...(backendReason === undefined ? {} : { backendReason }),
+    tls: tls(),
   };
 }
 

@@ -9,7 +9,16 @@ import { MAX_UNIX_PATH } from "../core/limits.ts";
 import { abiError, callSite, Cancelled, fromCallSite, WOULD_BLOCK, ZevError } from "../core/errors.ts";
 import { driver } from "../core/driver.ts";
 import { Listener } from "./listener.ts";
-import { secureClient, serverContext, type TlsClientOptions, TlsListener, type TlsServerOptions } from "./tls.ts";
+import {
+  clientContext,
+  type Context,
+  releaseContext,
+  secureClient,
+  serverContext,
+  type TlsClientOptions,
+  TlsListener,
+  type TlsServerOptions,
+} from "./tls.ts";
 import { Stream } from "./stream.ts";
 import { type Addr, formatAddr, literalHost, resolveHosts, type UnixAddr } from "./addr.ts";
 import { cancelledOnEntry, guardWait } from "../tasks/task.ts";
@@ -307,6 +316,24 @@ async function connectFrom(options: ConnectOptions | UnixConnectOptions): Promis
     port,
     `${what} to ${literal === undefined ? `${name}:${port}` : hostPort(literal, port)}`,
   );
+  // TLS options are checked (and the engine loaded) before anything goes out.
+  const tls = options.tls === undefined ? undefined : clientContext(options.tls, what);
+  try {
+    return await connectAny(literal, name, port, opts, signal, tls, what);
+  } finally {
+    if (tls) releaseContext(tls);
+  }
+}
+
+async function connectAny(
+  literal: string | undefined,
+  name: string,
+  port: number,
+  opts: number,
+  signal: AbortSignal | undefined,
+  tls: Context | undefined,
+  what: string,
+): Promise<Stream> {
   const hosts = literal === undefined ? await cancellable(resolveHosts(name, what), signal) : [literal];
   // Each address in the resolver's order, until one connects (a name with an IPv6
   // address first, on a host with no IPv6 route, still connects over IPv4); all failing,
@@ -319,9 +346,7 @@ async function connectFrom(options: ConnectOptions | UnixConnectOptions): Promis
     try {
       const stream = await connectTo(host, port, opts, signal, what);
       // TLS on the address that answered (a failed handshake tries no other).
-      if (options.tls !== undefined) {
-        await secureClient(stream, options.tls, name, `${what} to ${hostPort(host, port)}`, signal);
-      }
+      if (tls) await secureClient(stream, tls, tls.servername ?? name, `${what} to ${hostPort(host, port)}`, signal);
       return stream;
     } catch (error) {
       if (error instanceof ZevError && error.code.startsWith("Tls")) throw error;

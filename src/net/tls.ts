@@ -118,11 +118,22 @@ export function handshakeMs(options: { handshakeTimeout?: unknown }, what: strin
   return t === undefined ? DEFAULT_HANDSHAKE_TIMEOUT_MS : checkMs(t, what, "tls.handshakeTimeout");
 }
 
-/** A context of the engine, freed by `free` once nothing new starts from it. */
-interface Context {
+/** A context of the engine; `shared` ones live as long as the thread. */
+export interface Context {
   id: number;
   handshakeMs: number;
+  shared?: boolean;
+  /** A client's `servername` option, if it gave one. */
+  servername?: string;
 }
+
+/** Frees a context once nothing new starts from it (its sessions hold their own reference). */
+export function releaseContext(ctx: Context): void {
+  if (!ctx.shared) sym.zev_tls_context_free(ctx.id);
+}
+
+/** The client context of `tls: true`: the system's CAs, kept (loading them costs a file read). */
+let defaultClient: number | undefined;
 
 function check(r: number, what: string): number {
   if (r < 0) throw abiError(r, what);
@@ -205,6 +216,9 @@ export function clientContext(options: TlsClientOptions | true, what: string): C
   const ms = handshakeMs(o, what);
   const flags = minVersionFlag(o.minVersion, what) | (o.unsafelyIgnoreCertificateErrors ? 0 : TLS_FLAG.verifyPeer);
   requireEngine(what);
+  const plain = !cert && !ca && !alpn && flags === TLS_FLAG.verifyPeer;
+  const servername = o.servername;
+  if (plain && defaultClient !== undefined) return { id: defaultClient, handshakeMs: ms, shared: true, servername };
   const id = check(sym.zev_tls_context(0, flags), what);
   try {
     if (!o.unsafelyIgnoreCertificateErrors) setCa(id, ca, what);
@@ -214,7 +228,8 @@ export function clientContext(options: TlsClientOptions | true, what: string): C
     sym.zev_tls_context_free(id);
     throw error;
   }
-  return { id, handshakeMs: ms };
+  if (plain) defaultClient = id;
+  return { id, handshakeMs: ms, shared: plain, servername };
 }
 
 /** Starts a session of `ctx` on `stream` and runs its handshake, within `ms` and `signal`. */
@@ -237,22 +252,16 @@ async function secure(
  */
 export async function secureClient(
   stream: Stream<AnyAddr>,
-  options: TlsClientOptions | true,
-  hostname: string,
+  ctx: Context,
+  servername: string,
   what: string,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  let ctx: Context | undefined;
   try {
-    ctx = clientContext(options, what);
-    const name = (options !== true && options.servername) || hostname;
-    await secure(stream, ctx, name, what, signal);
+    await secure(stream, ctx, servername, what, signal);
   } catch (error) {
     stream.abort();
     throw error;
-  } finally {
-    // The session holds the context it needs.
-    if (ctx) sym.zev_tls_context_free(ctx.id);
   }
 }
 
@@ -298,7 +307,12 @@ export async function startTls(stream: Stream<AnyAddr>, options: StartTlsOptions
   if (typeof options.servername !== "string" || options.servername === "") {
     throw new TypeError(`${what}: a client must name the server it expects (servername)`);
   }
-  await secureClient(stream, options, options.servername, what, signal);
+  const ctx = clientContext(options, what);
+  try {
+    await secureClient(stream, ctx, options.servername, what, signal);
+  } finally {
+    releaseContext(ctx);
+  }
 }
 
 /** A pending accept of a TLS listener. */

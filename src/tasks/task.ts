@@ -87,7 +87,7 @@ export function report(task: Task<unknown>, event: TaskEvent): void {
 }
 
 /** Errors that are routine for a server (a peer went away): one line, no stack. */
-const ROUTINE = new Set(["ConnectionReset", "BrokenPipe", "TimedOut"]);
+const ROUTINE = new Set(["ConnectionReset", "BrokenPipe", "TimedOut", "TlsTruncated"]);
 
 /** @internal The default supervisor: logs to stderr. */
 export const stderrSupervisor: Supervisor = (error: unknown, task: Task<unknown>) => {
