@@ -58,6 +58,7 @@ export const symbols = {
   zev_tls_context_cert: { parameters: ["u32", "buffer", "u32", "buffer", "u32"], result: "i32" },
   zev_tls_context_ca: { parameters: ["u32", "buffer", "u32"], result: "i32" },
   zev_tls_context_alpn: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  zev_tls_context_sni: { parameters: ["u32", "buffer", "u32", "u32"], result: "i32" },
   zev_tls_start: { parameters: ["u32", "u32", "u32", "buffer", "u32"], result: "i32" },
   zev_tls_handshake: { parameters: ["u32", "u32"], result: "i32" },
   zev_tls_info: { parameters: ["u32", "u32", "u32", "buffer", "u32"], result: "i32" },
@@ -112,6 +113,7 @@ export interface Symbols {
   zev_tls_context_cert(ctx: number, cert: Uint8Array, certLen: number, key: Uint8Array, keyLen: number): number;
   zev_tls_context_ca(ctx: number, pem: Uint8Array, len: number): number;
   zev_tls_context_alpn(ctx: number, wire: Uint8Array, len: number): number;
+  zev_tls_context_sni(ctx: number, name: Uint8Array, nameLen: number, other: number): number;
   zev_tls_start(id: number, h: number, ctx: number, name: Uint8Array, nameLen: number): number;
   zev_tls_handshake(id: number, h: number): number;
   zev_tls_info(id: number, h: number, what: number, out: Uint8Array, cap: number): number;

@@ -485,6 +485,14 @@ pub export fn zev_tls_context_alpn(ctx: u32, wire: ?[*]const u8, len: u32) i32 {
     return 0;
 }
 
+/// Serves host `name` (or `*.domain`) with the certificate of server context `other`,
+/// which `ctx` takes over (`other`'s id is then gone).
+pub export fn zev_tls_context_sni(ctx: u32, name: ?[*]const u8, name_len: u32, other: u32) i32 {
+    const n = bytes(name, name_len) orelse return fail(error.InvalidArgument);
+    tls_contexts.addSni(ctx, n, other) catch |err| return fail(err);
+    return 0;
+}
+
 /// Puts a TLS session of context `ctx` on a connected stream; a client names the server
 /// (SNI, and the name its certificate must carry). Then `zev_tls_handshake`.
 pub export fn zev_tls_start(id: u32, h: u32, ctx: u32, name: ?[*]const u8, name_len: u32) i32 {

@@ -56,3 +56,5 @@ pub const max_tls_contexts: u32 = 1024;
 /// handshake flight add after the plaintext that filled the queue (it encrypts only under
 /// the limit, and ciphertext, once made, cannot be dropped).
 pub const tls_queue_slack: u32 = 64 * 1024;
+/// Host names (SNI) one TLS server context serves with certificates of their own.
+pub const max_sni_names: u32 = 64;

@@ -236,6 +236,10 @@ int32_t zev_tls_context_ca(uint32_t ctx, const uint8_t *pem, uint32_t len);
 /* A context's ALPN protocols, in wire format (length-prefixed names, preferred first). */
 int32_t zev_tls_context_alpn(uint32_t ctx, const uint8_t *wire, uint32_t len);
 
+/* Serves host `name` (or `*.domain`) with the certificate of server context `other`, */
+/* which `ctx` takes over (`other`'s id is then gone). */
+int32_t zev_tls_context_sni(uint32_t ctx, const uint8_t *name, uint32_t name_len, uint32_t other);
+
 /* Puts a TLS session of context `ctx` on a connected stream; a client names the server */
 /* (SNI, and the name its certificate must carry). Then `zev_tls_handshake`. */
 int32_t zev_tls_start(uint32_t id, uint32_t h, uint32_t ctx, const uint8_t *name, uint32_t name_len);

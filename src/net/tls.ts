@@ -48,11 +48,21 @@ export interface TlsServerOptions {
   rejectUnauthorized?: boolean;
   /** ALPN protocols, preferred first ("h2", "http/1.1"): a client offering none of them fails. */
   alpn?: string[];
+  /**
+   * Certificates by the host name a client asks for (SNI): `"api.example.com"`, or
+   * `"*.example.com"` for any one label; other names, and clients that send none, get
+   * `cert`. At most 64.
+   */
+  sni?: Record<string, { cert: Pem; key: Pem }>;
   /** The lowest version accepted: "TLSv1.2" (the default) or "TLSv1.3". */
   minVersion?: "TLSv1.2" | "TLSv1.3";
   /** Milliseconds a handshake may take (default 10,000). */
   handshakeTimeout?: number;
 }
+
+/** Host names `sni` takes: a DNS name, or `*.` and one. */
+const SNI_NAME = /^(\*\.)?([a-z0-9-]+\.)*[a-z0-9-]+$/i;
+const MAX_SNI_NAMES = 64;
 
 /** TLS options of a client: `connect({ ..., tls })`, `startTls(stream, ...)`. */
 export interface TlsClientOptions {
@@ -157,6 +167,27 @@ function setCa(id: number, ca: Uint8Array | undefined, what: string): void {
   }
 }
 
+/** `sni`'s entries, checked: names, and their PEM certificate and key. */
+function sniEntries(sni: unknown, what: string): [string, { cert: Uint8Array; key: Uint8Array }][] {
+  if (sni === undefined) return [];
+  if (typeof sni !== "object" || sni === null) {
+    throw new TypeError(`${what}: tls.sni must map host names to { cert, key }, not ${show(sni)}`);
+  }
+  const entries = Object.entries(sni as Record<string, { cert?: unknown; key?: unknown }>);
+  if (entries.length > MAX_SNI_NAMES) {
+    throw new RangeError(`${what}: tls.sni has ${entries.length} names, at most ${MAX_SNI_NAMES}`);
+  }
+  return entries.map(([name, pair]) => {
+    if (name.length > 253 || !SNI_NAME.test(name)) {
+      throw new TypeError(`${what}: tls.sni: ${JSON.stringify(name)} is not a host name (or *.domain)`);
+    }
+    if (typeof pair !== "object" || pair === null) {
+      throw new TypeError(`${what}: tls.sni[${JSON.stringify(name)}] must be { cert, key }`);
+    }
+    return [name, { cert: pem(pair.cert, `sni.${name}.cert`, what), key: pem(pair.key, `sni.${name}.key`, what) }];
+  });
+}
+
 /** @internal A server context from `TlsServerOptions`, checked. */
 export function serverContext(options: TlsServerOptions, what: string): Context {
   if (typeof options !== "object" || options === null) {
@@ -176,12 +207,32 @@ export function serverContext(options: TlsServerOptions, what: string): Context 
     flags |= TLS_FLAG.verifyPeer;
     if (options.rejectUnauthorized !== false) flags |= TLS_FLAG.requirePeerCert;
   }
+  const sni = sniEntries(options.sni, what);
   requireEngine(what);
-  const id = check(sym.zev_tls_context(1, flags), what);
+  /** A context with this server's settings and one certificate. */
+  const make = (cert: Uint8Array, key: Uint8Array): number => {
+    const id = check(sym.zev_tls_context(1, flags), what);
+    try {
+      setCertificate(id, cert, key, what);
+      if (options.requestCert) setCa(id, ca, what);
+      if (alpn) check(sym.zev_tls_context_alpn(id, alpn, alpn.length), what);
+    } catch (error) {
+      sym.zev_tls_context_free(id);
+      throw error;
+    }
+    return id;
+  };
+  const id = make(cert, key);
   try {
-    setCertificate(id, cert, key, what);
-    if (options.requestCert) setCa(id, ca, what);
-    if (alpn) check(sym.zev_tls_context_alpn(id, alpn, alpn.length), what);
+    for (const [name, pair] of sni) {
+      const other = make(pair.cert, pair.key);
+      const bytes = encoder.encode(name);
+      const r = sym.zev_tls_context_sni(id, bytes, bytes.length, other);
+      if (r < 0) {
+        sym.zev_tls_context_free(other);
+        throw abiError(r, `${what}: tls.sni[${JSON.stringify(name)}]`);
+      }
+    }
   } catch (error) {
     sym.zev_tls_context_free(id);
     throw error;

@@ -25,6 +25,8 @@ export interface Certs {
   server: Pair;
   /** Signed by `ca` for other.test only. */
   other: Pair;
+  /** Signed by `ca` for *.wild.test. */
+  wild: Pair;
   /** Signed by `ca` for localhost, expired yesterday. */
   expired: Pair;
   /** Self-signed for localhost. */
@@ -103,6 +105,7 @@ export function certs(): Certs {
     caFile: join(dir, "ca.pem"),
     server: signed(dir, "server", "localhost", "DNS:localhost,IP:127.0.0.1", 2),
     other: signed(dir, "other", "other.test", "DNS:other.test", 2),
+    wild: signed(dir, "wild", "*.wild.test", "DNS:*.wild.test", 2),
     expired: signed(dir, "expired", "localhost", "DNS:localhost,IP:127.0.0.1", -1),
     selfSigned: selfSigned(dir, "self", "localhost"),
     client: signed(dir, "client", "zev test client", undefined, 2),

@@ -170,6 +170,31 @@ test("verification: a wrong CA, a wrong host, an expired and a self-signed certi
   await server.stop();
 });
 
+test("SNI: each host name gets its certificate (exact, then *.domain); others get the default", async () => {
+  const server = echoServer({
+    sni: {
+      "other.test": { cert: c.other.cert, key: c.other.key },
+      "*.wild.test": { cert: c.wild.cert, key: c.wild.key },
+    },
+  });
+  const subject = async (name: string) => {
+    const s = await connect({ hostname: "127.0.0.1", port: server.port, tls: { ca: c.ca, servername: name } });
+    const seen = new TextDecoder("latin1").decode(s.tls!.peerCertificate!);
+    await s.close();
+    return seen;
+  };
+  assert.match(await subject("other.test"), /other\.test/);
+  assert.match(await subject("a.wild.test"), /\*\.wild\.test/);
+  assert.match(await subject("localhost"), /localhost/);
+  // One label only: a.b.wild.test gets the default certificate, which does not name it.
+  await assert.rejects(
+    connect({ hostname: "127.0.0.1", port: server.port, tls: { ca: c.ca, servername: "a.b.wild.test" } }),
+    (e: unknown) => e instanceof ZevError && e.code === "TlsUnverified",
+  );
+  assert.throws(() => listen({ port: 0, tls: { ...c.server, sni: { "bad name!": c.other } } }), /not a host name/);
+  await server.stop();
+});
+
 test("mutual TLS: a client certificate the server's CA signed is seen; none, or an unknown one, fails", async () => {
   const server = echoServer({ requestCert: true, ca: c.ca });
   const s = await connect({

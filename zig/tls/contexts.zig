@@ -17,6 +17,34 @@ pub const Context = struct {
     /// ALPN protocols in wire format (length-prefixed), allocated apart so that the
     /// server's selection callback can hold a stable pointer to them.
     alpn: ?*Alpn = null,
+    /// A server's certificates by host name (SNI), allocated apart for its callback.
+    sni: ?*Sni = null,
+};
+
+/// A server's other certificates, each in a context of its own, by the host name a
+/// client asks for (`*.example.com` matches one label); the context's own certificate
+/// serves any other name, and clients that send none.
+const Sni = struct {
+    len: u32 = 0,
+    names: [limits.max_sni_names][255]u8 = undefined,
+    name_lens: [limits.max_sni_names]u8 = undefined,
+    ctxs: [limits.max_sni_names]Ptr = undefined,
+    /// Their ALPN lists (their callbacks' arguments), freed with them.
+    alpns: [limits.max_sni_names]?*Alpn = undefined,
+
+    fn find(self: *const Sni, host: []const u8) ?Ptr {
+        for (0..self.len) |i| {
+            const name = self.names[i][0..self.name_lens[i]];
+            if (std.ascii.eqlIgnoreCase(name, host)) return self.ctxs[i];
+        }
+        // Wildcards after exact names: "*.example.com" for "a.example.com", not "a.b.example.com".
+        const dot = std.mem.indexOfScalar(u8, host, '.') orelse return null;
+        for (0..self.len) |i| {
+            const name = self.names[i][0..self.name_lens[i]];
+            if (name.len > 2 and name[0] == '*' and std.ascii.eqlIgnoreCase(name[1..], host[dot..])) return self.ctxs[i];
+        }
+        return null;
+    }
 };
 
 const Alpn = struct { len: u32, bytes: [255 * 2]u8 };
@@ -73,6 +101,13 @@ pub fn destroy(id: u32) Error!void {
     const c = (if (table) |*t| t.get(id) else null) orelse return error.BadHandle;
     o.SSL_CTX_free(c.ctx);
     if (c.alpn) |a| allocator.destroy(a);
+    if (c.sni) |sni| {
+        for (sni.ctxs[0..sni.len], sni.alpns[0..sni.len]) |other, a| {
+            o.SSL_CTX_free(other);
+            if (a) |x| allocator.destroy(x);
+        }
+        allocator.destroy(sni);
+    }
     table.?.remove(id);
 }
 
@@ -167,6 +202,43 @@ pub fn setAlpn(id: u32, wire: []const u8) Error!void {
     @memcpy(a.bytes[0..wire.len], wire);
     a.len = @intCast(wire.len);
     if (c.server) o.SSL_CTX_set_alpn_select_cb(c.ctx, selectAlpn, a);
+}
+
+/// Serves `name` (a host name, or `*.` and a domain) with the certificate of context
+/// `other`, which this server context takes over (`other`'s id is gone after it).
+pub fn addSni(id: u32, name: []const u8, other: u32) Error!void {
+    const o = try engine();
+    if (name.len == 0 or name.len > 255 or id == other) return error.InvalidArgument;
+    lock.lock();
+    defer lock.unlock();
+    const t = if (table) |*t| t else return error.BadHandle;
+    const c = t.get(id) orelse return error.BadHandle;
+    const sub = t.get(other) orelse return error.BadHandle;
+    if (!c.server or !sub.server or sub.sni != null) return error.InvalidArgument;
+    const sni = c.sni orelse blk: {
+        const fresh = allocator.create(Sni) catch return error.NoMemory;
+        fresh.* = .{};
+        c.sni = fresh;
+        _ = o.SSL_CTX_callback_ctrl(c.ctx, ossl.CTRL_SET_TLSEXT_SERVERNAME_CB, @ptrCast(&selectCertificate));
+        _ = o.SSL_CTX_ctrl(c.ctx, ossl.CTRL_SET_TLSEXT_SERVERNAME_ARG, 0, fresh);
+        break :blk fresh;
+    };
+    if (sni.len == limits.max_sni_names) return error.Limit;
+    @memcpy(sni.names[sni.len][0..name.len], name);
+    sni.name_lens[sni.len] = @intCast(name.len);
+    sni.ctxs[sni.len] = sub.ctx;
+    sni.alpns[sni.len] = sub.alpn;
+    sni.len += 1;
+    t.remove(other);
+}
+
+/// The servername callback: the certificate for the name the client asked for.
+fn selectCertificate(ssl: Ptr, _: *c_int, arg: Ptr) callconv(.c) c_int {
+    const o = ossl.get() orelse return ossl.TLSEXT_ERR_ALERT_FATAL;
+    const sni: *const Sni = @ptrCast(@alignCast(arg orelse return ossl.TLSEXT_ERR_NOACK));
+    const host = std.mem.span(o.SSL_get_servername(ssl, ossl.TLSEXT_NAMETYPE_host_name) orelse return ossl.TLSEXT_ERR_NOACK);
+    if (sni.find(host)) |ctx| _ = o.SSL_set_SSL_CTX(ssl, ctx);
+    return ossl.TLSEXT_ERR_OK;
 }
 
 fn selectAlpn(_: Ptr, out: *[*c]const u8, outlen: *u8, in: [*c]const u8, inlen: c_uint, arg: Ptr) callconv(.c) c_int {

@@ -15,6 +15,8 @@ pub const CPtr = ?*const anyopaque;
 pub const AlpnSelect = *const fn (ssl: Ptr, out: *[*c]const u8, outlen: *u8, in: [*c]const u8, inlen: c_uint, arg: Ptr) callconv(.c) c_int;
 pub const ServernameCb = *const fn (ssl: Ptr, alert: *c_int, arg: Ptr) callconv(.c) c_int;
 
+pub const CTRL_SET_TLSEXT_SERVERNAME_ARG = 54;
+
 /// The functions, in ABI order.
 pub const Api = struct {
     OpenSSL_version: *const fn (c_int) callconv(.c) ?[*:0]const u8,
