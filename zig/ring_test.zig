@@ -263,3 +263,36 @@ test "loop: io_uring: a parked loop with data waiting and no wake sent counts on
     loop.lookForStall();
     try testing.expectEqual(@as(u64, 1), loop.stats.stalls);
 }
+
+test "loop: io_uring: a read waiting when its receive finds no buffer is told READ, and reads with read(2)" {
+    // Streams nobody reads hold every buffer. A stream whose read waits (it wants READ)
+    // then gets data: its receive fails for want of a buffer. The data is in the kernel,
+    // so the read must be told, and take it with read(2), rather than wait for buffers
+    // that nobody will give back.
+    const loop = try open(512);
+    defer loop.destroy();
+    if (loop.uring == null) return error.SkipZigTest;
+    const l = try loop.listen("127.0.0.1", 0, 0, 0);
+    const share = @as(usize, limits.ring_buffers_per_stream) * limits.ring_buffer_bytes;
+    const n = limits.ring_buffers / limits.ring_buffers_per_stream + 16;
+    var clients: [n]u32 = undefined;
+    var servers: [n]u32 = undefined;
+    var chunk: [share]u8 = undefined;
+    // The waiting pair first, so that its receive is armed before the buffers run out.
+    const c = try connectNow(loop, try portOf(loop, l));
+    const s = try acceptOne(loop, l);
+    // The connecting side: it was never told readable (an accepted stream starts so).
+    var buf: [16]u8 = undefined;
+    try testing.expectError(error.WouldBlock, loop.read(c, &buf));
+    try sendTagged(loop, l, &clients, &servers, &chunk);
+    try testing.expect(loop.uring.?.starving_len > 0);
+    _ = try loop.write(s, "late");
+    try waitFor(loop, c, Flag.read, 2000);
+    try testing.expectEqual(@as(usize, 4), try loop.read(c, &buf));
+    try testing.expectEqualStrings("late", buf[0..4]);
+    for (clients) |x| try loop.close(x, false);
+    for (servers) |x| try loop.close(x, false);
+    try loop.close(c, false);
+    try loop.close(s, false);
+    try loop.close(l, false);
+}

@@ -241,7 +241,7 @@ pub fn shutdown(loop: *Loop, h: u32) Error!void {
     if (s.shut_done or s.shut_pending) return;
     if (s.connecting) return error.NotConnected;
     // A TLS stream's end is its close_notify, then the FIN.
-    if (s.tls != null) try tls.notify(loop, s);
+    if (s.tls != null) try tls.notify(s);
     if (s.queue.isEmpty()) {
         s.shut_done = true;
         try sys.shutdownWrite(s.fd);

@@ -1,15 +1,17 @@
 /**
  * Echo on Bun's own sockets (`Bun.listen`): the bar for zev under Bun. With correct
  * backpressure: what the socket does not take is kept, reading pauses until `drain`.
+ * With `--tls-cert FILE --tls-key FILE`, over Bun's own TLS (the bar for zev's TLS).
  */
 import { parseFlags } from "../../examples/flags.ts";
 
-const { host, port } = parseFlags(process.argv.slice(2));
+const { host, port, tls } = parseFlags(process.argv.slice(2));
 type State = { pending: Uint8Array | null };
 
 const server = Bun.listen<State>({
   hostname: host,
   port,
+  ...(tls ? { tls: { cert: tls.cert as string, key: tls.key as string } } : {}),
   socket: {
     open(socket) {
       socket.data = { pending: null };

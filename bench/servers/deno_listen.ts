@@ -1,8 +1,13 @@
-/** Echo on Deno's own sockets (`Deno.listen`): the bar for zev under Deno. */
+/**
+ * Echo on Deno's own sockets (`Deno.listen`): the bar for zev under Deno. With
+ * `--tls-cert FILE --tls-key FILE`, on `Deno.listenTls` (the bar for zev's TLS).
+ */
 import { parseFlags } from "../../examples/flags.ts";
 
-const { host, port } = parseFlags(Deno.args);
-const listener = Deno.listen({ hostname: host, port });
+const { host, port, tls } = parseFlags(Deno.args);
+const listener = tls
+  ? Deno.listenTls({ hostname: host, port, cert: tls.cert as string, key: tls.key as string })
+  : Deno.listen({ hostname: host, port });
 Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
 Deno.addSignalListener("SIGINT", () => Deno.exit(0));
 console.log(`listening on ${host}:${(listener.addr as Deno.NetAddr).port}`);
@@ -23,6 +28,6 @@ async function echo(conn: Deno.Conn): Promise<void> {
 }
 
 for await (const conn of listener) {
-  conn.setNoDelay(true);
+  if ("setNoDelay" in conn) conn.setNoDelay(true);
   echo(conn);
 }

@@ -188,6 +188,16 @@ export const mutants: Mutant[] = [
     env: { ZEV_BACKEND: "io_uring" },
   },
   {
+    name: "ring-nobufs-unread",
+    breaks:
+      "io_uring: a read waiting when its receive finds no buffer is never told, so it waits for buffers that streams nobody reads hold",
+    file: "zig/backends/ring_streams.zig",
+    from: "                            self.starve(loop, s);\n                            s.readable = true;",
+    to: "                            self.starve(loop, s);",
+    tests: ["zig"],
+    env: { ZEV_BACKEND: "io_uring" },
+  },
+  {
     name: "ring-defer-taskrun",
     breaks:
       "io_uring: the ring defers its task work, so the kernel signals the park as it queues work, and on Linux 6.18 that signal sometimes comes an RCU grace period late",

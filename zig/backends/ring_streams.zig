@@ -298,7 +298,13 @@ pub const RingStreams = struct {
                 } else {
                     const e: linux.E = @enumFromInt(-cqe.res);
                     switch (e) {
-                        .NOBUFS => self.starve(loop, s),
+                        // Data came and found no buffer: it waits in the kernel, so the
+                        // stream is readable (with read(2): see `readDirect`), and a read
+                        // waiting for it must be told now, not when buffers come back.
+                        .NOBUFS => {
+                            self.starve(loop, s);
+                            s.readable = true;
+                        },
                         .CANCELED => {},
                         else => rs.rx_err = errors.fromErrno(e),
                     }

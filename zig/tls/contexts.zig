@@ -69,7 +69,7 @@ fn engine() Error!*const ossl.Api {
 }
 
 /// A new context for servers or clients: TLS 1.2 at least, no compression, no
-/// renegotiation, buffers released while a connection is idle.
+/// renegotiation.
 pub fn create(server: bool, flags: u32) Error!u32 {
     const o = try engine();
     if (flags & ~Flag.all != 0) return error.InvalidArgument;
@@ -80,7 +80,9 @@ pub fn create(server: bool, flags: u32) Error!u32 {
     const min: c_long = if (flags & Flag.tls13_only != 0) ossl.TLS1_3_VERSION else ossl.TLS1_2_VERSION;
     if (o.SSL_CTX_ctrl(ctx, ossl.CTRL_SET_MIN_PROTO_VERSION, min, null) != 1) return error.Unexpected;
     _ = o.SSL_CTX_set_options(ctx, ossl.OP_NO_COMPRESSION | ossl.OP_NO_RENEGOTIATION);
-    _ = o.SSL_CTX_ctrl(ctx, ossl.CTRL_MODE, ossl.MODE_RELEASE_BUFFERS | ossl.MODE_ACCEPT_MOVING_WRITE_BUFFER, null);
+    _ = o.SSL_CTX_ctrl(ctx, ossl.CTRL_MODE, ossl.MODE_ACCEPT_MOVING_WRITE_BUFFER, null);
+    // A socket read takes what a buffer holds, not a record's header and then its body.
+    _ = o.SSL_CTX_ctrl(ctx, ossl.CTRL_SET_READ_AHEAD, 1, null);
     var mode: c_int = ossl.VERIFY_NONE;
     if (flags & Flag.verify_peer != 0) mode |= ossl.VERIFY_PEER;
     if (flags & Flag.require_peer_cert != 0) mode |= ossl.VERIFY_FAIL_IF_NO_PEER_CERT;

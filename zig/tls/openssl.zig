@@ -17,6 +17,18 @@ pub const ServernameCb = *const fn (ssl: Ptr, alert: *c_int, arg: Ptr) callconv(
 
 pub const CTRL_SET_TLSEXT_SERVERNAME_ARG = 54;
 
+pub const BioWrite = *const fn (bio: Ptr, buf: [*]const u8, len: c_int) callconv(.c) c_int;
+pub const BioRead = *const fn (bio: Ptr, buf: [*]u8, len: c_int) callconv(.c) c_int;
+pub const BioCtrl = *const fn (bio: Ptr, cmd: c_int, num: c_long, ptr: Ptr) callconv(.c) c_long;
+
+pub const BIO_TYPE_SOURCE_SINK = 0x0400;
+pub const BIO_CTRL_FLUSH = 11;
+pub const BIO_FLAGS_READ = 0x01;
+pub const BIO_FLAGS_WRITE = 0x02;
+pub const BIO_FLAGS_RWS = 0x07;
+pub const BIO_FLAGS_SHOULD_RETRY = 0x08;
+pub const CTRL_SET_READ_AHEAD = 41;
+
 /// The functions, in ABI order.
 pub const Api = struct {
     OpenSSL_version: *const fn (c_int) callconv(.c) ?[*:0]const u8,
@@ -61,6 +73,16 @@ pub const Api = struct {
     SSL_get1_peer_certificate: *const fn (Ptr) callconv(.c) Ptr,
     SSL_session_reused: *const fn (Ptr) callconv(.c) c_int,
     SSL_select_next_proto: *const fn (*[*c]u8, *u8, [*]const u8, c_uint, [*]const u8, c_uint) callconv(.c) c_int,
+    BIO_get_new_index: *const fn () callconv(.c) c_int,
+    BIO_meth_new: *const fn (c_int, [*:0]const u8) callconv(.c) Ptr,
+    BIO_meth_set_write: *const fn (Ptr, BioWrite) callconv(.c) c_int,
+    BIO_meth_set_read: *const fn (Ptr, BioRead) callconv(.c) c_int,
+    BIO_meth_set_ctrl: *const fn (Ptr, BioCtrl) callconv(.c) c_int,
+    BIO_set_data: *const fn (Ptr, Ptr) callconv(.c) void,
+    BIO_get_data: *const fn (Ptr) callconv(.c) Ptr,
+    BIO_set_init: *const fn (Ptr, c_int) callconv(.c) void,
+    BIO_set_flags: *const fn (Ptr, c_int) callconv(.c) void,
+    BIO_clear_flags: *const fn (Ptr, c_int) callconv(.c) void,
     BIO_s_mem: *const fn () callconv(.c) CPtr,
     BIO_new: *const fn (CPtr) callconv(.c) Ptr,
     BIO_new_mem_buf: *const fn ([*]const u8, c_int) callconv(.c) Ptr,
@@ -137,7 +159,9 @@ pub const VERIFY_FAIL_IF_NO_PEER_CERT = 2;
 
 pub const MODE_ENABLE_PARTIAL_WRITE = 0x1;
 pub const MODE_ACCEPT_MOVING_WRITE_BUFFER = 0x2;
-/// Frees a connection's read and write buffers while it is idle (about 34 KiB each way).
+/// Frees a session's buffers (about 34 KiB) after every record. Not set: a bulk transfer
+/// drains its socket at almost every record, and this cost it a quarter of its CPU
+/// (2,490 against 1,930 µs per MB here); freeing at a read that finds nothing cost the same.
 pub const MODE_RELEASE_BUFFERS = 0x10;
 
 pub const OP_NO_COMPRESSION: u64 = 1 << 17;
