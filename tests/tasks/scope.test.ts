@@ -331,6 +331,60 @@ test("scope: s.go after the scope has ended is a TypeError saying so; a task can
   await assert.rejects(scope(() => 1, 5 as never), TypeError);
 });
 
+test("scope: s.cancel(reason) cancels every task and fn, and the scope rejects with that Cancelled; s.signal tells it", async () => {
+  const ended: string[] = [];
+  let signalReason: unknown;
+  let running = -1;
+  await assert.rejects(
+    scope(async (s) => {
+      s.go(sleeper("a", ended));
+      s.go(sleeper("b", ended));
+      await sleep(5);
+      running = s.running;
+      s.signal.addEventListener("abort", () => (signalReason = (s.signal.reason as Cancelled).reason));
+      s.cancel("enough");
+      s.cancel("twice"); // once only
+      await sleeper("fn", ended)();
+    }),
+    (e) => e instanceof Cancelled && e.reason === "enough",
+  );
+  assert.equal(running, 3, "two tasks and fn");
+  assert.equal(signalReason, "enough");
+  assert.deepEqual(ended.sort(), ["a: cancelled", "b: cancelled", "fn: cancelled"]);
+  // With no reason, it says which; a signal first asked for after the cancel is aborted already.
+  let late: AbortSignal | undefined;
+  await assert.rejects(
+    scope((s) => {
+      s.cancel();
+      late = s.signal;
+    }),
+    (e) => e instanceof Cancelled && /the scope was cancelled/.test(e.message),
+  );
+  assert.ok(late!.aborted);
+});
+
+test("scope: a first failure that cannot carry others (frozen, or with a suppressed of its own) leaves them to the supervisor", async () => {
+  const reported: string[] = [];
+  for (const first of [Object.freeze(new Error("frozen")), Object.assign(new Error("own"), { suppressed: "mine" })]) {
+    await supervise((e) => reported.push((e as Error).message), async () => {
+      const caught = await scope(async (s) => {
+        s.go(async () => {
+          try {
+            await sleep(60_000);
+          } catch {
+            throw new Error(`after ${first.message}`);
+          }
+        });
+        await sleep(5);
+        throw first;
+      }).catch((e) => e);
+      assert.equal(caught, first);
+      await sleep(5);
+    }).done;
+  }
+  assert.deepEqual(reported, ["after frozen", "after own"]);
+});
+
 test("scope: nested scopes cancel inward", async () => {
   const ended: string[] = [];
   await assert.rejects(
@@ -402,6 +456,47 @@ test("openScope: cancelling the task that opened it cancels its tasks, and still
   assert.ok(blockCancelled);
   assert.deepEqual(ended, ["task: cancelled"]);
   await assert.rejects(Promise.resolve().then(() => openScope({ signal: 5 as never })), TypeError);
+});
+
+test("openScope({ signal }): the signal cancels its tasks, and the block's end throws that Cancelled", async () => {
+  const ended: string[] = [];
+  const controller = new AbortController();
+  await assert.rejects(
+    (async () => {
+      await using s = openScope({ signal: controller.signal });
+      s.go(sleeper("task", ended));
+      await sleep(5);
+      controller.abort("stop it");
+    })(),
+    (e) => e instanceof Cancelled && e.reason === "stop it",
+  );
+  assert.deepEqual(ended, ["task: cancelled"]);
+  const aborted = new AbortController();
+  aborted.abort("before");
+  assert.throws(() => openScope({ signal: aborted.signal }), Cancelled);
+});
+
+test("race: a second result is disposed of (Symbol.dispose too), and a disposal that fails is reported", async () => {
+  const disposed: string[] = [];
+  const reported: string[] = [];
+  const value = (name: string, fail = false) => ({
+    name,
+    [Symbol.dispose]() {
+      disposed.push(name);
+      if (fail) throw new Error(`disposing ${name}`);
+    },
+  });
+  await supervise((e) => reported.push((e as Error).message), async () => {
+    // The second waits on a plain timer, which a cancel does not reach: it still returns.
+    const won = await race(
+      async () => (await sleep(1), value("first")),
+      () => new Promise<ReturnType<typeof value>>((r) => setTimeout(() => r(value("second", true)), 10)),
+    );
+    assert.equal(won.name, "first");
+    await sleep(5);
+  }).done;
+  assert.deepEqual(disposed, ["second"]);
+  assert.deepEqual(reported, ["disposing second"]);
 });
 
 test("race: the first result wins, the others are cancelled and awaited; all failing rejects with every error", async () => {
