@@ -78,8 +78,8 @@ export const mutants: Mutant[] = [
     name: "write-queue-unbounded",
     breaks: "the write queue ignores its limit",
     file: "zig/stream.zig",
-    from: "        const took = try s.queue.push(loop.allocator, s.queue_limit, data[done..]);",
-    to: "        const took = try s.queue.push(loop.allocator, limits.max_write_queue_bytes, data[done..]);",
+    from: "    return writeRaw(loop, s, data, s.queue_limit);",
+    to: "    return writeRaw(loop, s, data, limits.max_write_queue_bytes);",
     tests: ["zig", "stream"],
   },
   {
