@@ -18,6 +18,7 @@ import {
   select,
   setDefaultSupervisor,
   sleep,
+  stats,
   type Stream,
   supervise,
   type Task,
@@ -347,4 +348,36 @@ test("a reason with no string form still cancels: the wait rejects, and the task
     within(2000, "the cancelled task", task.done),
     (e: unknown) => e instanceof Cancelled && /^cancelled: \[object Object\]$/.test(e.message),
   );
+});
+
+test("stats() counts tasks and zev's timers while they run, and none once they ended, however they ended", async () => {
+  const before = stats();
+  const check = (what: string, tasks: number, timers: number) => {
+    const now = stats();
+    assert.equal(now.tasks - before.tasks, tasks, `${what}: tasks`);
+    assert.equal(now.timers - before.timers, timers, `${what}: timers`);
+  };
+  // A sleep that ends, one cancelled, one whose signal aborts.
+  const slept = go(() => sleep(5));
+  const cancelled = go(() => sleep(60_000));
+  const controller = new AbortController();
+  const aborted = sleep(60_000, { signal: controller.signal });
+  await sleep(1);
+  check("three sleeps (the test's own has ended)", 2, 3);
+  cancelled.cancel();
+  controller.abort();
+  await assert.rejects(aborted);
+  await assert.rejects(cancelled.done);
+  await slept.done;
+  check("all ended", 0, 0);
+  // withDeadline: done in time, past its deadline, cancelled by its caller.
+  assert.equal(await withDeadline(1000, () => 1), 1);
+  await assert.rejects(withDeadline(5, () => sleep(60_000)), TimedOut);
+  const caller = go(() => withDeadline(60_000, () => sleep(60_000)));
+  await sleep(1);
+  check("a deadline and its sleep", 2, 2);
+  caller.cancel();
+  await assert.rejects(caller.done);
+  await sleep(1);
+  check("deadlines ended", 0, 0);
 });
