@@ -587,20 +587,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     const r = sym.zev_tls_handshake(loop, this.handle);
     if (r === 0) return Promise.resolve();
     if (r !== WOULD_BLOCK) return Promise.reject(abiError(r, what));
-    return new Promise((resolve, reject) => {
-      const pending: PendingConnect = {
-        what,
-        resolve,
-        reject,
-        guard: undefined,
-        cancel: (error) => this.#endHandshake(error),
-      };
-      pending.guard = tieWait(pending.cancel, signal);
-      if (pending.guard === null) return;
-      this.#handshaking = pending;
-      this.updateHold();
-      driver.kick();
-    });
+    return this.#waitLoop(what, signal, (error) => this.#endHandshake(error), (p) => (this.#handshaking = p));
   }
 
   #endHandshake(error?: unknown): void {
@@ -783,17 +770,24 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
 
   /** @internal Waits for the connect under way; rejects with its error. */
   whenConnected(what: string, signal?: AbortSignal): Promise<void> {
+    return this.#waitLoop(what, signal, (error) => this.#endConnect(error), (p) => (this.#connecting = p));
+  }
+
+  /**
+   * A wait for the loop to finish something (a connect, a handshake), tied to the calling
+   * task and `signal` (`end` ends it with their error), kept where `keep` puts it.
+   */
+  #waitLoop(
+    what: string,
+    signal: AbortSignal | undefined,
+    end: (error: unknown) => void,
+    keep: (pending: PendingConnect) => void,
+  ): Promise<void> {
     return new Promise((resolve, reject) => {
-      const pending: PendingConnect = {
-        what,
-        resolve,
-        reject,
-        guard: undefined,
-        cancel: (error) => this.#endConnect(error),
-      };
+      const pending: PendingConnect = { what, resolve, reject, guard: undefined, cancel: end };
       pending.guard = tieWait(pending.cancel, signal);
       if (pending.guard === null) return;
-      this.#connecting = pending;
+      keep(pending);
       this.updateHold();
       driver.kick();
     });
