@@ -29,7 +29,7 @@ LIB_GNU := zig-out/lib/libzev-linux-x86_64-gnu.so
 LIB_MUSL := zig-out/lib/libzev-linux-x86_64-musl.so
 EDGE_GNU := zig-out-edge/lib/libzev-linux-x86_64-gnu.so
 EDGE_MUSL := zig-out-edge/lib/libzev-linux-x86_64-musl.so
-ZIG_SOURCES := build.zig build.zig.zon $(wildcard zig/*.zig)
+ZIG_SOURCES := build.zig build.zig.zon $(shell find zig -name "*.zig")
 
 DENO_TEST := $(DENO) test --allow-all
 BUN_TEST = $(1) test --timeout 120000

@@ -6,6 +6,8 @@
 //!   load rounds --port P [--host H] [--clients C] [--rounds R] [--deadline-ms MS]
 //!               [--size B] [--json]
 //!   load burst  --port P [--host H] [--connections N] [--deadline-ms MS] [--json]
+//!   load hold   --port P [--host H] [--connections N] [--hold S] [--probes K]
+//!               [--deadline-ms MS] [--json]
 //!
 //! Exit codes: 0 ok, 1 fatal error or (burst) not every connection served,
 //! 2 usage error. Against a 127.x address, client sockets bind to source
@@ -34,6 +36,12 @@ const usage_text =
     \\  load burst  --port P [--host 127.0.0.1] [--connections 1000]
     \\              [--deadline-ms 10000] [--json]
     \\      open all connections, then send 64 B on each; exit 1 unless all are served
+    \\  load hold  --port P [--host 127.0.0.1] [--connections 1000] [--hold 5] [--probes 200]
+    \\              [--deadline-ms 60000] [--json]
+    \\      open CONNECTIONS (at most 256 connecting at once) and one probe connection,
+    \\      one 64 B echo on each, and keep them open; print a `held` line, stay idle for
+    \\      HOLD s, then time PROBES round trips of 64 B on the probe connection and
+    \\      check that every held connection is still open; exit 1 unless all are
     \\
     \\Flags take `--flag value` or `--flag=value`. Durations are seconds (fractions ok).
     \\Against 127.x, sockets bind to sources 127.0.0.2-17 in turn (TIME_WAIT spread).
@@ -43,9 +51,9 @@ const usage_text =
 
 // ---------------------------------------------------------------- options
 
-const Mode = enum { echo, accept, rounds, burst };
+const Mode = enum { echo, accept, rounds, burst, hold };
 
-const Flag = enum { host, port, connections, size, pipeline, rate, duration, warmup, clients, rounds, deadline_ms, max_stalls, pause_ms, json };
+const Flag = enum { host, port, connections, size, pipeline, rate, duration, warmup, clients, rounds, deadline_ms, max_stalls, pause_ms, hold, probes, json };
 
 const flag_names = [_]struct { []const u8, Flag }{
     .{ "--host", .host },               .{ "--port", .port },
@@ -55,6 +63,7 @@ const flag_names = [_]struct { []const u8, Flag }{
     .{ "--clients", .clients },         .{ "--rounds", .rounds },
     .{ "--deadline-ms", .deadline_ms }, .{ "--max-stalls", .max_stalls },
     .{ "--pause-ms", .pause_ms },       .{ "--json", .json },
+    .{ "--hold", .hold },               .{ "--probes", .probes },
 };
 
 fn flagAllowed(mode: Mode, flag: Flag) bool {
@@ -65,7 +74,8 @@ fn flagAllowed(mode: Mode, flag: Flag) bool {
         .pipeline, .rate, .warmup => mode == .echo,
         .duration => mode == .echo or mode == .accept,
         .clients, .rounds, .max_stalls, .pause_ms => mode == .rounds,
-        .deadline_ms => mode == .rounds or mode == .burst,
+        .deadline_ms => mode == .rounds or mode == .burst or mode == .hold,
+        .hold, .probes => mode == .hold,
     };
 }
 
@@ -87,6 +97,9 @@ const Opts = struct {
     max_stalls: u32 = 0,
     /// rounds: idle time between rounds, so that the server parks and is woken each round.
     pause_ms: u32 = 0,
+    /// hold: idle seconds with every connection held, and round trips timed after.
+    hold: f64 = 5,
+    probes: u32 = 200,
     json: bool = false,
 };
 
@@ -115,9 +128,9 @@ fn parseArgs() Opts {
     }
     const mode = std.meta.stringToEnum(Mode, mode_arg) orelse usage("unknown mode '{s}'", .{mode_arg});
     var o = Opts{ .mode = mode };
-    if (mode == .burst) {
+    if (mode == .burst or mode == .hold) {
         o.connections = 1000;
-        o.deadline_ms = 10000;
+        o.deadline_ms = if (mode == .hold) 60000 else 10000;
     }
     var have_port = false;
     while (args.next()) |arg| {
@@ -144,7 +157,8 @@ fn parseArgs() Opts {
                 o.port = parseUint(u16, name, v, 1);
                 have_port = true;
             },
-            .connections => o.connections = parseUint(u32, name, v, 1),
+            // hold --connections 0: the probe alone, the baseline for its round trips.
+            .connections => o.connections = parseUint(u32, name, v, if (mode == .hold) 0 else 1),
             .size => o.size = parseUint(u32, name, v, 1),
             .pipeline => o.pipeline = parseUint(u32, name, v, 1),
             // 0, the default, is the closed loop (as the usage says).
@@ -156,6 +170,8 @@ fn parseArgs() Opts {
             .pause_ms => o.pause_ms = parseUint(u32, name, v, 0),
             .duration => o.duration = parseSeconds(name, v, false),
             .warmup => o.warmup = parseSeconds(name, v, true),
+            .hold => o.hold = parseSeconds(name, v, true),
+            .probes => o.probes = parseUint(u32, name, v, 1),
             .json => unreachable,
         }
     }
@@ -699,7 +715,8 @@ fn runEcho(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.Io.
 const Shot = struct {
     fd: i32 = -1,
     gen: u32 = 0,
-    state: enum { idle, connecting, parked, active } = .idle,
+    /// parked: connected, payload not sent yet (burst); held: echoed and kept open (hold).
+    state: enum { idle, connecting, parked, active, held } = .idle,
     /// Pattern offset of this request's payload.
     off: usize = 0,
     tx: usize = 0,
@@ -721,6 +738,8 @@ const Shots = struct {
     slots: []Shot,
     /// Burst mode: hold connections after connect until release() is called.
     hold: bool = false,
+    /// Hold mode: a slot whose echo is done stays open (`held`) instead of closing.
+    keep: bool = false,
     seq: usize = 0,
 
     fn init(gpa: std.mem.Allocator, addr: std.net.Address, n: usize, size: usize) !Shots {
@@ -792,6 +811,8 @@ const Shots = struct {
                 return s.connected(i);
             },
             .parked => return if (events & linux.EPOLL.ERR != 0) s.finish(i, .failed) else .pending,
+            // Checked once at the end (stillOpen): a hold must not count its own probes.
+            .held => return .pending,
             .active => {
                 if (events & linux.EPOLL.ERR != 0) return s.finish(i, .failed);
                 return s.pump(i);
@@ -825,6 +846,16 @@ const Shots = struct {
         }
     }
 
+    /// Whether a held connection is still open with nothing unread (the server
+    /// neither closed it nor sent anything unasked).
+    fn stillOpen(s: *Shots, i: usize) bool {
+        const shot = &s.slots[i];
+        if (shot.state != .held) return false;
+        var byte: [1]u8 = undefined;
+        const rc = linux.recvfrom(shot.fd, &byte, 1, linux.MSG.DONTWAIT | linux.MSG.PEEK, null, null);
+        return linux.E.init(rc) == .AGAIN;
+    }
+
     /// Closes every open slot without counting it.
     fn abandonAll(s: *Shots) void {
         for (0..s.slots.len) |i| _ = s.finish(i, .pending);
@@ -839,6 +870,10 @@ const Shots = struct {
     /// Closes the slot's socket (also dropping it from epoll).
     fn finish(s: *Shots, i: usize, outcome: Outcome) Outcome {
         const shot = &s.slots[i];
+        if (outcome == .done and s.keep) {
+            shot.state = .held;
+            return outcome;
+        }
         if (shot.state != .idle) _ = linux.close(shot.fd);
         shot.state = .idle;
         shot.fd = -1;
@@ -1056,6 +1091,85 @@ fn runBurst(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.Io
     return ok;
 }
 
+/// Connections connecting at once in hold mode: enough to open 15,000 in about a
+/// second, few enough that no listen backlog overflows into SYN retries (which would
+/// measure the kernel's 1 s retry timer, not the server).
+const hold_window = 256;
+
+/// Returns whether every connection was opened, echoed and still open at the end.
+fn runHold(o: Opts, addr: std.net.Address, gpa: std.mem.Allocator, out: *std.Io.Writer) !bool {
+    const n: usize = o.connections;
+    const probe = n; // the last slot
+    var s = try Shots.init(gpa, addr, n + 1, small_msg);
+    s.keep = true;
+    const open_hist = try gpa.create(Histogram);
+    open_hist.* = .{};
+    var opened = Tally{ .hist = open_hist, .span = .request };
+    const events = try gpa.alloc(linux.epoll_event, 1024);
+
+    // Phase 1: open every connection and echo once on each, hold_window at a time.
+    const t0 = now();
+    const deadline = t0 + @as(u64, o.deadline_ms) * std.time.ns_per_ms;
+    var next: usize = 0;
+    var active: usize = 0;
+    while ((next <= n or active > 0) and now() < deadline) {
+        while (next <= n and active < hold_window) : (next += 1) {
+            if (!opened.settle(&s.slots[next], s.start(next))) active += 1;
+        }
+        for (waitEvents(s.epfd, events, deadline, 100)) |ev| {
+            const i = s.slotOf(ev.data.u64) orelse continue;
+            if (opened.settle(&s.slots[i], s.onEvent(i, ev.events))) active -= 1;
+        }
+    }
+    const open_ms = @as(f64, @floatFromInt(now() - t0)) / std.time.ns_per_ms;
+    const held = s.count(.held);
+    const all_open = held == n + 1;
+    if (o.json) {
+        try out.print("{{\"mode\":\"hold\",\"phase\":\"held\",\"connections\":{d},\"held\":{d},\"open_ms\":{d:.1},\"errors\":{d}}}\n", .{ n, held -| 1, open_ms, opened.errors });
+    } else {
+        try out.print("held connections={d} held={d} open_ms={d:.1} errors={d}\n", .{ n, held -| 1, open_ms, opened.errors });
+    }
+    try out.flush();
+
+    // Phase 2: idle, then round trips on the probe connection, one at a time.
+    const probe_hist = try gpa.create(Histogram);
+    probe_hist.* = .{};
+    var probes = Tally{ .hist = probe_hist, .span = .echo };
+    if (all_open) {
+        std.Thread.sleep(secondsToNs(o.hold));
+        const probe_deadline = now() + @as(u64, o.deadline_ms) * std.time.ns_per_ms;
+        for (0..o.probes) |_| {
+            var done = probes.settle(&s.slots[probe], s.release(probe));
+            while (!done and now() < probe_deadline) {
+                for (waitEvents(s.epfd, events, probe_deadline, 100)) |ev| {
+                    const i = s.slotOf(ev.data.u64) orelse continue;
+                    if (i == probe and probes.settle(&s.slots[i], s.onEvent(i, ev.events))) done = true;
+                }
+            }
+            if (!done or s.slots[probe].state != .held) break;
+        }
+    }
+    var still: usize = 0;
+    for (0..n) |i| still += @intFromBool(s.stillOpen(i));
+    s.abandonAll();
+
+    const ok = all_open and probes.done == o.probes and still == n;
+    if (o.json) {
+        try out.print(
+            "{{\"mode\":\"hold\",\"phase\":\"done\",\"connections\":{d},\"held\":{d},\"still_open\":{d},\"open_ms\":{d:.1},\"probes\":{d}," ++
+                "\"p50_us\":{d:.1},\"p99_us\":{d:.1},\"max_us\":{d:.1},\"errors\":{d}}}\n",
+            .{ n, held -| 1, still, open_ms, probes.done, probe_hist.quantileUs(0.50), probe_hist.quantileUs(0.99), probe_hist.maxUs(), opened.errors + probes.errors },
+        );
+    } else {
+        try out.print(
+            "hold connections={d} held={d} still_open={d} open_ms={d:.1} probes={d} p50_us={d:.1} p99_us={d:.1} max_us={d:.1} errors={d}\n",
+            .{ n, held -| 1, still, open_ms, probes.done, probe_hist.quantileUs(0.50), probe_hist.quantileUs(0.99), probe_hist.maxUs(), opened.errors + probes.errors },
+        );
+    }
+    if (!ok) std.debug.print("hold: {d} of {d} opened, {d} still open, {d} of {d} probes\n", .{ held, n + 1, still, probes.done, o.probes });
+    return ok;
+}
+
 // ---------------------------------------------------------------- main
 
 pub fn main() !void {
@@ -1066,6 +1180,7 @@ pub fn main() !void {
     const nofile = raiseNofile();
     const sockets: u64 = switch (o.mode) {
         .rounds => o.clients,
+        .hold => @as(u64, o.connections) + 1,
         else => o.connections,
     };
     if (sockets + 16 > nofile)
@@ -1082,6 +1197,7 @@ pub fn main() !void {
         .accept => try runAccept(o, addr, gpa, out),
         .rounds => try runRounds(o, addr, gpa, out),
         .burst => ok = try runBurst(o, addr, gpa, out),
+        .hold => ok = try runHold(o, addr, gpa, out),
     }
     try out.flush();
     if (!ok) std.process.exit(1);

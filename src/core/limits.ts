@@ -30,3 +30,8 @@ export const MAX_DATAGRAM_BYTES: number = get(LIMIT.maxDatagramBytes);
  * main thread's.
  */
 export const MAX_WORKERS: number = get(LIMIT.maxLoops) - 1;
+/**
+ * The most one `stream.read()` without a buffer returns: the size of the one buffer it
+ * reads into, shared by every stream of the thread.
+ */
+export const READ_CHUNK_BYTES = 64 * 1024;

@@ -15,6 +15,7 @@ import {
   MAX_PENDING_WRITES,
   MAX_UNIX_PATH,
   MAX_WRITE_QUEUE_BYTES,
+  READ_CHUNK_BYTES,
 } from "./limits.ts";
 
 export type { BackendLabel, Stats, TlsEngine };
@@ -41,6 +42,8 @@ export interface Limits {
   maxUnixPath: number;
   /** Most bytes one UDP datagram carries (`send` refuses more). */
   maxDatagramBytes: number;
+  /** Most bytes one `stream.read()` without a buffer returns. */
+  readChunkBytes: number;
 }
 
 /**
@@ -64,6 +67,7 @@ export function limits(): Limits {
     maxPendingWrites: MAX_PENDING_WRITES,
     maxUnixPath: MAX_UNIX_PATH,
     maxDatagramBytes: MAX_DATAGRAM_BYTES,
+    readChunkBytes: READ_CHUNK_BYTES,
   };
 }
 

@@ -13,7 +13,7 @@
  */
 
 import { READ, TLS_INFO, WRITE } from "../../ffi/mod.ts";
-import { MAX_PENDING_WRITES, MAX_WRITE_QUEUE_BYTES } from "../core/limits.ts";
+import { MAX_PENDING_WRITES, MAX_WRITE_QUEUE_BYTES, READ_CHUNK_BYTES } from "../core/limits.ts";
 import { abiError, Cancelled, Closed, TimedOut, WOULD_BLOCK, ZevError } from "../core/errors.ts";
 import { Handle } from "../core/handle.ts";
 import { driver } from "../core/driver.ts";
@@ -114,6 +114,17 @@ const EMPTY = new Uint8Array(0);
 function noop(): void {}
 
 /**
+ * What `read()` without a buffer reads into, shared by every stream of the thread: a read
+ * is synchronous, and its bytes are copied out at once, so no two reads can meet in it.
+ */
+const scratch = new Uint8Array(READ_CHUNK_BYTES);
+/** The pending read has no buffer of its own (`read()`). */
+const CHUNK = new Uint8Array(0);
+/** The write queue and the drainers of a stream that never needed them (never added to). */
+const NO_WRITERS = new WaitQueue<WriteWait>();
+const NO_DRAINERS: ((status: number) => void)[] = [];
+
+/**
  * A connected TCP stream, from `connect` or `Listener.accept`.
  *
  * @example
@@ -133,23 +144,21 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   // this is the path every request of a busy server takes.
   #reading = false;
   #readBuf: Uint8Array = EMPTY;
-  #readResolve: (n: number | null) => void = noop;
+  #readResolve: (n: number | Uint8Array | null) => void = noop;
   #readReject: (error: unknown) => void = noop;
   #readGuard: Guard | null = undefined;
   #readTimer: ReturnType<typeof setTimeout> | undefined;
   #cancelRead = (error: unknown): void => this.#endRead(error);
-  #retryRead = (): void => {
-    if (this.#reading) this.#onReadable();
-  };
-  #writers = new WaitQueue<WriteWait>();
-  #retryWrite = (): void => {
-    if (this.#writers.length > 0) this.#onWritable();
-  };
+  // Made on first use, as the write queue and the drainers below: an idle connection
+  // should cost only what it needs while it waits.
+  #retryRead: (() => void) | undefined;
+  #writers: WaitQueue<WriteWait> = NO_WRITERS;
+  #retryWrite: (() => void) | undefined;
   /**
    * Waiting for the write queue to drain (close, closeWrite): called with `DRAINED`, the
    * negative code of the stream's failure, or `RELEASED`.
    */
-  #drainers: ((status: number) => void)[] = [];
+  #drainers: ((status: number) => void)[] = NO_DRAINERS;
   /** closeWrite was called: writes are refused. */
   #writeClosed = false;
   /** A write was refused (too many pending): later ones are too, so none follows a hole. */
@@ -231,14 +240,36 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   }
 
   /**
+   * Reads without a buffer: resolves with the bytes that arrived (a new `Uint8Array` of
+   * 1 to `limits().readChunkBytes` (64 KiB) bytes, the caller's to keep), or null at the end of the
+   * stream. While it waits it holds no buffer at all: this is the read for a server that
+   * keeps many connections open and mostly idle (each waiting `read(buf)` holds its own
+   * `buf`). The bytes are read into one buffer that every stream of the thread shares,
+   * and copied out at their size. Otherwise as `read(buf)`.
+   *
+   * @example
+   * ```ts
+   * for (let chunk; (chunk = await stream.read()) !== null;) await stream.write(chunk);
+   * ```
+   */
+  read(options?: ReadOptions): Promise<Uint8Array | null>;
+  /**
    * Reads into `buf`. Resolves with the number of bytes read (at least 1; 0 at once for an
    * empty `buf`, which reads nothing), or null at the end of the stream. One read may be pending at a time. A timeout or a cancellation
    * leaves the stream usable: no byte is consumed by a read that did not resolve.
    */
-  read(buf: Uint8Array, options?: ReadOptions): Promise<number | null> {
+  read(buf: Uint8Array, options?: ReadOptions): Promise<number | null>;
+  read(bufOrOptions?: Uint8Array | ReadOptions, more?: ReadOptions): Promise<number | Uint8Array | null> {
+    // No buffer: the first argument is absent, or the options (anything else is a buffer,
+    // so that a wrong one is named as such).
+    const chunk = bufOrOptions === undefined ||
+      (typeof bufOrOptions === "object" && bufOrOptions !== null && !ArrayBuffer.isView(bufOrOptions) &&
+        !(bufOrOptions instanceof ArrayBuffer));
+    const buf = chunk ? CHUNK : bufOrOptions as Uint8Array;
+    const options = chunk && bufOrOptions !== undefined ? bufOrOptions as ReadOptions : more;
     let signal: AbortSignal | undefined, timeout: number | undefined;
     try {
-      checkBytes(buf, "read", "buf", true);
+      if (!chunk) checkBytes(buf, "read", "buf", true);
       timeout = options?.timeout;
       if (timeout !== undefined) checkMs(timeout, "read", "timeout");
       signal = enter(options, "read");
@@ -247,7 +278,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     }
     if (this.#closed) return Promise.reject(new Closed(`${this.#what("read")}: the stream is closed`));
     if (this.#readsEnded !== undefined) return Promise.reject(new Cancelled(this.#readsEnded));
-    if (buf.length === 0) return Promise.resolve(0); // reads nothing, as read(2) and readFull do
+    if (buf.length === 0 && !chunk) return Promise.resolve(0); // reads nothing, as read(2) and readFull do
     if (this.#reading) {
       return Promise.reject(
         new ZevError("Busy", `${this.#what("read")}: another read is already pending on this stream`),
@@ -255,8 +286,9 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     }
     const now = driver.spend();
     if (now) {
-      const r = sym.zev_read(loop, this.handle, buf, buf.length);
-      if (r > 0) return Promise.resolve(r);
+      const into = chunk ? scratch : buf;
+      const r = sym.zev_read(loop, this.handle, into, into.length);
+      if (r > 0) return Promise.resolve(chunk ? scratch.slice(0, r) : r);
       if (r === 0) return Promise.resolve(null);
       if (r !== WOULD_BLOCK) return Promise.reject(abiError(r, this.#what("read")));
     }
@@ -276,7 +308,13 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       }
       // The budget is spent: read on the next turn. Otherwise a READ event follows.
       if (now) driver.kick();
-      else driver.defer(this.#retryRead);
+      else {
+        driver.defer(
+          this.#retryRead ??= () => {
+            if (this.#reading) this.#onReadable();
+          },
+        );
+      }
     });
   }
 
@@ -365,10 +403,14 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
 
   #onReadable(): void {
     const buf = this.#readBuf;
+    const chunk = buf === CHUNK;
     let r: number;
     try {
-      checkBytes(buf, "read", "buf", false);
-      r = sym.zev_read(loop, this.handle, buf, buf.length);
+      if (chunk) r = sym.zev_read(loop, this.handle, scratch, scratch.length);
+      else {
+        checkBytes(buf, "read", "buf", false);
+        r = sym.zev_read(loop, this.handle, buf, buf.length);
+      }
     } catch (error) {
       // The caller's buffer was detached (transferred) while the read waited.
       return this.#endRead(error);
@@ -376,7 +418,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     if (r === WOULD_BLOCK) return; // spurious; the loop re-armed the interest
     const resolve = this.#readResolve, reject = this.#readReject;
     this.#clearRead();
-    if (r > 0) resolve(r);
+    if (r > 0) resolve(chunk ? scratch.slice(0, r) : r);
     else if (r === 0) resolve(null);
     else reject(abiError(r, this.#what("read")));
   }
@@ -439,10 +481,16 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       const w = new WriteWait(this, data, offset, resolve, reject);
       w.guard = tieWait(w.cancel, signal);
       if (w.guard === null) return; // cancelled at once
+      if (this.#writers === NO_WRITERS) this.#writers = new WaitQueue();
       this.#writers.push(w);
       this.updateHold();
-      if (deferred) driver.defer(this.#retryWrite);
-      else driver.kick();
+      if (deferred) {
+        driver.defer(
+          this.#retryWrite ??= () => {
+            if (this.#writers.length > 0) this.#onWritable();
+          },
+        );
+      } else driver.kick();
     });
   }
 
@@ -522,12 +570,17 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
         this.updateHold();
         reject(error);
       };
-      this.#drainers.push(done);
+      this.#addDrainer(done);
       const guard = tieWait(cancel, signal);
       if (guard === null) return; // cancelled at once
       this.updateHold();
       this.#checkDrained();
     });
+  }
+
+  #addDrainer(drainer: (status: number) => void): void {
+    if (this.#drainers === NO_DRAINERS) this.#drainers = [];
+    this.#drainers.push(drainer);
   }
 
   #checkDrained(): void {
@@ -698,7 +751,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       const drained = (status: number) => {
         // The writes are out: a TLS stream's close_notify follows them.
         if (status === DRAINED && this.#notifyTls() && sym.zev_flush(loop, this.handle) > 0) {
-          this.#drainers.push(drained);
+          this.#addDrainer(drained);
           this.updateHold();
           return driver.kick();
         }
@@ -708,7 +761,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
         } else wait.finish();
       };
       this.#closeWait = wait;
-      this.#drainers.push(drained);
+      this.#addDrainer(drained);
       this.updateHold();
       this.#tieClose(signal);
       if (this.#closeWait !== wait) return; // cancelled at once
@@ -848,17 +901,24 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   get readable(): ReadableStream<Uint8Array> {
     return this.#readable ??= new ReadableStream({
       type: "bytes",
-      autoAllocateChunkSize: 64 * 1024,
       pull: async (controller) => {
-        const request = controller.byobRequest!;
-        const view = request.view!;
-        const n = await this.read(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
-        if (n === null) {
-          controller.close();
-          request.respond(0);
-        } else {
-          request.respond(n);
+        // A BYOB reader's view is filled in place; a default reader gets chunks from
+        // `read()`, so a readable waiting for its peer holds no buffer.
+        const request = controller.byobRequest;
+        if (request?.view) {
+          const view = request.view;
+          const n = await this.read(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+          if (n === null) {
+            controller.close();
+            request.respond(0);
+          } else {
+            request.respond(n);
+          }
+          return;
         }
+        const chunk = await this.read();
+        if (chunk === null) controller.close();
+        else controller.enqueue(chunk as Uint8Array<ArrayBuffer>); // (a copy: never shared)
       },
       cancel: () => this.close(),
     });
@@ -887,14 +947,12 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     });
   }
 
-  /** Reads chunks until the end of the stream; each chunk is a fresh copy. */
+  /**
+   * Reads chunks until the end of the stream (each from `read()`: the caller's to keep,
+   * and no buffer held while it waits).
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    const buf = new Uint8Array(64 * 1024);
-    for (;;) {
-      const n = await this.read(buf);
-      if (n === null) return;
-      yield buf.slice(0, n);
-    }
+    for (let chunk; (chunk = await this.read()) !== null;) yield chunk;
   }
 
   /** `await using stream = await connect(...)` closes it at the end of the scope. */

@@ -9,16 +9,7 @@
 import { Listener } from "../net/listener.ts";
 import type { Addr, AnyAddr } from "../net/addr.ts";
 import type { Stream } from "../net/stream.ts";
-import {
-  call,
-  currentTask,
-  guardWait,
-  reasonOf,
-  report,
-  supervise,
-  type Supervisor,
-  type Task,
-} from "../tasks/task.ts";
+import { call, currentTask, guardWait, reasonOf, report, supervise, type Supervisor } from "../tasks/task.ts";
 import { sleep } from "../tasks/deadline.ts";
 import { Scope } from "../tasks/scope.ts";
 import { checkMs, checkOptions, checkSupervisor, show } from "../core/validate.ts";
@@ -69,7 +60,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
    */
   readonly #handlers = new Scope("report");
   /** The streams of the connection tasks still running. */
-  readonly #live = new Map<Task<void>, Stream<A>>();
+  readonly #live = new Set<Stream<A>>();
   /** Ends a retry pause early once the loop is told to stop. */
   readonly #stop = new AbortController();
   #stopping: Promise<void> | undefined;
@@ -84,16 +75,20 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
     if (options.supervisor !== undefined) checkSupervisor(options.supervisor, "acceptLoop");
     const serve = async (stream: Stream<A>): Promise<void> => {
       try {
-        await handler(stream);
-      } catch (error) {
-        // The handler's error is the task's: a close that then fails too (its queue
-        // could not be sent within the timeout) must not take its place.
-        if (!stream.closed) await stream.close().catch(() => {});
-        throw error;
+        try {
+          await handler(stream);
+        } catch (error) {
+          // The handler's error is the task's: a close that then fails too (its queue
+          // could not be sent within the timeout) must not take its place.
+          if (!stream.closed) await stream.close().catch(() => {});
+          throw error;
+        }
+        // A close that fails, its queue unsent, is the task's error. A stream the handler
+        // closed or aborted itself is its own: so is what that close ended with.
+        if (!stream.closed) await stream.close();
+      } finally {
+        this.#live.delete(stream);
       }
-      // A close that fails, its queue unsent, is the task's error. A stream the handler
-      // closed or aborted itself is its own: so is what that close ended with.
-      if (!stream.closed) await stream.close();
     };
     Object.defineProperty(serve, "name", { value: handler.name || "connection handler" });
     const run = async (): Promise<void> => {
@@ -118,16 +113,13 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
           continue;
         }
         failures = 0;
-        const task = this.#handlers.go(serve, stream);
-        this.#live.set(task, stream);
-        task.done.then(this.#forget(task), this.#forget(task));
+        this.#live.add(stream);
+        this.#handlers.go(serve, stream);
       }
     };
     Object.defineProperty(run, "name", { value: "acceptLoop" });
     this.done = (options.supervisor ? supervise(options.supervisor, run) : call(run)).done;
   }
-
-  #forget = (task: Task<void>) => (): void => void this.#live.delete(task);
 
   /** Resolves once no connection handler is running. */
   whenIdle(): Promise<void> {

@@ -17,7 +17,7 @@
  */
 
 import { Cancelled, type TimedOut } from "../core/errors.ts";
-import { checkFn, currentTask, enter, guardWait, reasonOf, report, runNextTurn, Task } from "./task.ts";
+import { checkFn, currentTask, enter, guardWait, reasonOf, report, runNextTurn, Task, type TaskOwner } from "./task.ts";
 import { show } from "../core/validate.ts";
 
 /** Options of `scope` and `openScope`. */
@@ -58,7 +58,7 @@ type Policy = "fail" | "report";
  * The tasks of one piece of work. Made by `scope` (which passes it to its function),
  * `openScope`, `gather`, `race`, and `acceptLoop` (for its handlers).
  */
-export class Scope {
+export class Scope implements TaskOwner {
   readonly #policy: Policy;
   /** Tasks running. */
   readonly #tasks = new Set<Task<unknown>>();
@@ -134,11 +134,14 @@ export class Scope {
     if (this.#policy === "fail") task.reportsErrors = false;
     this.#tasks.add(task as Task<unknown>);
     if (this.#reason) task.cancel(this.#reason.reason);
-    task.done.then(() => this.#forget(task as Task<unknown>), (error) => {
-      this.#failed(task as Task<unknown>, error);
-      this.#forget(task as Task<unknown>);
-    });
+    task.owner = this;
     return task;
+  }
+
+  /** @internal A task of the scope ended (Task calls it, as it settles). */
+  taskEnded(task: Task<unknown>, threw: boolean, error: unknown): void {
+    if (threw) this.#failed(task, error);
+    this.#forget(task);
   }
 
   #failed(task: Task<unknown>, error: unknown): void {

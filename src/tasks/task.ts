@@ -121,6 +121,11 @@ export function pendingCancelCount(): number {
 /** A pending wait's way to be cancelled. */
 type CancelWait = (error: Cancelled | TimedOut) => void;
 
+/** @internal What a task tells of its end (a scope): whether it threw, and what. */
+export interface TaskOwner {
+  taskEnded(task: Task<unknown>, threw: boolean, error: unknown): void;
+}
+
 /** A running async function, its result, and a handle to cancel it. */
 export class Task<T> {
   /** The function's name, for messages ("anonymous" if it has none). */
@@ -145,6 +150,11 @@ export class Task<T> {
   #outcome: unknown;
   /** Whether its end went to the supervisor. */
   #reported = false;
+  /**
+   * @internal Told when the task ends, in the same turn (its scope): a field rather than
+   * a callback on `done`, which would cost every connection task a promise chain.
+   */
+  owner: TaskOwner | undefined;
   // `done` is made on first use: a server's connection tasks are rarely awaited, and a
   // promise plus the handler that keeps it from counting as unhandled is two per task.
   #done: Promise<T> | undefined;
@@ -242,6 +252,7 @@ export class Task<T> {
     if (typeof this.supervisor !== "function") {
       report(this as Task<unknown>, { kind: "ok", task: this as Task<unknown>, value });
     }
+    this.owner?.taskEnded(this as Task<unknown>, false, undefined);
   }
 
   #fail(error: unknown): void {
@@ -252,8 +263,8 @@ export class Task<T> {
     this.#reject?.(error);
     // A function supervisor is not told an error the caller of withDeadline or gather
     // gets; a channel supervisor is told every end, as it promises.
-    if (!this.reportsErrors && typeof this.supervisor === "function") return;
-    this.reportError();
+    if (this.reportsErrors || typeof this.supervisor !== "function") this.reportError();
+    this.owner?.taskEnded(this as Task<unknown>, true, error);
   }
 
   /** @internal Whether the function threw (known at once, before `done` settles). */
