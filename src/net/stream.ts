@@ -148,7 +148,6 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   #readReject: (error: unknown) => void = noop;
   #readGuard: Guard | null = undefined;
   #readTimer: ReturnType<typeof setTimeout> | undefined;
-  #cancelRead = (error: unknown): void => this.#endRead(error);
   // Made on first use, as the write queue and the drainers below: an idle connection
   // should cost only what it needs while it waits.
   #retryRead: (() => void) | undefined;
@@ -297,7 +296,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       this.#readBuf = buf;
       this.#readResolve = resolve;
       this.#readReject = reject;
-      this.#readGuard = tieWait(this.#cancelRead, signal);
+      this.#readGuard = tieWait(this, signal);
       if (this.#readGuard === null) return; // cancelled at once
       this.updateHold();
       if (timeout !== undefined) {
@@ -380,6 +379,14 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     this.#endRead(new Cancelled(reason));
   }
 
+  /**
+   * @internal The pending read's task or signal cancelled it (the stream is its own
+   * cancel: see `CancelWait`).
+   */
+  _cancelWait(error: unknown): void {
+    this.#endRead(error);
+  }
+
   /** Ends the pending read with an error (cancelled, timed out, closed). */
   #endRead(error: unknown): void {
     if (!this.#reading) return;
@@ -392,7 +399,7 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     this.#reading = false;
     this.#readBuf = EMPTY;
     this.#readResolve = this.#readReject = noop;
-    untieWait(this.#readGuard, this.#cancelRead);
+    untieWait(this.#readGuard, this);
     this.#readGuard = undefined;
     if (this.#readTimer !== undefined) {
       clearTimeout(this.#readTimer);

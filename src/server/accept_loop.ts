@@ -58,7 +58,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
    * The connection tasks: a scope whose failures go to the supervisor (one handler's
    * error is not the server's), cancelled as one when the server stops.
    */
-  readonly #handlers = new Scope("report");
+  readonly #handlers = new Scope("report", (task, threw) => this.#closeStream(task.resource as Stream<A>, threw));
   /** The streams of the connection tasks still running. */
   readonly #live = new Set<Stream<A>>();
   /** Ends a retry pause early once the loop is told to stop. */
@@ -73,24 +73,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
       throw new TypeError(`acceptLoop: handler must be a function, not ${show(handler)}`);
     }
     if (options.supervisor !== undefined) checkSupervisor(options.supervisor, "acceptLoop");
-    const serve = async (stream: Stream<A>): Promise<void> => {
-      try {
-        try {
-          await handler(stream);
-        } catch (error) {
-          // The handler's error is the task's: a close that then fails too (its queue
-          // could not be sent within the timeout) must not take its place.
-          if (!stream.closed) await stream.close().catch(() => {});
-          throw error;
-        }
-        // A close that fails, its queue unsent, is the task's error. A stream the handler
-        // closed or aborted itself is its own: so is what that close ended with.
-        if (!stream.closed) await stream.close();
-      } finally {
-        this.#live.delete(stream);
-      }
-    };
-    Object.defineProperty(serve, "name", { value: handler.name || "connection handler" });
+    const name = handler.name || "connection handler";
     const run = async (): Promise<void> => {
       let failures = 0;
       while (!listener.closed) {
@@ -114,11 +97,28 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
         }
         failures = 0;
         this.#live.add(stream);
-        this.#handlers.go(serve, stream);
+        this.#handlers.goWith(name, handler, stream);
       }
     };
     Object.defineProperty(run, "name", { value: "acceptLoop" });
     this.done = (options.supervisor ? supervise(options.supervisor, run) : call(run)).done;
+  }
+
+  /**
+   * A connection's handler ended (`threw` or not): its stream is closed, as its task,
+   * before the task settles (see `TaskOwner.taskEnding`: no async wrapper per connection).
+   * After a throw, the handler's error stays the task's: a close that then fails too (its
+   * queue could not be sent within the timeout) must not take its place. After a return,
+   * a close that fails, its queue unsent, is the task's error. A stream the handler closed
+   * or aborted itself is its own: so is what that close ended with.
+   */
+  #closeStream(stream: Stream<A>, threw: boolean): Promise<void> | undefined {
+    if (stream.closed) {
+      this.#live.delete(stream);
+      return undefined;
+    }
+    const closing = stream.close().finally(() => this.#live.delete(stream));
+    return threw ? closing.catch(() => {}) : closing;
   }
 
   /** Resolves once no connection handler is running. */

@@ -71,9 +71,13 @@ export class Scope implements TaskOwner {
   #ended = false;
   #idle: (() => void)[] = [];
 
+  /** @internal See `TaskOwner.taskEnding`. */
+  readonly taskEnding: TaskOwner["taskEnding"];
+
   /** @internal */
-  constructor(policy: Policy = "fail") {
+  constructor(policy: Policy = "fail", ending?: TaskOwner["taskEnding"]) {
     this.#policy = policy;
+    this.taskEnding = ending;
   }
 
   /** Aborts when the scope is cancelled (a task failed, or the scope's waiter was cancelled). */
@@ -109,6 +113,17 @@ export class Scope implements TaskOwner {
     checkFn(fn, "scope.go");
     const task = this.#adopt<T>(fn.name, "go");
     runNextTurn(task, fn, args);
+    return task;
+  }
+
+  /**
+   * @internal `go(fn, resource)` as a task named `name` that holds `resource` (see
+   * `Task.resource`): acceptLoop's connection tasks.
+   */
+  goWith<R>(name: string, fn: (resource: R) => unknown, resource: R): Task<unknown> {
+    const task = this.#adopt<unknown>(name, "go");
+    task.resource = resource;
+    runNextTurn(task, fn, [resource]);
     return task;
   }
 

@@ -118,11 +118,26 @@ export function pendingCancelCount(): number {
   return pendingCancels;
 }
 
-/** A pending wait's way to be cancelled. */
-type CancelWait = (error: Cancelled | TimedOut) => void;
+/**
+ * A pending wait's way to be cancelled: a function, or an object whose `_cancelWait` it
+ * is (a stream's read: one closure fewer for every connection waiting for its client).
+ */
+export type CancelWait = ((error: Cancelled | TimedOut) => void) | { _cancelWait(error: Cancelled | TimedOut): void };
+
+function fire(wait: CancelWait, error: Cancelled | TimedOut): void {
+  if (typeof wait === "function") wait(error);
+  else wait._cancelWait(error);
+}
 
 /** @internal What a task tells of its end (a scope): whether it threw, and what. */
 export interface TaskOwner {
+  /**
+   * Runs as the task once its function has ended, before it settles: the task settles
+   * when the promise returned settles (acceptLoop closes a connection's stream here,
+   * with no async wrapper per connection). A rejection is the task's error if its
+   * function had returned; after a throw, the throw stays the task's error.
+   */
+  readonly taskEnding?: (task: Task<unknown>, threw: boolean) => PromiseLike<void> | undefined;
   taskEnded(task: Task<unknown>, threw: boolean, error: unknown): void;
 }
 
@@ -155,6 +170,8 @@ export class Task<T> {
    * a callback on `done`, which would cost every connection task a promise chain.
    */
   owner: TaskOwner | undefined;
+  /** @internal What the task's owner gave it to work on (a connection task's stream). */
+  resource: unknown;
   // `done` is made on first use: a server's connection tasks are rarely awaited, and a
   // promise plus the handler that keeps it from counting as unhandled is two per task.
   #done: Promise<T> | undefined;
@@ -214,8 +231,8 @@ export class Task<T> {
       this.#pendingCancel = error;
       pendingCancels++;
     }
-    for (const cancel of waits) cancel(error);
-    for (const watch of this.#watchers ?? []) watch(error);
+    for (const cancel of waits) fire(cancel, error);
+    for (const watch of this.#watchers ?? []) fire(watch, error);
     this.#watchers = undefined;
   }
 
@@ -236,11 +253,33 @@ export class Task<T> {
     try {
       result = current.run(this as Task<unknown>, fn, ...args);
     } catch (error) {
-      this.#fail(error);
+      this.#end(true, error);
       return;
     }
-    if (result instanceof Promise) result.then((value) => this.#succeed(value), (error) => this.#fail(error));
-    else Promise.resolve(result).then((value) => this.#succeed(value), (error) => this.#fail(error));
+    if (result instanceof Promise) result.then((value) => this.#end(false, value), (error) => this.#end(true, error));
+    else Promise.resolve(result).then((value) => this.#end(false, value), (error) => this.#end(true, error));
+  }
+
+  /** The function ended (`threw` or not, with `outcome`): the owner's ending, then settle. */
+  #end(threw: boolean, outcome: unknown): void {
+    const ending = this.owner?.taskEnding;
+    let after: PromiseLike<void> | undefined;
+    if (ending) {
+      try {
+        after = current.run(this as Task<unknown>, ending, this as Task<unknown>, threw);
+      } catch (error) {
+        if (!threw) [threw, outcome] = [true, error];
+      }
+    }
+    if (after === undefined) {
+      if (threw) this.#fail(outcome);
+      else this.#succeed(outcome as T);
+      return;
+    }
+    after.then(
+      () => threw ? this.#fail(outcome) : this.#succeed(outcome as T),
+      (error) => this.#fail(threw ? outcome : error),
+    );
   }
 
   #succeed(value: T): void {
@@ -308,7 +347,7 @@ export class Task<T> {
   addWait(cancel: CancelWait): boolean {
     const pending = this.takePendingCancel();
     if (pending) {
-      cancel(pending);
+      fire(cancel, pending);
       return false;
     }
     if (this.#wait === undefined) this.#wait = cancel;
@@ -380,11 +419,11 @@ class SignalGuard {
   constructor(readonly task: Task<unknown> | undefined, readonly signal: AbortSignal, readonly cancel: CancelWait) {}
   onAbort = (): void => {
     this.task?.removeWait(this.onCancel);
-    this.cancel(abortedBy(this.signal));
+    fire(this.cancel, abortedBy(this.signal));
   };
   onCancel = (error: Cancelled | TimedOut): void => {
     this.signal.removeEventListener("abort", this.onAbort);
-    this.cancel(error);
+    fire(this.cancel, error);
   };
 }
 
@@ -404,7 +443,7 @@ export function tieWait(cancel: CancelWait, signal?: AbortSignal): Guard | null 
     return task.addWait(cancel) ? task : null;
   }
   if (signal.aborted) {
-    cancel(abortedBy(signal));
+    fire(cancel, abortedBy(signal));
     return null;
   }
   const guard = new SignalGuard(task, signal, cancel);
