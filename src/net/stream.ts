@@ -124,6 +124,28 @@ const CHUNK = new Uint8Array(0);
 const NO_WRITERS = new WaitQueue<WriteWait>();
 const NO_DRAINERS: ((status: number) => void)[] = [];
 
+/** The flags of a stream (see `Stream`). */
+const READING = 1, WRITE_CLOSED = 2, SHUT_DOWN = 4, CLOSED = 8, TLS = 16, RELEASED_SHIFT = 5;
+
+/** What an idle stream does not need (see `Stream`). */
+class ColdStreamState {
+  connecting: PendingConnect | undefined = undefined;
+  readTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  retryRead: (() => void) | undefined = undefined;
+  retryWrite: (() => void) | undefined = undefined;
+  writeRefused: ZevError | undefined = undefined;
+  readsEnded: unknown = undefined;
+  closing: Promise<void> | undefined = undefined;
+  closeWait: CloseWait | undefined = undefined;
+  peer: string | undefined = undefined;
+  local: Addr | undefined = undefined;
+  remote: Addr | undefined = undefined;
+  unix: readonly [UnixAddr, UnixAddr] | undefined = undefined;
+  handshaking: PendingConnect | undefined = undefined;
+  readable: ReadableStream<Uint8Array> | undefined = undefined;
+  writable: WritableStream<Uint8Array> | undefined = undefined;
+}
+
 /**
  * A connected TCP stream, from `connect` or `Listener.accept`.
  *
@@ -139,48 +161,162 @@ const NO_DRAINERS: ((status: number) => void)[] = [];
 export class Stream<A extends AnyAddr = Addr> extends Handle {
   /** The stream's handle in the native loop (for diagnostics). */
   readonly handle: number;
-  #connecting: PendingConnect | undefined;
   // The pending read, in fields rather than an object: one read waits at a time, and
   // this is the path every request of a busy server takes.
-  #reading = false;
   #readBuf: Uint8Array = EMPTY;
   #readResolve: (n: number | Uint8Array | null) => void = noop;
   #readReject: (error: unknown) => void = noop;
   #readGuard: Guard | null = undefined;
-  #readTimer: ReturnType<typeof setTimeout> | undefined;
-  // Made on first use, as the write queue and the drainers below: an idle connection
-  // should cost only what it needs while it waits.
-  #retryRead: (() => void) | undefined;
   #writers: WaitQueue<WriteWait> = NO_WRITERS;
-  #retryWrite: (() => void) | undefined;
   /**
    * Waiting for the write queue to drain (close, closeWrite): called with `DRAINED`, the
    * negative code of the stream's failure, or `RELEASED`.
    */
   #drainers: ((status: number) => void)[] = NO_DRAINERS;
+
+  // What every stream needs is in fields; the rest, which an idle connection never
+  // touches (a connect, a timeout, a close, addresses, TLS, Web Streams), in an object
+  // made on first use; the flags share one number. Private accessors keep the code as
+  // if each were a field: a server holds one stream per connection.
+  #bits = 0;
+  #cold: ColdStreamState | undefined;
+  get #reading(): boolean {
+    return (this.#bits & READING) !== 0;
+  }
+  set #reading(on: boolean) {
+    this.#bits = on ? this.#bits | READING : this.#bits & ~READING;
+  }
   /** closeWrite was called: writes are refused. */
-  #writeClosed = false;
-  /** A write was refused (too many pending): later ones are too, so none follows a hole. */
-  #writeRefused: ZevError | undefined;
-  /** Why reads end (a server closing: `_endReads`): each read rejects with it. */
-  #readsEnded: unknown;
+  get #writeClosed(): boolean {
+    return (this.#bits & WRITE_CLOSED) !== 0;
+  }
+  set #writeClosed(on: boolean) {
+    this.#bits = on ? this.#bits | WRITE_CLOSED : this.#bits & ~WRITE_CLOSED;
+  }
   /** closeWrite shut the write side down (the loop sends the FIN after the queue). */
-  #shutDown = false;
-  #closed = false;
-  /** The handle was released: 1 gracefully, 2 with a reset. */
-  #released: 0 | 1 | 2 = 0;
-  #closing: Promise<void> | undefined;
-  #closeWait: CloseWait | undefined;
-  #peer: string | undefined;
-  /** The addresses once read (the remote one is read before the handle is released). */
-  #local: Addr | undefined;
-  #remote: Addr | undefined;
-  /** A Unix stream's local and remote addresses (the kernel keeps no path for us). */
-  #unix: readonly [UnixAddr, UnixAddr] | undefined;
+  get #shutDown(): boolean {
+    return (this.#bits & SHUT_DOWN) !== 0;
+  }
+  set #shutDown(on: boolean) {
+    this.#bits = on ? this.#bits | SHUT_DOWN : this.#bits & ~SHUT_DOWN;
+  }
+  get #closed(): boolean {
+    return (this.#bits & CLOSED) !== 0;
+  }
+  set #closed(on: boolean) {
+    this.#bits = on ? this.#bits | CLOSED : this.#bits & ~CLOSED;
+  }
   /** A TLS session was started on it (`startTls`). */
-  #tls = false;
+  get #tls(): boolean {
+    return (this.#bits & TLS) !== 0;
+  }
+  set #tls(on: boolean) {
+    this.#bits = on ? this.#bits | TLS : this.#bits & ~TLS;
+  }
+  /** The handle was released: 1 gracefully, 2 with a reset. */
+  get #released(): 0 | 1 | 2 {
+    return ((this.#bits >> RELEASED_SHIFT) & 3) as 0 | 1 | 2;
+  }
+  set #released(how: 1 | 2) {
+    this.#bits |= how << RELEASED_SHIFT;
+  }
+  /** The connect under way (`connect`). */
+  get #connecting(): PendingConnect | undefined {
+    return this.#cold?.connecting;
+  }
+  set #connecting(value: PendingConnect | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).connecting = value;
+  }
+  /** The pending read's timeout. */
+  get #readTimer(): ReturnType<typeof setTimeout> | undefined {
+    return this.#cold?.readTimer;
+  }
+  set #readTimer(value: ReturnType<typeof setTimeout> | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).readTimer = value;
+  }
+  get #retryRead(): (() => void) | undefined {
+    return this.#cold?.retryRead;
+  }
+  set #retryRead(value: (() => void) | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).retryRead = value;
+  }
+  get #retryWrite(): (() => void) | undefined {
+    return this.#cold?.retryWrite;
+  }
+  set #retryWrite(value: (() => void) | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).retryWrite = value;
+  }
+  /** A write was refused (too many pending): later ones are too, so none follows a hole. */
+  get #writeRefused(): ZevError | undefined {
+    return this.#cold?.writeRefused;
+  }
+  set #writeRefused(value: ZevError | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).writeRefused = value;
+  }
+  /** Why reads end (a server closing: `_endReads`): each read rejects with it. */
+  get #readsEnded(): unknown {
+    return this.#cold?.readsEnded;
+  }
+  set #readsEnded(value: unknown) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).readsEnded = value;
+  }
+  get #closing(): Promise<void> | undefined {
+    return this.#cold?.closing;
+  }
+  set #closing(value: Promise<void> | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).closing = value;
+  }
+  get #closeWait(): CloseWait | undefined {
+    return this.#cold?.closeWait;
+  }
+  set #closeWait(value: CloseWait | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).closeWait = value;
+  }
+  get #peer(): string | undefined {
+    return this.#cold?.peer;
+  }
+  set #peer(value: string | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).peer = value;
+  }
+  /** The addresses once read (the remote one is read before the handle is released). */
+  get #local(): Addr | undefined {
+    return this.#cold?.local;
+  }
+  set #local(value: Addr | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).local = value;
+  }
+  get #remote(): Addr | undefined {
+    return this.#cold?.remote;
+  }
+  set #remote(value: Addr | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).remote = value;
+  }
+  /** A Unix stream's local and remote addresses (the kernel keeps no path for us). */
+  get #unix(): readonly [UnixAddr, UnixAddr] | undefined {
+    return this.#cold?.unix;
+  }
+  set #unix(value: readonly [UnixAddr, UnixAddr] | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).unix = value;
+  }
   /** The TLS handshake under way. */
-  #handshaking: PendingConnect | undefined;
+  get #handshaking(): PendingConnect | undefined {
+    return this.#cold?.handshaking;
+  }
+  set #handshaking(value: PendingConnect | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).handshaking = value;
+  }
+  get #readable(): ReadableStream<Uint8Array> | undefined {
+    return this.#cold?.readable;
+  }
+  set #readable(value: ReadableStream<Uint8Array> | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).readable = value;
+  }
+  get #writable(): WritableStream<Uint8Array> | undefined {
+    return this.#cold?.writable;
+  }
+  set #writable(value: WritableStream<Uint8Array> | undefined) {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).writable = value;
+  }
 
   /** @internal Streams come from `connect` and `Listener.accept`. */
   constructor(handle: number, unix?: readonly [local: UnixAddr, remote: UnixAddr]) {
@@ -890,9 +1026,6 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
       else this.#checkDrained();
     }
   }
-
-  #readable: ReadableStream<Uint8Array> | undefined;
-  #writable: WritableStream<Uint8Array> | undefined;
 
   /**
    * The stream's incoming bytes as a Web `ReadableStream` (a byte stream): it reads from

@@ -129,6 +129,16 @@ function fire(wait: CancelWait, error: Cancelled | TimedOut): void {
   else wait._cancelWait(error);
 }
 
+const REPORTS_ERRORS = 1, CANCELLED = 2, REPORTED = 4, RETURNED = 8, THREW = 16;
+
+/** What few tasks need (see `Task`). */
+class RareTaskState {
+  controller: AbortController | undefined = undefined;
+  moreWaits: Set<CancelWait> | undefined = undefined;
+  pendingCancel: Cancelled | undefined = undefined;
+  watchers: Set<CancelWait> | undefined = undefined;
+}
+
 /** @internal What a task tells of its end (a scope): whether it threw, and what. */
 export interface TaskOwner {
   /**
@@ -147,24 +157,14 @@ export class Task<T> {
   readonly name: string;
   /** Receives the task's error (inherited from the task that started it). */
   readonly supervisor: Supervisor;
-  /**
-   * @internal Whether the task's own error goes to its supervisor. `withDeadline` hands
-   * its task's error to its caller instead, until the deadline has passed.
-   */
-  reportsErrors = true;
-  #cancelled = false;
-  #controller: AbortController | undefined;
-  /** The task's pending waits: nearly always one, so one slot and a set for the rest. */
+  // A server holds a task per connection, most of them waiting: the flags share one
+  // number and what few tasks use (a signal, more waits, a cancel not yet delivered,
+  // watchers) lives in an object made on first use, behind private accessors.
+  #bits = REPORTS_ERRORS;
+  #rare: RareTaskState | undefined;
+  /** The task's pending wait: nearly always one, so one slot here and a set for the rest. */
   #wait: CancelWait | undefined;
-  #moreWaits: Set<CancelWait> | undefined;
-  #pendingCancel: Cancelled | undefined;
-  /** Told of the cancel without taking it (an open scope's tasks): it still reaches a wait. */
-  #watchers: Set<CancelWait> | undefined;
-  /** 0 running, 1 returned, 2 threw. */
-  #state: 0 | 1 | 2 = 0;
   #outcome: unknown;
-  /** Whether its end went to the supervisor. */
-  #reported = false;
   /**
    * @internal Told when the task ends, in the same turn (its scope): a field rather than
    * a callback on `done`, which would cost every connection task a promise chain.
@@ -175,8 +175,63 @@ export class Task<T> {
   // `done` is made on first use: a server's connection tasks are rarely awaited, and a
   // promise plus the handler that keeps it from counting as unhandled is two per task.
   #done: Promise<T> | undefined;
-  #resolve: ((value: T) => void) | undefined;
-  #reject: ((error: unknown) => void) | undefined;
+  #resolvers: [resolve: (value: T) => void, reject: (error: unknown) => void] | undefined;
+
+  /**
+   * @internal Whether the task's own error goes to its supervisor. `withDeadline` hands
+   * its task's error to its caller instead, until the deadline has passed.
+   */
+  get reportsErrors(): boolean {
+    return (this.#bits & REPORTS_ERRORS) !== 0;
+  }
+  set reportsErrors(on: boolean) {
+    this.#bits = on ? this.#bits | REPORTS_ERRORS : this.#bits & ~REPORTS_ERRORS;
+  }
+  get #cancelled(): boolean {
+    return (this.#bits & CANCELLED) !== 0;
+  }
+  set #cancelled(_: true) {
+    this.#bits |= CANCELLED;
+  }
+  /** Whether its end went to the supervisor. */
+  get #reported(): boolean {
+    return (this.#bits & REPORTED) !== 0;
+  }
+  set #reported(_: true) {
+    this.#bits |= REPORTED;
+  }
+  /** 0 running, 1 returned, 2 threw. */
+  get #state(): 0 | 1 | 2 {
+    return (this.#bits & RETURNED) !== 0 ? 1 : (this.#bits & THREW) !== 0 ? 2 : 0;
+  }
+  set #state(state: 1 | 2) {
+    this.#bits |= state === 1 ? RETURNED : THREW;
+  }
+  get #controller(): AbortController | undefined {
+    return this.#rare?.controller;
+  }
+  set #controller(controller: AbortController) {
+    (this.#rare ??= new RareTaskState()).controller = controller;
+  }
+  get #moreWaits(): Set<CancelWait> | undefined {
+    return this.#rare?.moreWaits;
+  }
+  set #moreWaits(waits: Set<CancelWait>) {
+    (this.#rare ??= new RareTaskState()).moreWaits = waits;
+  }
+  get #pendingCancel(): Cancelled | undefined {
+    return this.#rare?.pendingCancel;
+  }
+  set #pendingCancel(error: Cancelled | undefined) {
+    if (error !== undefined || this.#rare) (this.#rare ??= new RareTaskState()).pendingCancel = error;
+  }
+  /** Told of the cancel without taking it (an open scope's tasks): it still reaches a wait. */
+  get #watchers(): Set<CancelWait> | undefined {
+    return this.#rare?.watchers;
+  }
+  set #watchers(watchers: Set<CancelWait> | undefined) {
+    if (watchers !== undefined || this.#rare) (this.#rare ??= new RareTaskState()).watchers = watchers;
+  }
 
   /** @internal Tasks come from `go`, `call`, `supervise`, `acceptLoop` and `withDeadline`. */
   constructor(name: string, supervisor: Supervisor | undefined) {
@@ -188,10 +243,9 @@ export class Task<T> {
   get done(): Promise<T> {
     if (this.#done) return this.#done;
     if (this.#state === 1) return (this.#done = Promise.resolve(this.#outcome as T));
-    this.#done = this.#state === 2 ? Promise.reject(this.#outcome) : new Promise<T>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
+    this.#done = this.#state === 2
+      ? Promise.reject(this.#outcome)
+      : new Promise<T>((resolve, reject) => (this.#resolvers = [resolve, reject]));
     // The error goes to the supervisor; an unobserved `done` must not crash the process.
     this.#done.catch(() => {});
     return this.#done;
@@ -287,7 +341,7 @@ export class Task<T> {
     this.#state = 1;
     this.#outcome = value;
     this.#dropPendingCancel();
-    this.#resolve?.(value);
+    this.#resolvers?.[0](value);
     if (typeof this.supervisor !== "function") {
       report(this as Task<unknown>, { kind: "ok", task: this as Task<unknown>, value });
     }
@@ -299,7 +353,7 @@ export class Task<T> {
     this.#state = 2;
     this.#outcome = error;
     this.#dropPendingCancel();
-    this.#reject?.(error);
+    this.#resolvers?.[1](error);
     // A function supervisor is not told an error the caller of withDeadline or gather
     // gets; a channel supervisor is told every end, as it promises.
     if (this.reportsErrors || typeof this.supervisor !== "function") this.reportError();
