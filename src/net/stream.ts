@@ -118,6 +118,7 @@ function noop(): void {}
  * is synchronous, and its bytes are copied out at once, so no two reads can meet in it.
  */
 const scratch = new Uint8Array(READ_CHUNK_BYTES);
+
 /** The pending read has no buffer of its own (`read()`). */
 const CHUNK = new Uint8Array(0);
 /** The write queue and the drainers of a stream that never needed them (never added to). */

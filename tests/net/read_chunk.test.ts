@@ -27,7 +27,7 @@ test("read() without a buffer: each chunk is the caller's own, at its size, even
   // Read through one shared buffer: a chunk that were a view of it would now say "world!".
   assert.equal(decode(fromA), "hello");
   assert.equal(decode(fromB), "world!");
-  assert.equal(fromA!.buffer.byteLength, 5, "a copy at its size, not a view of a larger buffer");
+  assert.equal(fromA!.buffer.byteLength, 5, "a copy in a buffer of its own, at its size");
   fromA!.fill(0); // the caller's to change
   // A read that waits (no byte yet) hands over its own copy too.
   const waiting = a.server.read();
