@@ -5,7 +5,8 @@
 #   make test    every test: Zig reactor, C in a musl process, TypeScript under Deno and Bun,
 #                against the glibc and the musl library, and the proof that the burst tests
 #                fail against Janet 1.32's listener behaviour
-#   make bench   the performance comparison (writes bench/RESULTS.md, bench/curve.svg and bench/TLS.md)
+#   make bench   the performance comparison (writes bench/RESULTS.md, bench/curve.svg, bench/TLS.md
+#                and bench/IDLE.md)
 #   make bench-bridge  what the kernel charges for the wake bridge, with no runtime (2.5 min)
 #   make mutate  mutation testing: reactor mutants and StrykerJS over src/ (long)
 #   make dist    the seven libraries and the npm and JSR packages, into dist/
@@ -226,6 +227,9 @@ demo: setup lib lib-edge tools
 bench: setup lib tools .tools/debs-bench
 	$(BUN) bench/run.ts
 	$(BUN) bench/tls.ts
+	$(BUN) bench/idle.ts
+	$(BUN) bench/heap.ts
+	$(BUN) bench/read_idioms.ts
 
 # The kernel's price for the wake bridge, with no runtime (bench/bridge.zig, docs/design/WAKE.md).
 bench-bridge: tools

@@ -7,7 +7,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Cancelled, limits, TimedOut, ZevError } from "../../mod.ts";
+import { Cancelled, connect, limits, serve, stats, TimedOut, ZevError } from "../../mod.ts";
 import { concat, spendTurn, tcpPair, text, within } from "../harness/helpers.ts";
 import { checkLeaks } from "../harness/leaks.ts";
 
@@ -142,4 +142,32 @@ test("for await and a default reader of stream.readable get chunks the caller ke
   await Promise.all([second.client.close(), second.server.close()]);
   listener.close();
   second.listener.close();
+});
+
+test("held idle connections cost the loop nothing: no poll while 300 handlers wait in read()", async () => {
+  const server = serve({ hostname: "127.0.0.1", port: 0 }, async (stream) => {
+    for (let chunk; (chunk = await stream.read()) !== null;) await stream.write(chunk);
+  });
+  const clients = await Promise.all(Array.from({ length: 300 }, () => connect({ port: server.addr.port })));
+  // Each handler has answered once, so each now waits in read().
+  await within(
+    10000,
+    "one echo on every connection",
+    Promise.all(clients.map(async (c) => {
+      await c.write(text("hi"));
+      await c.readFull(new Uint8Array(2));
+    })),
+  );
+  await pause(50);
+  const before = stats();
+  assert.equal(server.connections, 300);
+  await pause(300);
+  const after = stats();
+  assert.equal(after.polls - before.polls, 0, "the loop polled while every connection was idle");
+  assert.equal(after.timers, 0, "zev keeps no timer for idle connections");
+  // And they are still served at once.
+  await clients[7].write(text("ok"));
+  assert.equal(decode(await within(2000, "an echo after the idle time", clients[7].readFull(new Uint8Array(2)))), "ok");
+  await Promise.all(clients.map((c) => c.close()));
+  await server.close();
 });
