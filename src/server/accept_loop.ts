@@ -21,6 +21,8 @@ export interface AcceptLoopOptions {
    * (default: the inherited supervisor).
    */
   supervisor?: Supervisor;
+  /** @internal Called when a connection starts or ends (a Worker tells its count). */
+  onConnections?: () => void;
 }
 
 /** Options of a graceful shutdown. */
@@ -64,6 +66,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
   /** Ends a retry pause early once the loop is told to stop. */
   readonly #stop = new AbortController();
   #stopping: Promise<void> | undefined;
+  readonly #onConnections: () => void;
 
   constructor(readonly listener: Listener<A>, handler: (stream: Stream<A>) => unknown, options: AcceptLoopOptions) {
     if (!(listener instanceof Listener)) {
@@ -73,6 +76,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
       throw new TypeError(`acceptLoop: handler must be a function, not ${show(handler)}`);
     }
     if (options.supervisor !== undefined) checkSupervisor(options.supervisor, "acceptLoop");
+    this.#onConnections = options.onConnections ?? (() => {});
     const name = handler.name || "connection handler";
     const run = async (): Promise<void> => {
       let failures = 0;
@@ -98,6 +102,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
         failures = 0;
         this.#live.add(stream);
         this.#handlers.goWith(name, handler, stream);
+        this.#onConnections();
       }
     };
     Object.defineProperty(run, "name", { value: "acceptLoop" });
@@ -115,9 +120,13 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
   #closeStream(stream: Stream<A>, threw: boolean): Promise<void> | undefined {
     if (stream.closed) {
       this.#live.delete(stream);
+      this.#onConnections();
       return undefined;
     }
-    const closing = stream.close().finally(() => this.#live.delete(stream));
+    const closing = stream.close().finally(() => {
+      this.#live.delete(stream);
+      this.#onConnections();
+    });
     return threw ? closing.catch(() => {}) : closing;
   }
 

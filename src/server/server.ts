@@ -64,19 +64,21 @@ export interface Server<A extends AnyAddr = Addr> {
 
 /**
  * @internal `serve` on this thread. `beforeFinish` runs once the server has stopped,
- * before `finished` resolves (a Worker reports it while it still can).
+ * before `finished` resolves (a Worker reports it while it still can); `onConnections`
+ * when a connection starts or ends.
  */
 export function startServer<A extends AnyAddr>(
   options: ServeOptions | UnixServeOptions,
   handler: (stream: Stream<A>) => unknown,
   beforeFinish: () => void = () => {},
+  onConnections?: () => void,
 ): Server<A> {
   // Checked before the listener opens: a bad supervisor must not leave it open.
   if (options?.supervisor !== undefined) checkSupervisor(options.supervisor, "serve");
   const listener = listen(options as ServeOptions) as unknown as Listener<A>;
   let loop: AcceptLoop<A>;
   try {
-    loop = new AcceptLoop<A>(listener, handler, { supervisor: options?.supervisor });
+    loop = new AcceptLoop<A>(listener, handler, { supervisor: options?.supervisor, onConnections });
   } catch (error) {
     listener.close(); // refused: nothing it opened stays open
     throw error;

@@ -83,9 +83,23 @@ function serveHere(options: WorkersServeOptions, handler: (stream: Stream) => un
   const scope = globalThis as unknown as WorkerScope;
   const port = Number(tag.split(":")[1]);
   let server: Server;
+  // The main thread's `connections`: told after a change, at most 10 times a second, and
+  // with no timer while nothing changes (an idle Worker is not woken).
+  let told = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const tell = () => {
+    timer = undefined;
+    if (server.connections !== told) scope.postMessage({ zev: "connections", n: told = server.connections });
+  };
+  const changed = () => void (timer ??= setTimeout(tell, 100));
   try {
     // Told before `finished` resolves: the program may end the Worker right after.
-    server = startServer({ ...options, port, reusePort: true }, handler, () => scope.postMessage({ zev: "closed" }));
+    server = startServer(
+      { ...options, port, reusePort: true },
+      handler,
+      () => scope.postMessage({ zev: "closed" }),
+      changed,
+    );
   } catch (error) {
     const e = error as { message?: string; code?: string };
     scope.postMessage({ zev: "failed", message: String(e?.message ?? error), code: e?.code });
@@ -105,12 +119,7 @@ function serveHere(options: WorkersServeOptions, handler: (stream: Stream) => un
     const message = (e as MessageEvent).data as ToWorker;
     if (message?.zev === "close") server.close({ gracePeriod: message.gracePeriod });
   });
-  // The main thread's `connections`: told when it changes, at most 10 times a second.
-  let told = 0;
-  const timer = setInterval(() => {
-    if (server.connections !== told) scope.postMessage({ zev: "connections", n: told = server.connections });
-  }, 100);
-  server.finished.then(() => clearInterval(timer));
+  server.finished.then(() => clearTimeout(timer));
   scope.postMessage({ zev: "listening", addr: server.addr });
   return server;
 }
