@@ -137,7 +137,7 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
 
   /** Connection handlers still running. */
   get connections(): number {
-    return this.#handlers.running;
+    return this.#live.size;
   }
 
   /**

@@ -49,7 +49,7 @@ const suites: Record<string, string[]> = {
   "tasks/deadline.ts": ["task", "cancel", "errors", "gather", "scope"],
   "tasks/gather.ts": ["gather", "task"],
   "tasks/scope.ts": ["scope", "gather", "serve", "proxy"],
-  "tasks/task.ts": ["supervisor", "gather", "task", "cancel", "channel", "lifecycle"],
+  "tasks/task.ts": ["supervisor", "gather", "task", "cancel", "channel", "lifecycle", "scope", "serve"],
 };
 
 const root = new URL("../../", import.meta.url).pathname;

@@ -187,3 +187,32 @@ test("serve's close tells idle handlers at once: their reads reject with Cancell
   }
   for (const c of clients) c.destroy();
 });
+
+test("acceptLoop closes a handler's stream before its task ends: a close that fails after a return is the task's error; after a throw, the throw is", async () => {
+  for (const how of ["returns", "throws"] as const) {
+    const errors: unknown[] = [];
+    const listener = listen({ hostname: "127.0.0.1", port: 0 });
+    let handed: Stream | undefined;
+    const loop = acceptLoop(listener, (stream) => {
+      handed = stream;
+      // 32 MiB the client never reads: the close at the handler's end waits for them.
+      stream.write(new Uint8Array(32 << 20)).catch(() => {});
+      if (how === "throws") throw new Error("the handler's own error");
+    }, { supervisor: (error) => errors.push(error) });
+    const client = await connect({ port: listener.addr.port });
+    await eventually(2000, "the handler ran and its close waits", () => handed !== undefined && handed.closed);
+    await sleep(50);
+    assert.deepEqual(errors, [], "nothing is told while the close waits");
+    client.abort(); // the queue can never be sent now
+    await eventually(2000, "the task's end told", () => errors.length === 1);
+    if (how === "returns") {
+      // The close's own failure (the reset, while the queue waited), naming the close.
+      assert.ok((errors[0] as object) instanceof ZevError, String(errors[0]));
+      assert.match((errors[0] as Error).message, /^close to 127\.0\.0\.1:\d+: /);
+    } else {
+      assert.equal((errors[0] as Error).message, "the handler's own error");
+    }
+    listener.close();
+    await loop;
+  }
+});
