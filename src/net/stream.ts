@@ -181,38 +181,48 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
   // if each were a field: a server holds one stream per connection.
   #bits = 0;
   #cold: ColdStreamState | undefined;
+  #flag(bit: number): boolean {
+    return (this.#bits & bit) !== 0;
+  }
+  #setFlag(bit: number, on: boolean): void {
+    this.#bits = on ? this.#bits | bit : this.#bits & ~bit;
+  }
+  /** Stores cold state; storing `undefined` where none was made makes none. */
+  #setCold<K extends keyof ColdStreamState>(key: K, value: ColdStreamState[K]): void {
+    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState())[key] = value;
+  }
   get #reading(): boolean {
-    return (this.#bits & READING) !== 0;
+    return this.#flag(READING);
   }
   set #reading(on: boolean) {
-    this.#bits = on ? this.#bits | READING : this.#bits & ~READING;
+    this.#setFlag(READING, on);
   }
   /** closeWrite was called: writes are refused. */
   get #writeClosed(): boolean {
-    return (this.#bits & WRITE_CLOSED) !== 0;
+    return this.#flag(WRITE_CLOSED);
   }
   set #writeClosed(on: boolean) {
-    this.#bits = on ? this.#bits | WRITE_CLOSED : this.#bits & ~WRITE_CLOSED;
+    this.#setFlag(WRITE_CLOSED, on);
   }
   /** closeWrite shut the write side down (the loop sends the FIN after the queue). */
   get #shutDown(): boolean {
-    return (this.#bits & SHUT_DOWN) !== 0;
+    return this.#flag(SHUT_DOWN);
   }
   set #shutDown(on: boolean) {
-    this.#bits = on ? this.#bits | SHUT_DOWN : this.#bits & ~SHUT_DOWN;
+    this.#setFlag(SHUT_DOWN, on);
   }
   get #closed(): boolean {
-    return (this.#bits & CLOSED) !== 0;
+    return this.#flag(CLOSED);
   }
   set #closed(on: boolean) {
-    this.#bits = on ? this.#bits | CLOSED : this.#bits & ~CLOSED;
+    this.#setFlag(CLOSED, on);
   }
   /** A TLS session was started on it (`startTls`). */
   get #tls(): boolean {
-    return (this.#bits & TLS) !== 0;
+    return this.#flag(TLS);
   }
   set #tls(on: boolean) {
-    this.#bits = on ? this.#bits | TLS : this.#bits & ~TLS;
+    this.#setFlag(TLS, on);
   }
   /** The handle was released: 1 gracefully, 2 with a reset. */
   get #released(): 0 | 1 | 2 {
@@ -226,97 +236,97 @@ export class Stream<A extends AnyAddr = Addr> extends Handle {
     return this.#cold?.connecting;
   }
   set #connecting(value: PendingConnect | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).connecting = value;
+    this.#setCold("connecting", value);
   }
   /** The pending read's timeout. */
   get #readTimer(): ReturnType<typeof setTimeout> | undefined {
     return this.#cold?.readTimer;
   }
   set #readTimer(value: ReturnType<typeof setTimeout> | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).readTimer = value;
+    this.#setCold("readTimer", value);
   }
   get #retryRead(): (() => void) | undefined {
     return this.#cold?.retryRead;
   }
   set #retryRead(value: (() => void) | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).retryRead = value;
+    this.#setCold("retryRead", value);
   }
   get #retryWrite(): (() => void) | undefined {
     return this.#cold?.retryWrite;
   }
   set #retryWrite(value: (() => void) | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).retryWrite = value;
+    this.#setCold("retryWrite", value);
   }
   /** A write was refused (too many pending): later ones are too, so none follows a hole. */
   get #writeRefused(): ZevError | undefined {
     return this.#cold?.writeRefused;
   }
   set #writeRefused(value: ZevError | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).writeRefused = value;
+    this.#setCold("writeRefused", value);
   }
   /** Why reads end (a server closing: `_endReads`): each read rejects with it. */
   get #readsEnded(): unknown {
     return this.#cold?.readsEnded;
   }
   set #readsEnded(value: unknown) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).readsEnded = value;
+    this.#setCold("readsEnded", value);
   }
   get #closing(): Promise<void> | undefined {
     return this.#cold?.closing;
   }
   set #closing(value: Promise<void> | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).closing = value;
+    this.#setCold("closing", value);
   }
   get #closeWait(): CloseWait | undefined {
     return this.#cold?.closeWait;
   }
   set #closeWait(value: CloseWait | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).closeWait = value;
+    this.#setCold("closeWait", value);
   }
   get #peer(): string | undefined {
     return this.#cold?.peer;
   }
   set #peer(value: string | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).peer = value;
+    this.#setCold("peer", value);
   }
   /** The addresses once read (the remote one is read before the handle is released). */
   get #local(): Addr | undefined {
     return this.#cold?.local;
   }
   set #local(value: Addr | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).local = value;
+    this.#setCold("local", value);
   }
   get #remote(): Addr | undefined {
     return this.#cold?.remote;
   }
   set #remote(value: Addr | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).remote = value;
+    this.#setCold("remote", value);
   }
   /** A Unix stream's local and remote addresses (the kernel keeps no path for us). */
   get #unix(): readonly [UnixAddr, UnixAddr] | undefined {
     return this.#cold?.unix;
   }
   set #unix(value: readonly [UnixAddr, UnixAddr] | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).unix = value;
+    this.#setCold("unix", value);
   }
   /** The TLS handshake under way. */
   get #handshaking(): PendingConnect | undefined {
     return this.#cold?.handshaking;
   }
   set #handshaking(value: PendingConnect | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).handshaking = value;
+    this.#setCold("handshaking", value);
   }
   get #readable(): ReadableStream<Uint8Array> | undefined {
     return this.#cold?.readable;
   }
   set #readable(value: ReadableStream<Uint8Array> | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).readable = value;
+    this.#setCold("readable", value);
   }
   get #writable(): WritableStream<Uint8Array> | undefined {
     return this.#cold?.writable;
   }
   set #writable(value: WritableStream<Uint8Array> | undefined) {
-    if (value !== undefined || this.#cold) (this.#cold ??= new ColdStreamState()).writable = value;
+    this.#setCold("writable", value);
   }
 
   /** @internal Streams come from `connect` and `Listener.accept`. */

@@ -119,15 +119,17 @@ export class AcceptLoop<A extends AnyAddr = Addr> {
    */
   #closeStream(stream: Stream<A>, threw: boolean): Promise<void> | undefined {
     if (stream.closed) {
-      this.#live.delete(stream);
-      this.#onConnections();
+      this.#forget(stream);
       return undefined;
     }
-    const closing = stream.close().finally(() => {
-      this.#live.delete(stream);
-      this.#onConnections();
-    });
+    const closing = stream.close().finally(() => this.#forget(stream));
     return threw ? closing.catch(() => {}) : closing;
+  }
+
+  /** A connection's stream is closed: it is no longer one of the server's connections. */
+  #forget(stream: Stream<A>): void {
+    this.#live.delete(stream);
+    this.#onConnections();
   }
 
   /** Resolves once no connection handler is running. */

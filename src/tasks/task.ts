@@ -211,26 +211,30 @@ export class Task<T> {
     return this.#rare?.controller;
   }
   set #controller(controller: AbortController) {
-    (this.#rare ??= new RareTaskState()).controller = controller;
+    this.#setRare("controller", controller);
   }
   get #moreWaits(): Set<CancelWait> | undefined {
     return this.#rare?.moreWaits;
   }
   set #moreWaits(waits: Set<CancelWait>) {
-    (this.#rare ??= new RareTaskState()).moreWaits = waits;
+    this.#setRare("moreWaits", waits);
   }
   get #pendingCancel(): Cancelled | undefined {
     return this.#rare?.pendingCancel;
   }
   set #pendingCancel(error: Cancelled | undefined) {
-    if (error !== undefined || this.#rare) (this.#rare ??= new RareTaskState()).pendingCancel = error;
+    this.#setRare("pendingCancel", error);
   }
   /** Told of the cancel without taking it (an open scope's tasks): it still reaches a wait. */
   get #watchers(): Set<CancelWait> | undefined {
     return this.#rare?.watchers;
   }
   set #watchers(watchers: Set<CancelWait> | undefined) {
-    if (watchers !== undefined || this.#rare) (this.#rare ??= new RareTaskState()).watchers = watchers;
+    this.#setRare("watchers", watchers);
+  }
+  /** Stores rare state; storing `undefined` where none was made makes none. */
+  #setRare<K extends keyof RareTaskState>(key: K, value: RareTaskState[K]): void {
+    if (value !== undefined || this.#rare) (this.#rare ??= new RareTaskState())[key] = value;
   }
 
   /** @internal Tasks come from `go`, `call`, `supervise`, `acceptLoop` and `withDeadline`. */
